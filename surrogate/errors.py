@@ -1,0 +1,21 @@
+"""Exceptions raised by :mod:`surrogate`."""
+
+from __future__ import annotations
+
+__all__ = ["ConfigError", "DatasetError", "SurrogateError", "TrainingError"]
+
+
+class SurrogateError(Exception):
+    """Base class of every error that :mod:`surrogate` raises on purpose."""
+
+
+class DatasetError(SurrogateError, ValueError):
+    """A dataset is missing, malformed, or asked for with bad arguments."""
+
+
+class ConfigError(SurrogateError, ValueError):
+    """A configuration value is out of range or of the wrong type."""
+
+
+class TrainingError(SurrogateError, RuntimeError):
+    """Training could not go on (for example, every resample of a Gumbel sample was not finite)."""
