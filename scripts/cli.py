@@ -1,0 +1,59 @@
+"""The ``dagrank`` console command: argument parsing and dispatch only.
+
+Each subcommand lives in a module of :mod:`scripts` that defines ``register(subparsers)``; the
+module's handler receives the parsed arguments and returns an exit code. Errors that the toolkit
+raises on purpose (and bad command-line values) end the command with one line on stderr and exit
+status 2; nothing else is caught, so a real bug still shows its traceback.
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import sys
+from collections.abc import Sequence
+
+from analysis.errors import AnalysisError
+from dagspace.errors import DagspaceError
+from surrogate.errors import SurrogateError
+
+__all__ = ["main"]
+
+# module name -> subcommand it registers; imported lazily so `dagrank space` never imports torch.
+SUBCOMMAND_MODULES = ("cmd_space", "cmd_supernet", "cmd_bench")
+
+USER_ERRORS = (DagspaceError, SurrogateError, AnalysisError, OSError)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="dagrank",
+        description="Rank the cell architectures of a DAG search space with a supernet.",
+    )
+    subparsers = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+    for name in SUBCOMMAND_MODULES:
+        try:
+            module = importlib.import_module(f"scripts.{name}")
+        except ModuleNotFoundError as err:
+            if err.name != f"scripts.{name}":
+                raise
+            continue
+        module.register(subparsers)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    try:
+        return int(args.handler(args) or 0)
+    except USER_ERRORS as err:
+        print(f"dagrank {args.command}: error: {err}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print(f"dagrank {args.command}: interrupted; what was stored is kept.", file=sys.stderr)
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())
