@@ -1,0 +1,305 @@
+"""The enumerated space: stacked arrays of every distinct pruned cell, saved as one ``.npz``."""
+
+from __future__ import annotations
+
+import os
+import tempfile
+import time
+import zipfile
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from dagspace.cell import INPUT, OUTPUT, CellSpec
+from dagspace.enumeration import (
+    MAX_ENUMERATION_VERTICES,
+    check_ops,
+    enumerate_topologies,
+    labelled_cells,
+)
+from dagspace.errors import CellNotInSpaceError, InvalidCellError, InvalidSpaceError
+from dagspace.features import FEATURES, compute_features, num_vertices, unique_topologies
+from dagspace.hashing import canonical_hash
+
+__all__ = ["PAD", "Space", "enumerate_space"]
+
+PAD = -1  # operation code of a padding vertex
+_FORMAT = "dagrank-space-1"
+
+
+@dataclass(frozen=True, eq=False)
+class Space:
+    """Every distinct pruned cell of a space, as stacked read-only arrays.
+
+    Attributes:
+        matrices: ``(N, V, V)`` uint8. A cell on ``v <= V`` vertices occupies rows and columns
+            ``0..v-1`` (its output at ``v - 1``); the rest is zero padding.
+        ops: ``(N, V)`` int8 codes into ``vocabulary`` (``PAD = -1`` on padding vertices), or
+            ``None`` for an unlabelled (topology-only) space.
+        vocabulary: ``("input", "output", *interior ops)`` for a labelled space, else ``None``.
+        hashes: ``(N,)`` canonical hashes (:func:`dagspace.canonical_hash`), all distinct.
+        features: ``(N, F)`` float64 graph features, named by ``feature_names``.
+        max_vertices, max_edges: the enumeration's bounds (``max_edges`` may be ``None``).
+    """
+
+    matrices: np.ndarray
+    ops: np.ndarray | None
+    vocabulary: tuple[str, ...] | None
+    hashes: np.ndarray
+    features: np.ndarray
+    feature_names: tuple[str, ...]
+    max_vertices: int
+    max_edges: int | None = None
+    _index: dict[str, int] = field(default_factory=dict, init=False, repr=False)
+
+    def __post_init__(self) -> None:
+        n = len(self.hashes)
+        if self.matrices.shape != (n, self.max_vertices, self.max_vertices):
+            raise InvalidSpaceError(
+                f"A space's 'matrices' must have shape ({n}, {self.max_vertices}, "
+                f"{self.max_vertices}); got {self.matrices.shape}."
+            )
+        if self.features.shape != (n, len(self.feature_names)):
+            raise InvalidSpaceError(
+                f"A space's 'features' must have shape ({n}, {len(self.feature_names)}); "
+                f"got {self.features.shape}."
+            )
+        if (self.ops is None) != (self.vocabulary is None) or (
+            self.ops is not None and self.ops.shape != (n, self.max_vertices)
+        ):
+            raise InvalidSpaceError(
+                "A labelled space needs 'ops' of shape (N, V) and a 'vocabulary'; an unlabelled "
+                f"one neither. Got ops {None if self.ops is None else self.ops.shape}, "
+                f"vocabulary {self.vocabulary}."
+            )
+        for array in (self.matrices, self.ops, self.hashes, self.features):
+            if array is not None:
+                array.flags.writeable = False
+
+    # -- container protocol ------------------------------------------------------------------
+    def __len__(self) -> int:
+        return len(self.hashes)
+
+    def __getitem__(self, index: int) -> CellSpec:
+        if not isinstance(index, (int, np.integer)):
+            raise TypeError(f"A space is indexed by an int; got {type(index).__name__}.")
+        if not -len(self) <= index < len(self):
+            raise IndexError(f"Cell index {index} out of range for a space of {len(self)} cells.")
+        v = int(self.num_vertices[index])
+        matrix = self.matrices[index, :v, :v]
+        if self.ops is None:
+            return CellSpec(matrix)
+        return CellSpec(matrix, [self.vocabulary[c] for c in self.ops[index, :v]])
+
+    def __iter__(self) -> Iterator[CellSpec]:
+        return (self[i] for i in range(len(self)))
+
+    def __contains__(self, spec: object) -> bool:
+        return isinstance(spec, CellSpec) and self.find(spec) is not None
+
+    @property
+    def is_labelled(self) -> bool:
+        return self.ops is not None
+
+    @property
+    def op_names(self) -> tuple[str, ...] | None:
+        """The interior operations of a labelled space, in the order given at enumeration."""
+        return None if self.vocabulary is None else self.vocabulary[2:]
+
+    @property
+    def num_vertices(self) -> np.ndarray:
+        """``(N,)`` int: each cell's vertex count."""
+        return self.feature("num_vertices").astype(np.int64)
+
+    def feature(self, name: str) -> np.ndarray:
+        """One feature column ``(N,)``."""
+        if name not in self.feature_names:
+            raise InvalidSpaceError(
+                f"Unknown feature {name!r}; this space has {list(self.feature_names)}."
+            )
+        return self.features[:, self.feature_names.index(name)]
+
+    # -- lookup ---------------------------------------------------------------------------------
+    def find(self, spec: CellSpec) -> int | None:
+        """The index of the cell isomorphic to ``spec``, or ``None``."""
+        if not self._index:
+            self._index.update((h, i) for i, h in enumerate(self.hashes.tolist()))
+        if spec.is_labelled != self.is_labelled:
+            return None
+        try:
+            return self._index.get(canonical_hash(spec))
+        except InvalidCellError:
+            return None
+
+    def index_of(self, spec: CellSpec) -> int:
+        """The index of the cell isomorphic to ``spec``.
+
+        Raises:
+            CellNotInSpaceError: no cell of the space is isomorphic to ``spec``.
+        """
+        index = self.find(spec)
+        if index is None:
+            raise CellNotInSpaceError(
+                f"The cell {spec!r} (after pruning) is not in this space of {len(self)} cells "
+                f"(at most {self.max_vertices} vertices, max_edges={self.max_edges}, "
+                f"ops={list(self.op_names) if self.op_names else None})."
+            )
+        return index
+
+    # -- persistence ----------------------------------------------------------------------------
+    def save(self, path: str | os.PathLike) -> Path:
+        """Write the space to one ``.npz`` file, atomically (temp file, fsync, rename)."""
+        path = Path(path)
+        arrays = {
+            "format": np.asarray(_FORMAT),
+            "matrices": self.matrices,
+            "hashes": self.hashes.astype("S32"),
+            "features": self.features,
+            "feature_names": np.asarray(self.feature_names),
+            "max_vertices": np.asarray(self.max_vertices),
+            "max_edges": np.asarray(-1 if self.max_edges is None else self.max_edges),
+        }
+        if self.ops is not None:
+            arrays["ops"] = self.ops
+            arrays["vocabulary"] = np.asarray(self.vocabulary)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+        try:
+            with os.fdopen(fd, "wb") as handle:
+                np.savez(handle, **arrays)
+                handle.flush()
+                os.fsync(handle.fileno())
+            os.replace(tmp, path)
+        except BaseException:
+            Path(tmp).unlink(missing_ok=True)
+            raise
+        return path
+
+    @classmethod
+    def load(cls, path: str | os.PathLike) -> Space:
+        """Read a space written by :meth:`save`.
+
+        Raises:
+            InvalidSpaceError: the file is missing, not a space file, or inconsistent.
+        """
+        path = Path(path)
+        try:
+            with np.load(path, allow_pickle=False) as data:
+                if "format" not in data.files or str(data["format"]) != _FORMAT:
+                    raise InvalidSpaceError(
+                        f"{path} is not a dagrank space file (expected format {_FORMAT!r})."
+                    )
+                fields = {name: data[name] for name in data.files}
+        except FileNotFoundError:
+            raise InvalidSpaceError(f"No space file at {path}.") from None
+        except (OSError, ValueError, zipfile.BadZipFile, EOFError) as err:
+            raise InvalidSpaceError(f"{path} is not a readable .npz space file: {err}") from None
+        try:
+            max_edges = int(fields["max_edges"])
+            return cls(
+                matrices=fields["matrices"].astype(np.uint8, copy=False),
+                ops=fields["ops"].astype(np.int8, copy=False) if "ops" in fields else None,
+                vocabulary=tuple(fields["vocabulary"].tolist()) if "vocabulary" in fields
+                else None,
+                hashes=fields["hashes"].astype("U32"),
+                features=fields["features"].astype(np.float64, copy=False),
+                feature_names=tuple(fields["feature_names"].tolist()),
+                max_vertices=int(fields["max_vertices"]),
+                max_edges=None if max_edges < 0 else max_edges,
+            )
+        except KeyError as err:
+            raise InvalidSpaceError(f"{path} lacks the array {err} of a space file.") from None
+        except (TypeError, ValueError) as err:
+            if isinstance(err, InvalidSpaceError):
+                raise InvalidSpaceError(f"{path}: {err}") from None
+            raise InvalidSpaceError(f"{path} holds malformed space arrays: {err}") from None
+
+    # -- export ---------------------------------------------------------------------------------
+    def to_frame(self) -> pd.DataFrame:
+        """One row per cell: ``hash``, the features, and (labelled) the interior ``ops``."""
+        frame = pd.DataFrame(self.features, columns=list(self.feature_names))
+        frame.insert(0, "hash", self.hashes)
+        frame["edges"] = self._edge_strings()
+        if self.ops is not None:
+            names = np.asarray([*self.vocabulary, ""], dtype=object)  # PAD -> ""
+            interior = names[self.ops[:, 1:]]  # (N, V-1)
+            frame["ops"] = [",".join(op for op in row if op and op != OUTPUT)
+                            for row in interior.tolist()]
+        return frame
+
+    def _edge_strings(self) -> list[str]:
+        """Each cell's matrix as its rows joined by '/' ("0110/0001/0001/0000")."""
+        distinct, inverse = unique_topologies(self.matrices)
+        sizes = num_vertices(distinct).astype(int)
+        text = ["/".join("".join(map(str, row[:v])) for row in m[:v])
+                for m, v in zip(distinct.tolist(), sizes.tolist(), strict=True)]
+        return np.asarray(text, dtype=object)[inverse].tolist()
+
+
+def _check_bounds(num_vertices: object, max_edges: object) -> None:
+    if not isinstance(num_vertices, int) or not 2 <= num_vertices <= MAX_ENUMERATION_VERTICES:
+        raise InvalidSpaceError(
+            f"The 'num_vertices' of enumerate_space must be an int in [2, "
+            f"{MAX_ENUMERATION_VERTICES}]; got {num_vertices!r}."
+        )
+    if max_edges is not None and (not isinstance(max_edges, int) or max_edges < 1):
+        raise InvalidSpaceError(
+            f"The 'max_edges' of enumerate_space must be a positive int or None; got {max_edges!r}."
+        )
+
+
+def enumerate_space(
+    num_vertices: int,
+    ops: Sequence[str] | None = None,
+    max_edges: int | None = None,
+    features: Sequence[str] = tuple(FEATURES),
+) -> Space:
+    """Every distinct pruned cell on at most ``num_vertices`` vertices (see
+    :mod:`dagspace.enumeration` for the algorithm and the known counts).
+
+    Args:
+        num_vertices: the largest cell, input and output included (2..7).
+        ops: interior operation names for a labelled space, or ``None`` for topologies only.
+        max_edges: keep cells with at most this many edges (NAS-Bench-101 uses 9).
+        features: the graph features to compute (names of :data:`dagspace.FEATURES`);
+            ``num_vertices`` is always included.
+    """
+    _check_bounds(num_vertices, max_edges)
+    ops = check_ops(ops)
+    names = tuple(dict.fromkeys(["num_vertices", *features]))
+    vocabulary = None if ops is None else (INPUT, OUTPUT, *ops)
+    rank_to_code = None if ops is None else np.asarray([2 + ops.index(o) for o in sorted(ops)])
+    mats, codes, hashes = [], [], []
+    for v in range(2, num_vertices + 1):
+        topologies = enumerate_topologies(v, max_edges)
+        index, labels, cell_hashes = labelled_cells(topologies, ops)
+        padded = np.zeros((len(index), num_vertices, num_vertices), dtype=np.uint8)
+        padded[:, :v, :v] = topologies.matrices[index]
+        mats.append(padded)
+        hashes.append(cell_hashes)
+        if ops is not None:
+            op_codes = np.full((len(index), num_vertices), PAD, dtype=np.int8)
+            op_codes[:, 0], op_codes[:, v - 1] = 0, 1
+            op_codes[:, 1 : v - 1] = rank_to_code[labels]
+            codes.append(op_codes)
+    matrices = np.concatenate(mats)
+    return Space(
+        matrices=matrices,
+        ops=None if ops is None else np.concatenate(codes),
+        vocabulary=vocabulary,
+        hashes=np.concatenate(hashes),
+        features=compute_features(matrices, names),
+        feature_names=names,
+        max_vertices=num_vertices,
+        max_edges=max_edges,
+    )
+
+
+def timed_enumeration(*args: object, **kwargs: object) -> tuple[Space, float]:
+    """``enumerate_space`` and its wall time in seconds."""
+    start = time.perf_counter()
+    space = enumerate_space(*args, **kwargs)
+    return space, time.perf_counter() - start
