@@ -51,8 +51,13 @@ class Embedding:
         bounds = np.searchsorted(self.point_of_cell_[order], np.arange(len(self.points_) + 1))
         self._cells_by_point = np.split(order, bounds[1:-1])
         self._tree = cKDTree(self.points_)
-        for array in (self.mean_, self.scale_, self.cell_points_, self.points_,
-                      self.point_of_cell_):
+        for array in (
+            self.mean_,
+            self.scale_,
+            self.cell_points_,
+            self.points_,
+            self.point_of_cell_,
+        ):
             array.flags.writeable = False
 
     @property
@@ -101,8 +106,10 @@ class Embedding:
     def nearest(self, points: np.ndarray, k: int = 1) -> list[np.ndarray]:
         """For each query point, *all* cells at its ``k`` nearest distinct points (ties
         included), as ascending space indices."""
-        return [np.sort(np.concatenate([self.cells_at(p) for p in ix]))
-                for ix in self.nearest_points(points, k)]
+        return [
+            np.sort(np.concatenate([self.cells_at(p) for p in ix]))
+            for ix in self.nearest_points(points, k)
+        ]
 
     def nearest_cell(
         self, points: np.ndarray, tie_break: TieBreak = "random", seed: SeedLike = 0

@@ -62,9 +62,7 @@ def topology_keys(matrices: np.ndarray) -> np.ndarray:
 
 def unique_topologies(matrices: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """The distinct matrices of a stack ``(U, V, V)`` and, per matrix, its row there ``(N,)``."""
-    _, first, inverse = np.unique(
-        topology_keys(matrices), return_index=True, return_inverse=True
-    )
+    _, first, inverse = np.unique(topology_keys(matrices), return_index=True, return_inverse=True)
     return matrices[first], inverse.ravel()
 
 
@@ -84,7 +82,7 @@ def _per_topology(fn: Callable[[np.ndarray], np.ndarray]) -> FeatureFn:
 
 def _vertex_mask(matrices: np.ndarray) -> np.ndarray:
     """``(N, V)`` bool: the cell's own vertices (``0..v-1``), padding excluded."""
-    n, v, _ = matrices.shape
+    v = matrices.shape[1]
     has_in = matrices.any(axis=1)  # (N, V)
     last = np.where(has_in.any(axis=1), v - 1 - np.argmax(has_in[:, ::-1], axis=1), 0)
     return np.arange(v)[None, :] <= last[:, None]
@@ -142,7 +140,8 @@ def eccentricity_variance(matrices: np.ndarray) -> np.ndarray:
     (a pruned cell is connected, so it is finite).
     """
     mask = _vertex_mask(matrices)
-    dist = np.where(mask[:, None, :], _undirected_distances(matrices), 0.0)
+    pair = mask[:, :, None] & mask[:, None, :]
+    dist = np.where(pair, _undirected_distances(matrices), 0.0)
     return _masked_variance(dist.max(axis=2).astype(np.int64), mask)
 
 

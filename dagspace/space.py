@@ -202,8 +202,7 @@ class Space:
             return cls(
                 matrices=fields["matrices"].astype(np.uint8, copy=False),
                 ops=fields["ops"].astype(np.int8, copy=False) if "ops" in fields else None,
-                vocabulary=tuple(fields["vocabulary"].tolist()) if "vocabulary" in fields
-                else None,
+                vocabulary=tuple(fields["vocabulary"].tolist()) if "vocabulary" in fields else None,
                 hashes=fields["hashes"].astype("U32"),
                 features=fields["features"].astype(np.float64, copy=False),
                 feature_names=tuple(fields["feature_names"].tolist()),
@@ -226,16 +225,19 @@ class Space:
         if self.ops is not None:
             names = np.asarray([*self.vocabulary, ""], dtype=object)  # PAD -> ""
             interior = names[self.ops[:, 1:]]  # (N, V-1)
-            frame["ops"] = [",".join(op for op in row if op and op != OUTPUT)
-                            for row in interior.tolist()]
+            frame["ops"] = [
+                ",".join(op for op in row if op and op != OUTPUT) for row in interior.tolist()
+            ]
         return frame
 
     def _edge_strings(self) -> list[str]:
         """Each cell's matrix as its rows joined by '/' ("0110/0001/0001/0000")."""
         distinct, inverse = unique_topologies(self.matrices)
         sizes = num_vertices(distinct).astype(int)
-        text = ["/".join("".join(map(str, row[:v])) for row in m[:v])
-                for m, v in zip(distinct.tolist(), sizes.tolist(), strict=True)]
+        text = [
+            "/".join("".join(map(str, row[:v])) for row in m[:v])
+            for m, v in zip(distinct.tolist(), sizes.tolist(), strict=True)
+        ]
         return np.asarray(text, dtype=object)[inverse].tolist()
 
 
