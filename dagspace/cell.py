@@ -69,7 +69,7 @@ def _as_matrix(matrix: Any) -> np.ndarray:
     bad = (array != 0) & (array != 1)
     if np.any(bad):
         raise InvalidCellError(
-            f"The 'matrix' of a cell must hold only 0 and 1; got {array[bad].flat[0]!r}."
+            f"The 'matrix' of a cell must hold only 0 and 1; got {array[bad].flat[0].item()!r}."
         )
     return array.astype(np.uint8)
 

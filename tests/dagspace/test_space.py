@@ -1,0 +1,170 @@
+from __future__ import annotations
+
+import itertools
+
+import networkx as nx
+import numpy as np
+import pytest
+
+from dagspace import (
+    NASBENCH101_OPS,
+    CellNotInSpaceError,
+    CellSpec,
+    InvalidSpaceError,
+    Space,
+    canonical_hash,
+    enumerate_space,
+    try_prune,
+)
+from dagspace.enumeration import enumerate_topologies
+
+
+def brute_force_space(v_max: int, ops=None, max_edges=None) -> set[str]:
+    """Every upper-triangular matrix (and labelling), pruned and hashed one by one."""
+    hashes = set()
+    for bits in itertools.product([0, 1], repeat=v_max * (v_max - 1) // 2):
+        matrix = np.zeros((v_max, v_max), dtype=np.uint8)
+        matrix[np.triu_indices(v_max, 1)] = bits
+        base = try_prune(CellSpec(matrix))
+        if base is None or (max_edges is not None and base.num_edges > max_edges):
+            continue
+        labellings = [()] if ops is None else itertools.product(ops, repeat=base.num_vertices - 2)
+        for labels in labellings:
+            cell = base if ops is None else CellSpec(base.matrix, ["input", *labels, "output"])
+            hashes.add(canonical_hash(cell))
+    return hashes
+
+
+@pytest.mark.parametrize(
+    ("v", "ops", "max_edges"),
+    [
+        (4, None, None),
+        (5, None, None),
+        (5, None, 5),
+        (4, NASBENCH101_OPS, None),
+        (5, ("maxpool3x3", "conv1x1-bn-relu"), 6),
+    ],
+)
+def test_enumeration_equals_brute_force(v, ops, max_edges):
+    space = enumerate_space(v, ops, max_edges)
+    assert len(set(space.hashes.tolist())) == len(space)
+    assert set(space.hashes.tolist()) == brute_force_space(v, ops, max_edges)
+
+
+def test_stored_hashes_are_the_cells_canonical_hashes(space6, space5_labelled):
+    for space in (space6, space5_labelled):
+        rng = np.random.default_rng(0)
+        for i in rng.choice(len(space), 300, replace=False):
+            assert canonical_hash(space[int(i)]) == space.hashes[i]
+
+
+def test_six_vertex_space_has_no_isomorphic_duplicates(space6):
+    """The exact oracle over the whole 6-vertex space: no two cells of equal invariants are
+    isomorphic (networkx's VF2 on every pair that a cheap invariant cannot separate)."""
+    assert len(space6) == 2071
+    key = [tuple(row) for row in np.round(space6.features, 9).tolist()]
+    groups: dict[tuple, list[int]] = {}
+    for i, k in enumerate(key):
+        groups.setdefault(k, []).append(i)
+    graphs = [cell.to_networkx() for cell in space6]
+    for members in groups.values():
+        for a, b in itertools.combinations(members, 2):
+            assert not nx.is_isomorphic(graphs[a], graphs[b])
+
+
+def test_nasbench101_count():
+    space = enumerate_space(7, NASBENCH101_OPS, max_edges=9)
+    assert len(space) == 423_624  # the published size of NAS-Bench-101
+    assert len(set(space.hashes.tolist())) == len(space)
+    assert space.feature("num_edges").max() == 9
+    assert np.bincount(space.num_vertices)[2:].tolist() == [1, 6, 84, 2441, 62010, 359082]
+
+
+def test_unlabelled_counts_per_vertex():
+    counts = [len(enumerate_topologies(v).codes) for v in range(2, 7)]
+    assert counts == [1, 2, 10, 98, 1960]  # sums to the 2,071 cells of the 6-vertex space
+
+
+def test_every_cell_is_pruned_and_upper_triangular(space6):
+    assert not np.tril(space6.matrices).any()
+    for cell in itertools.islice(space6, 0, None, 37):
+        assert try_prune(cell) == cell
+
+
+def test_space_indexing_and_lookup(space5_labelled):
+    space = space5_labelled
+    cell = space[123]
+    assert space.index_of(cell) == 123 and cell in space
+    assert space[-1] == space[len(space) - 1]
+    with pytest.raises(IndexError, match="out of range"):
+        space[len(space)]
+    with pytest.raises(TypeError, match="indexed by an int"):
+        space["a"]
+    outside = CellSpec(
+        np.triu(np.ones((6, 6), dtype=np.uint8), 1), ["input", *["maxpool3x3"] * 4, "output"]
+    )
+    assert outside not in space
+    with pytest.raises(CellNotInSpaceError, match="not in this space"):
+        space.index_of(outside)
+    with pytest.raises(CellNotInSpaceError):
+        space.index_of(CellSpec(cell.matrix))  # unlabelled cell in a labelled space
+
+
+def test_save_and_load_round_trip(tmp_path, space5_labelled):
+    path = space5_labelled.save(tmp_path / "s.npz")
+    loaded = Space.load(path)
+    assert len(loaded) == len(space5_labelled)
+    np.testing.assert_array_equal(loaded.matrices, space5_labelled.matrices)
+    np.testing.assert_array_equal(loaded.ops, space5_labelled.ops)
+    np.testing.assert_array_equal(loaded.hashes, space5_labelled.hashes)
+    assert loaded.vocabulary == space5_labelled.vocabulary and loaded.max_edges is None
+    assert loaded[77] == space5_labelled[77]
+    assert not list(tmp_path.glob("*.tmp"))
+
+
+@pytest.mark.parametrize(
+    ("content", "match"),
+    [(b"not a zip", "not a readable .npz"), (None, "No space file")],
+)
+def test_load_rejects_bad_files(tmp_path, content, match):
+    path = tmp_path / "bad.npz"
+    if content is not None:
+        path.write_bytes(content)
+    with pytest.raises(InvalidSpaceError, match=match):
+        Space.load(path)
+
+
+def test_load_rejects_foreign_and_truncated_npz(tmp_path, space6):
+    np.savez(tmp_path / "other.npz", a=np.zeros(3))
+    with pytest.raises(InvalidSpaceError, match="not a dagrank space file"):
+        Space.load(tmp_path / "other.npz")
+    good = space6.save(tmp_path / "good.npz").read_bytes()
+    (tmp_path / "cut.npz").write_bytes(good[: len(good) // 2])
+    with pytest.raises(InvalidSpaceError, match="cut.npz"):
+        Space.load(tmp_path / "cut.npz")
+
+
+def test_to_frame(space5_labelled):
+    frame = space5_labelled.to_frame()
+    assert len(frame) == len(space5_labelled)
+    assert {"hash", "num_edges", "eccentricity_variance", "ops", "edges"} <= set(frame.columns)
+    row = frame.iloc[200]
+    cell = space5_labelled[200]
+    assert row["ops"] == ",".join(cell.ops[1:-1])
+    assert row["edges"] == "/".join("".join(map(str, r)) for r in cell.matrix.tolist())
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "match"),
+    [
+        ({"num_vertices": 8}, "num_vertices.*\\[2, 7\\]; got 8"),
+        ({"num_vertices": 1}, "got 1"),
+        ({"num_vertices": 4, "max_edges": 0}, "max_edges.*got 0"),
+        ({"num_vertices": 4, "ops": ["conv9x9"]}, "registered operation names"),
+        ({"num_vertices": 4, "ops": ["maxpool3x3", "maxpool3x3"]}, "distinct"),
+        ({"num_vertices": 4, "features": ["girth"]}, "Unknown feature"),
+    ],
+)
+def test_enumerate_rejects_bad_arguments(kwargs, match):
+    with pytest.raises(InvalidSpaceError, match=match):
+        enumerate_space(**kwargs)
