@@ -114,7 +114,7 @@ def test_prune_of_a_disconnected_cell_raises_or_returns_none():
 @settings(max_examples=200, deadline=None)
 @given(st.integers(2, 7).flatmap(lambda v: st.lists(st.booleans(), min_size=v * v, max_size=v * v)))
 def test_prune_keeps_exactly_the_vertices_on_input_output_paths(bits):
-    v = int(round(len(bits) ** 0.5))
+    v = round(len(bits) ** 0.5)
     matrix = np.triu(np.asarray(bits, dtype=np.uint8).reshape(v, v), 1)
     graph = nx.DiGraph(matrix)
     on_path = {0, v - 1} if nx.has_path(graph, 0, v - 1) else set()
