@@ -17,8 +17,15 @@ $(STAMP): pyproject.toml Makefile
 	$(BIN)/python -m pip install -q --disable-pip-version-check -e '.[dev]'
 	touch $(STAMP)
 
+# The main job. Until the experiment issues land it is the space job: enumerate the seed's
+# 6-vertex space and the labelled NAS-Bench-101 space, describe them, and plot the first.
+RUN_DIR ?= runs/space
 run: install
-	$(BIN)/dagrank demo --run runs/demo
+	$(BIN)/dagrank space enumerate --vertices 6 --out $(RUN_DIR)/space6.npz
+	$(BIN)/dagrank space describe $(RUN_DIR)/space6.npz
+	$(BIN)/dagrank space plot $(RUN_DIR)/space6.npz --out $(RUN_DIR)/space6.png
+	$(BIN)/dagrank space enumerate --vertices 7 --ops nasbench101 --max-edges 9 --out $(RUN_DIR)/nasbench101.npz
+	$(BIN)/dagrank space describe $(RUN_DIR)/nasbench101.npz
 
 test: install
 	$(BIN)/python -m pytest -q
