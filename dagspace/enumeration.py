@@ -33,7 +33,14 @@ from dagspace.cell import INPUT, OUTPUT, known_ops
 from dagspace.errors import InvalidSpaceError
 from dagspace.hashing import form_hash, interior_permutations
 
-__all__ = ["MAX_ENUMERATION_VERTICES", "Topologies", "enumerate_topologies", "labelled_cells"]
+__all__ = [
+    "MAX_ENUMERATION_VERTICES",
+    "Topologies",
+    "canonical_codes",
+    "canonical_label_codes",
+    "enumerate_topologies",
+    "labelled_cells",
+]
 
 MAX_ENUMERATION_VERTICES = 7
 _CHUNK = 1 << 17
@@ -70,6 +77,26 @@ def _full_dag_mask(bits: np.ndarray, v: int) -> np.ndarray:
     return has_out[:, : v - 1].all(axis=1) & has_in[:, 1:].all(axis=1)
 
 
+def canonical_codes(
+    bits: np.ndarray, v: int, with_automorphic: bool = True
+) -> tuple[np.ndarray, np.ndarray | None]:
+    """Canonical topology codes of upper-triangular matrices given as ``(N, E)`` bit rows in
+    ``numpy.triu_indices(v, 1)`` order: ``(N,)`` int64, and (optionally) the ``(N, k!)`` mask of
+    permutations that reach the code. Exact up to 7 vertices (codes below 2 ** 53)."""
+    rows, cols = np.triu_indices(v, 1)
+    perms = interior_permutations(v)
+    weights = np.exp2(perms[:, rows] * v + perms[:, cols]).T  # (E, P) float64, exact
+    codes = np.empty(len(bits), dtype=np.int64)
+    mask = np.empty((len(bits), len(perms)), dtype=bool) if with_automorphic else None
+    for start in range(0, len(bits), _CHUNK):
+        block = bits[start : start + _CHUNK] @ weights
+        low = block.min(axis=1)
+        codes[start : start + _CHUNK] = low
+        if mask is not None:
+            mask[start : start + _CHUNK] = block == low[:, None]
+    return codes, mask
+
+
 def enumerate_topologies(num_vertices: int, max_edges: int | None = None) -> Topologies:
     """Every distinct full DAG on exactly ``num_vertices`` vertices with ``<= max_edges`` edges."""
     v = num_vertices
@@ -81,21 +108,17 @@ def enumerate_topologies(num_vertices: int, max_edges: int | None = None) -> Top
     if max_edges is not None:
         bits = bits[bits.sum(axis=1, dtype=np.int64) <= max_edges]
     bits = bits[_full_dag_mask(bits, v)]
-    rows, cols = np.triu_indices(v, 1)
-    perms = interior_permutations(v)
-    weights = np.exp2(perms[:, rows] * v + perms[:, cols]).T  # (E, P) float64, exact
-    codes = np.empty(len(bits), dtype=np.int64)
-    for start in range(0, len(bits), _CHUNK):
-        codes[start : start + _CHUNK] = (bits[start : start + _CHUNK] @ weights).min(axis=1)
+    codes, _ = canonical_codes(bits, v, with_automorphic=False)
     unique_codes, first = np.unique(codes, return_index=True)
     reps = bits[first]
-    automorphic = (reps @ weights) == unique_codes[:, None].astype(np.float64)
+    _, automorphic = canonical_codes(reps, v)
+    rows, cols = np.triu_indices(v, 1)
     matrices = np.zeros((len(reps), v, v), dtype=np.uint8)
     matrices[:, rows, cols] = reps
     return Topologies(v, matrices, unique_codes, automorphic)
 
 
-def _canonical_label_codes(automorphic: np.ndarray, v: int, n_ops: int) -> np.ndarray:
+def canonical_label_codes(automorphic: np.ndarray, v: int, n_ops: int) -> np.ndarray:
     """For each distinct set of canonical isomorphisms ``(U, k!)``, the canonical operation code
     of every labelling: ``(U, n_ops ** k)`` int64. Labelling ``L`` gives vertex ``i`` (1-based
     interior) the op rank ``digit_i(L)``, most significant digit first."""
@@ -126,7 +149,7 @@ def labelled_cells(
     names = sorted(ops)
     n = len(names)
     patterns, pattern_of = np.unique(topologies.automorphic, axis=0, return_inverse=True)
-    canon = _canonical_label_codes(patterns, v, n)
+    canon = canonical_label_codes(patterns, v, n)
     index_parts, label_parts, code_parts = [], [], []
     for u in range(len(patterns)):
         canon_codes, rep_labelling = np.unique(canon[u], return_index=True)
