@@ -117,6 +117,9 @@ class Dataset:
         )
 
 
+_Root = str | os.PathLike[str] | None
+
+
 @dataclass(frozen=True)
 class _Arrays:
     """Raw arrays of a whole dataset: ``x`` ``(N, C, H, W)``, ``y`` ints in ``0 .. K-1``."""
@@ -125,6 +128,10 @@ class _Arrays:
     x: np.ndarray
     y: np.ndarray
     labels: tuple[Any, ...]  # the original label of each class, for messages
+
+
+# (root, seed, limit) -> the whole dataset as arrays
+_Loader = Callable[[_Root, int, int | None], _Arrays]
 
 
 # ----------------------------------------------------------------------------- argument checks
@@ -186,7 +193,12 @@ def _check_root(root: str | os.PathLike[str] | None, name: str) -> Path:
             f"The {name!r} dataset is read from local files: pass root=<directory holding them>; "
             "got root=None."
         )
-    path = Path(root).expanduser()
+    try:
+        path = Path(root).expanduser()
+    except (TypeError, RuntimeError) as err:
+        raise DatasetError(
+            f"The 'root' of the {name!r} dataset must be a path; got {root!r} ({err})."
+        ) from err
     if not path.is_dir():
         raise DatasetError(
             f"The 'root' of the {name!r} dataset must be an existing directory; got {str(path)!r}."
@@ -209,8 +221,7 @@ def _as_images(x: Any, source: str) -> np.ndarray:
         raise DatasetError(f"{source}: 'x' must hold real numbers; got dtype {x.dtype}.")
     if 0 in x.shape[1:]:
         raise DatasetError(
-            f"{source}: every image dimension of 'x' must be positive; got shape "
-            f"{tuple(x.shape)}."
+            f"{source}: every image dimension of 'x' must be positive; got shape {tuple(x.shape)}."
         )
     if x.dtype.kind == "f" and not np.all(np.isfinite(x)):
         bad = int(np.count_nonzero(~np.isfinite(x)))
@@ -230,10 +241,12 @@ def _as_labels(y: Any, num_examples: int, source: str) -> np.ndarray:
         if not np.all(np.isfinite(y)) or np.any(y != np.round(y)):
             raise DatasetError(
                 f"{source}: 'y' must hold integer labels; got non-integral values such as "
-                f"{y[~np.isfinite(y) | (y != np.round(y))][0]!r}."
+                f"{y[~np.isfinite(y) | (y != np.round(y))][0].item()!r}."
             )
         if np.any(np.abs(y) >= 2.0**63):
-            raise DatasetError(f"{source}: 'y' labels must fit in int64; got {np.abs(y).max()!r}.")
+            raise DatasetError(
+                f"{source}: 'y' labels must fit in int64; got {np.abs(y).max().item()!r}."
+            )
         return y.astype(np.int64)
     if y.dtype.kind not in "biu":
         raise DatasetError(f"{source}: 'y' must hold integer labels; got dtype {y.dtype}.")
@@ -266,7 +279,7 @@ def _check_digit_labels(y: np.ndarray, source: str) -> np.ndarray:
 # ------------------------------------------------------------------------------- the loaders
 
 
-def _load_digits(root: Path | None, seed: int, limit: int | None) -> _Arrays:
+def _load_digits(root: _Root, seed: int, limit: int | None) -> _Arrays:
     from sklearn.datasets import load_digits
 
     bunch = load_digits()
@@ -290,18 +303,19 @@ def _mnist1d_arrays(num_samples: int, seed: int) -> tuple[np.ndarray, np.ndarray
     args = get_dataset_args()
     args.num_samples = num_samples
     args.seed = seed
-    python_state, numpy_state = random.getstate(), np.random.get_state()
+    python_state = random.getstate()
+    numpy_state = np.random.get_state()  # noqa: NPY002 (saved, to undo mnist1d's reseeding)
     try:
         data = make_dataset(args)
     finally:
         random.setstate(python_state)
-        np.random.set_state(numpy_state)
+        np.random.set_state(numpy_state)  # noqa: NPY002
     x = np.concatenate([data["x"], data["x_test"]])
     y = np.concatenate([data["y"], data["y_test"]])
     return x, y
 
 
-def _load_mnist1d(root: Path | None, seed: int, limit: int | None) -> _Arrays:
+def _load_mnist1d(root: _Root, seed: int, limit: int | None) -> _Arrays:
     if seed >= 2**32:
         raise DatasetError(
             f"The 'mnist1d' dataset is generated with seed as numpy's legacy seed, which must "
@@ -312,41 +326,37 @@ def _load_mnist1d(root: Path | None, seed: int, limit: int | None) -> _Arrays:
             f"The 'limit' parameter of load_dataset must be at most the {_MNIST1D_SAMPLES} "
             f"examples of 'mnist1d'; got {limit}."
         )
-    per_class = _MNIST1D_SAMPLES if limit is None else math.ceil(limit / _NUM_DIGIT_CLASSES)
-    num_samples = _MNIST1D_SAMPLES if limit is None else per_class * _NUM_DIGIT_CLASSES
+    num_samples = (  # make_dataset makes num_samples // 10 of each class
+        _MNIST1D_SAMPLES
+        if limit is None
+        else _NUM_DIGIT_CLASSES * math.ceil(limit / _NUM_DIGIT_CLASSES)
+    )
     x, y = _mnist1d_arrays(num_samples, seed)
     x = _as_images(x[:, None, :], "mnist1d")  # (N, 1, 1, 40)
     y = _check_digit_labels(_as_labels(y, len(x), "mnist1d"), "mnist1d")
     return _Arrays("mnist1d", x, y, tuple(range(_NUM_DIGIT_CLASSES)))
 
 
-def _find_file(directory: Path, name: str) -> Path | None:
-    """``directory/name``, else ``directory/name.gz``, else ``None``."""
-    for candidate in (directory / name, directory / f"{name}.gz"):
-        if candidate.is_file():
-            return candidate
-    return None
+def _find_file(directory: Path, name: str, *, gz: bool) -> Path | None:
+    """``directory/name`` (or, with ``gz``, ``directory/name.gz``) if it is a file."""
+    candidates = (directory / name, directory / f"{name}.gz") if gz else (directory / name,)
+    return next((path for path in candidates if path.is_file()), None)
 
 
 def _find_files(
     root: Path, subdirs: Sequence[str], names: Sequence[str], dataset: str, *, gz: bool
 ) -> list[Path]:
-    """The files ``names`` from ``root`` or the first of ``root/subdir`` that holds them all."""
+    """The files ``names`` from ``root``, or from the first ``root/subdir`` that has them all."""
     for directory in (root, *(root / sub for sub in subdirs)):
-        found = [
-            _find_file(directory, n) if gz else (directory / n if (directory / n).is_file() else None)
-            for n in names
-        ]
+        found = [_find_file(directory, name, gz=gz) for name in names]
         if all(path is not None for path in found):
             return [path for path in found if path is not None]
-    suffix = " (each optionally .gz)" if gz else ""
-    missing = [
-        str(root / n) for n in names if (_find_file(root, n) if gz else None) is None
-    ] if gz else [str(root / n) for n in names if not (root / n).is_file()]
-    also = f"; also looked in {', '.join(repr(str(root / s)) for s in subdirs)}" if subdirs else ""
+    missing = [str(root / name) for name in names if _find_file(root, name, gz=gz) is None]
+    also = ", ".join(repr(str(root / sub)) for sub in subdirs)
     raise DatasetError(
-        f"The {dataset!r} dataset needs the files {', '.join(names)}{suffix} in root; "
-        f"missing {', '.join(missing)}{also}."
+        f"The {dataset!r} dataset needs the files {', '.join(names)}"
+        f"{' (each optionally .gz)' if gz else ''} in root (or in {also}); "
+        f"missing {', '.join(missing)}."
     )
 
 
@@ -394,20 +404,20 @@ def _read_idx(path: Path, ndim: int) -> np.ndarray:
     return array
 
 
-def _load_idx_pair(images: Path, labels: Path, dataset: str) -> tuple[np.ndarray, np.ndarray]:
+def _load_idx_pair(images: Path, labels: Path) -> tuple[np.ndarray, np.ndarray]:
     x = _as_images(_read_idx(images, 3), str(images))  # (N, 1, H, W)
     y = _as_labels(_read_idx(labels, 1), len(x), f"{labels} (for {images.name})")
     return x, _check_digit_labels(y, str(labels))
 
 
-def _load_mnist_like(dataset: str, subdir: str) -> Callable[[Path | None, int, int | None], _Arrays]:
-    def load(root: Path | None, seed: int, limit: int | None) -> _Arrays:
+def _load_mnist_like(dataset: str, subdir: str) -> _Loader:
+    def load(root: _Root, seed: int, limit: int | None) -> _Arrays:
         directory = _check_root(root, dataset)
         train_x, train_y, test_x, test_y = _find_files(
             directory, [f"{subdir}/raw"], _IDX_FILES, dataset, gz=True
         )
-        x_a, y_a = _load_idx_pair(train_x, train_y, dataset)
-        x_b, y_b = _load_idx_pair(test_x, test_y, dataset)
+        x_a, y_a = _load_idx_pair(train_x, train_y)
+        x_b, y_b = _load_idx_pair(test_x, test_y)
         if x_a.shape[1:] != x_b.shape[1:]:
             raise DatasetError(
                 f"{dataset}: train and test images must have the same shape; got "
@@ -473,7 +483,7 @@ def _read_cifar_batch(path: Path) -> tuple[np.ndarray, np.ndarray]:
     return x, y
 
 
-def _load_cifar10(root: Path | None, seed: int, limit: int | None) -> _Arrays:
+def _load_cifar10(root: _Root, seed: int, limit: int | None) -> _Arrays:
     directory = _check_root(root, "cifar10")
     paths = _find_files(directory, ["cifar-10-batches-py"], _CIFAR_FILES, "cifar10", gz=False)
     batches = [_read_cifar_batch(path) for path in paths]
@@ -482,33 +492,40 @@ def _load_cifar10(root: Path | None, seed: int, limit: int | None) -> _Arrays:
     return _Arrays("cifar10", x, y, tuple(range(_NUM_DIGIT_CLASSES)))
 
 
-def _load_npz(path: Path) -> _Arrays:
-    source = str(path)
-    if not path.is_file():
-        raise DatasetError(f"No .npz file at {source!r} (expected an archive with 'x' and 'y').")
+def _read_npz(path: Path) -> tuple[np.ndarray, np.ndarray]:
+    """The arrays ``x`` and ``y`` of the ``.npz`` archive at ``path`` (pickles refused)."""
     try:
-        with np.load(path, allow_pickle=False) as archive:
+        with path.open("rb") as handle:  # ours to close, even when numpy fails half-way
+            archive = np.load(handle, allow_pickle=False)
             if not isinstance(archive, np.lib.npyio.NpzFile):
-                raise DatasetError(f"{source}: expected an .npz archive; got a single .npy array.")
+                raise DatasetError(
+                    f"{path}: expected an .npz archive with 'x' and 'y'; got a .npy array."
+                )
             missing = [key for key in ("x", "y") if key not in archive.files]
             if missing:
                 raise DatasetError(
-                    f"{source}: an .npz dataset must hold the arrays 'x' and 'y'; missing "
+                    f"{path}: an .npz dataset must hold the arrays 'x' and 'y'; missing "
                     f"{missing}, found {sorted(archive.files)}."
                 )
-            raw_x, raw_y = archive["x"], archive["y"]
+            return archive["x"], archive["y"]
     except DatasetError:
         raise
-    except Exception as err:  # zipfile, pickle-refusal, OSError, format errors: all malformed
+    except Exception as err:  # zipfile, pickle refusal, OSError, bad headers: all malformed
         raise DatasetError(
-            f"{source}: cannot read the .npz archive ({type(err).__name__}: {err})."
+            f"{path}: cannot read the .npz archive ({type(err).__name__}: {err})."
         ) from err
-    x = _as_images(raw_x, source)
-    codes, labels = _relabel(_as_labels(raw_y, len(x), source), source)
+
+
+def _load_npz(path: Path) -> _Arrays:
+    if not path.is_file():
+        raise DatasetError(f"No .npz file at {str(path)!r} (expected an archive with 'x' and 'y').")
+    raw_x, raw_y = _read_npz(path)
+    x = _as_images(raw_x, str(path))
+    codes, labels = _relabel(_as_labels(raw_y, len(x), str(path)), str(path))
     return _Arrays(f"npz:{path}", x, codes, labels)
 
 
-_LOADERS: dict[str, Callable[[Path | None, int, int | None], _Arrays]] = {
+_LOADERS: dict[str, _Loader] = {
     "digits": _load_digits,
     "mnist1d": _load_mnist1d,
     "mnist": _load_mnist_like("mnist", "MNIST"),
@@ -532,7 +549,7 @@ def _load_arrays(
             f"Unknown dataset {name!r}; expected one of {', '.join(DATASETS)}, 'npz:PATH' or a "
             "path ending in '.npz'."
         )
-    return loader(root if root is None else Path(root), seed, limit)
+    return loader(root, seed, limit)
 
 
 # ------------------------------------------------------------------------- splitting helpers
@@ -599,10 +616,11 @@ def _stratified_split(
     alloc = _allocate(counts, fractions)
     if np.any(alloc[:, 0] == 0):
         starved = [arrays.labels[k] for k in np.flatnonzero(alloc[:, 0] == 0)]
+        per_class = _class_counts(arrays.y, arrays.labels)
         raise DatasetError(
             f"Splitting {arrays.name!r} with fractions (train, val, test) = "
             f"{tuple(round(float(f), 4) for f in fractions)} would leave class(es) {starved} "
-            f"with no training example; examples per class: {_class_counts(arrays.y, arrays.labels)}."
+            f"with no training example; examples per class: {per_class}."
         )
     sizes = alloc.sum(axis=0)
     if np.any(sizes == 0):
@@ -614,20 +632,22 @@ def _stratified_split(
 
 
 def _channel_stats(x: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """Per-channel mean and std of ``x`` ``(N, C, H, W)``, shaped ``(1, C, 1, 1)``."""
-    mean = x.mean(axis=(0, 2, 3), keepdims=True)
-    std = x.std(axis=(0, 2, 3), keepdims=True)
-    return mean, np.where(std > 0, std, 1.0)
-
-
-def _to_split(
-    x: np.ndarray, y: np.ndarray, mean: np.ndarray, std: np.ndarray, name: str
-) -> Split:
+    """Per-channel mean and std (1 where it is 0) of ``x`` ``(N, C, H, W)``, as ``(1, C, 1, 1)``."""
     with np.errstate(over="ignore", invalid="ignore"):
-        standard = ((x.astype(np.float64) - mean) / std).astype(np.float32)  # (N, C, H, W)
+        mean = np.array([x[:, c].mean(dtype=np.float64) for c in range(x.shape[1])])
+        std = np.array([x[:, c].std(dtype=np.float64) for c in range(x.shape[1])])
+    std = np.where(std > 0, std, 1.0)
+    return mean.reshape(1, -1, 1, 1), std.reshape(1, -1, 1, 1)
+
+
+def _to_split(x: np.ndarray, y: np.ndarray, mean: np.ndarray, std: np.ndarray, name: str) -> Split:
+    """Standardise ``x`` ``(N, C, H, W)`` and wrap it with ``y`` as CPU tensors."""
+    work = np.result_type(x.dtype, np.float32)  # float32 for images, float64 for wide inputs
+    with np.errstate(over="ignore", invalid="ignore", divide="ignore"):
+        standard = ((x.astype(work) - mean.astype(work)) / std.astype(work)).astype(np.float32)
     if not np.all(np.isfinite(standard)):
         raise DatasetError(
-            f"{name}: standardised inputs are not finite in float32; got raw values from "
+            f"{name}: the standardised inputs are not finite in float32; got raw values from "
             f"{float(np.min(x))!r} to {float(np.max(x))!r}."
         )
     return Split(torch.from_numpy(standard), torch.from_numpy(y.astype(np.int64)))
@@ -674,8 +694,10 @@ def load_dataset(
     if limit is not None:
         arrays = _stratified_subset(arrays, int(limit), rng)
     train, val, test = _stratified_split(arrays, fractions, rng)
-    mean, std = _channel_stats(arrays.x[train].astype(np.float64))
-    splits = [_to_split(arrays.x[i], arrays.y[i], mean, std, arrays.name) for i in (train, val, test)]
+    mean, std = _channel_stats(arrays.x[train])
+    splits = [
+        _to_split(arrays.x[i], arrays.y[i], mean, std, arrays.name) for i in (train, val, test)
+    ]
     try:
         splits = [split.to(target) for split in splits]
     except (RuntimeError, AssertionError) as err:  # torch raises AssertionError without CUDA
