@@ -2,7 +2,15 @@
 
 from __future__ import annotations
 
-__all__ = ["AnalysisError", "StoreError", "StoreCorruptError", "RunConflictError"]
+__all__ = [
+    "AnalysisError",
+    "RecordNotFoundError",
+    "RunConflictError",
+    "StoreCorruptError",
+    "StoreError",
+    "StoreRecoveredWarning",
+    "StoreValueError",
+]
 
 
 class AnalysisError(Exception):
@@ -19,3 +27,15 @@ class StoreCorruptError(StoreError, ValueError):
 
 class RunConflictError(StoreError):
     """A run directory already holds results of a different configuration."""
+
+
+class StoreValueError(StoreError, ValueError):
+    """A value given to the results store cannot be stored (bad key, status, metrics or JSON)."""
+
+
+class RecordNotFoundError(StoreError, LookupError):
+    """No evaluation record has the id that was asked for."""
+
+
+class StoreRecoveredWarning(UserWarning):
+    """A damaged results store was moved aside and its readable records copied to a fresh one."""
