@@ -1,0 +1,136 @@
+"""Plots of the supernet's multinomials: final probabilities (heatmaps) and their history.
+
+Functions take data and a path and write one PNG, atomically (a temporary file beside the
+target, then ``os.replace``). They build ``matplotlib.figure.Figure`` objects on the Agg
+canvas directly, so they never touch pyplot's global state or the user's backend.
+"""
+
+from __future__ import annotations
+
+import os
+import tempfile
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+from matplotlib.backends.backend_agg import FigureCanvasAgg
+from matplotlib.figure import Figure
+
+from analysis.errors import AnalysisError
+
+__all__ = ["plot_multinomial_history", "plot_multinomials"]
+
+
+def _save_png(figure: Figure, path: str | os.PathLike[str]) -> Path:
+    """Render ``figure`` to ``path`` as PNG via a temporary file and ``os.replace``."""
+    target = Path(path)
+    target.parent.mkdir(parents=True, exist_ok=True)
+    FigureCanvasAgg(figure)
+    fd, tmp = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".png", dir=target.parent)
+    try:
+        with os.fdopen(fd, "wb") as f:
+            figure.savefig(f, format="png", dpi=110)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, target)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+    return target
+
+
+def _check_probs(op_probs: Any, op_names: Sequence[str], what: str, ndim: int) -> np.ndarray:
+    probs = np.asarray(op_probs, dtype=np.float64)
+    if probs.ndim != ndim or probs.shape[-1] != len(op_names) or 0 in probs.shape:
+        shape = "(K, V-2, n_ops)" if ndim == 3 else "(epochs, K, V-2, n_ops)"
+        raise AnalysisError(
+            f"The {what} must be a non-empty {shape} array with n_ops = len(op_names) = "
+            f"{len(op_names)}; got shape {probs.shape}."
+        )
+    return probs
+
+
+def plot_multinomials(
+    op_probs: Any, op_names: Sequence[str], path: str | os.PathLike[str], *, title: str = ""
+) -> Path:
+    """Heatmaps of the final op probabilities: one panel per cell, modules x ops, annotated.
+
+    Args:
+        op_probs: ``(K, V-2, n_ops)`` probabilities (rows sum to 1).
+        op_names: the ``n_ops`` operation names (columns).
+        path: the PNG to write.
+        title: an optional figure title.
+
+    Returns:
+        The path written.
+    """
+    probs = _check_probs(op_probs, op_names, "'op_probs'", 3)
+    cells, modules, n_ops = probs.shape
+    figure = Figure(figsize=(2.0 + 1.1 * n_ops * cells, 2.2 + 0.45 * modules), layout="constrained")
+    axes = figure.subplots(1, cells, squeeze=False)[0]
+    image = None
+    for k, ax in enumerate(axes):
+        image = ax.imshow(probs[k], vmin=0.0, vmax=1.0, cmap="viridis", aspect="auto")
+        for m in range(modules):
+            for o in range(n_ops):
+                value = probs[k, m, o]
+                color = "black" if value > 0.6 else "white"
+                ax.text(o, m, f"{value:.2f}", ha="center", va="center", fontsize=8, color=color)
+        ax.set_xticks(range(n_ops), [str(n) for n in op_names], rotation=35, ha="right")
+        ax.set_yticks(range(modules), [f"vertex {m + 1}" for m in range(modules)])
+        if k:
+            ax.tick_params(labelleft=False)
+        ax.set_title(f"cell {k}", fontsize=10)
+    figure.colorbar(image, ax=list(axes), label="probability", shrink=0.9)
+    figure.suptitle(title or "Sampling probability of each operation, per module and cell")
+    return _save_png(figure, path)
+
+
+def plot_multinomial_history(
+    history: Any,
+    path: str | os.PathLike[str],
+    op_names: Sequence[str] | None = None,
+    *,
+    title: str = "",
+) -> Path:
+    """The sampling probability of each op per module and cell over the epochs (a line each).
+
+    Args:
+        history: ``(epochs, K, V-2, n_ops)`` probabilities, or a sequence of records with an
+            ``op_probabilities`` ``(K, V-2, n_ops)`` attribute (e.g.
+            :class:`surrogate.training.EpochRecord`) and optionally ``epoch``.
+        path: the PNG to write.
+        op_names: the legend's names (default ``op 0``, ``op 1``, ...).
+        title: an optional figure title.
+
+    Returns:
+        The path written. A grid: a row per cell, a column per module.
+    """
+    records = list(history) if not isinstance(history, np.ndarray) else None
+    if records and hasattr(records[0], "op_probabilities"):
+        stacked = np.stack([np.asarray(r.op_probabilities) for r in records])
+        epochs = np.array([getattr(r, "epoch", i) for i, r in enumerate(records)])
+    else:
+        stacked = np.asarray(history, dtype=np.float64)
+        epochs = np.arange(stacked.shape[0]) if stacked.ndim else np.arange(0)
+    n_ops = stacked.shape[-1] if stacked.ndim == 4 else 0
+    names = [f"op {o}" for o in range(n_ops)] if op_names is None else list(op_names)
+    probs = _check_probs(stacked, names, "'history'", 4)
+    _, cells, modules, n_ops = probs.shape
+    figure = Figure(figsize=(0.8 + 2.6 * modules, 0.8 + 2.0 * cells), layout="constrained")
+    axes = figure.subplots(cells, modules, squeeze=False, sharex=True, sharey=True)
+    for k in range(cells):
+        for m in range(modules):
+            ax = axes[k, m]
+            for o in range(n_ops):
+                ax.plot(epochs, probs[:, k, m, o], marker="." if len(epochs) < 30 else None)
+            ax.set_ylim(0.0, 1.0)
+            ax.set_title(f"cell {k}, vertex {m + 1}", fontsize=9)
+            if k == cells - 1:
+                ax.set_xlabel("epoch")
+            if m == 0:
+                ax.set_ylabel("probability")
+    figure.legend(names, loc="outside lower center", ncols=min(n_ops, 4), fontsize=8)
+    figure.suptitle(title or "Sampling probability of each operation over training")
+    return _save_png(figure, path)

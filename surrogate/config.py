@@ -1,0 +1,338 @@
+"""The supernet training configuration: a frozen, validated dataclass, presets, TOML/JSON files.
+
+Every value is checked when a :class:`SupernetConfig` is made (directly, with
+:meth:`SupernetConfig.replace`, or from a file): a bad value raises :class:`ConfigError` naming
+the key, what it expects and what it got. Resolution order for the command line: the defaults,
+then a preset, then a config file, then explicit flags. This module does not import torch
+(operation names are checked against :func:`dagspace.known_ops`), so building the command-line
+parser stays cheap.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import math
+import re
+import tomllib
+from collections.abc import Mapping
+from dataclasses import dataclass, fields
+from pathlib import Path
+from typing import Any, NoReturn
+
+import numpy as np
+
+from dagspace.cell import NASBENCH101_OPS, CellSpec, known_ops, try_prune
+from dagspace.errors import DagspaceError
+from surrogate.errors import ConfigError
+
+__all__ = [
+    "PRESETS",
+    "SupernetConfig",
+    "config_differences",
+    "config_from_dict",
+    "load_config",
+]
+
+_DEVICE_RE = re.compile(r"^(auto|cpu|cuda(:\d+)?)$")
+_MAX_VERTICES = 12  # the complete DAG then has 66 edges; larger cells are not a DAG *space*
+
+
+@dataclass(frozen=True)
+class SupernetConfig:
+    """Everything that defines a supernet training run (and nothing that does not).
+
+    Data: ``dataset`` (a name :func:`surrogate.data.load_dataset` knows), ``data_root`` (its
+    files, where needed), ``data_limit`` (a stratified subset), ``val_fraction`` and
+    ``test_fraction`` (the validation split trains the architecture parameters).
+
+    Supernet: ``vertices`` (``V``), ``cells`` (``K``), ``ops``, ``channels`` (stem width),
+    ``num_stages``, ``learn_topology``, ``topology`` (with ``learn_topology=False``: ``K``
+    ``V x V`` 0/1 matrices fixing each cell's edges; ``None`` means the complete DAG), ``mode``
+    (``"hard"`` GDAS sampling, or ``"soft"`` every op weighted).
+
+    Optimisation: ``epochs``, ``batch_size``; the shared weights with SGD (``weight_lr``
+    annealed to ``weight_lr_min`` by a cosine schedule over the epochs, ``weight_momentum``,
+    ``weight_decay``, gradient-norm clipping at ``grad_clip``, 0 disables); the architecture
+    parameters with Adam (``arch_lr``, ``arch_weight_decay``); the Gumbel-softmax temperature
+    annealed exponentially from ``tau_start`` to ``tau_end``.
+
+    Run: ``seed`` (data split, weights, batches and samples), ``device`` (``auto``, ``cpu``,
+    ``cuda``, ``cuda:N``), ``amp`` (mixed precision, used on CUDA only).
+    """
+
+    dataset: str = "digits"
+    data_root: str | None = None
+    data_limit: int | None = None
+    val_fraction: float = 0.2
+    test_fraction: float = 0.2
+    vertices: int = 5
+    cells: int = 3
+    ops: tuple[str, ...] = NASBENCH101_OPS
+    channels: int = 16
+    num_stages: int = 2
+    learn_topology: bool = True
+    topology: tuple[tuple[tuple[int, ...], ...], ...] | None = None
+    mode: str = "hard"
+    epochs: int = 40
+    batch_size: int = 32
+    weight_lr: float = 0.05
+    weight_lr_min: float = 0.001
+    weight_momentum: float = 0.9
+    weight_decay: float = 3e-4
+    grad_clip: float = 5.0
+    arch_lr: float = 3e-3
+    arch_weight_decay: float = 1e-3
+    tau_start: float = 10.0
+    tau_end: float = 0.1
+    seed: int = 0
+    device: str = "auto"
+    amp: bool = False
+
+    def __post_init__(self) -> None:
+        for f in fields(self):
+            value = _CHECKS[f.name](f.name, getattr(self, f.name))
+            object.__setattr__(self, f.name, value)
+        if self.num_stages > self.cells:
+            _fail("num_stages", f"an int <= cells ({self.cells})", self.num_stages)
+        if self.val_fraction + self.test_fraction >= 1.0:
+            _fail(
+                "test_fraction",
+                f"a fraction with val_fraction + test_fraction < 1 (val_fraction is "
+                f"{self.val_fraction})",
+                self.test_fraction,
+            )
+        if self.weight_lr_min > self.weight_lr:
+            _fail("weight_lr_min", f"a float <= weight_lr ({self.weight_lr})", self.weight_lr_min)
+        if self.topology is not None:
+            self._check_topology()
+
+    def _check_topology(self) -> None:
+        assert self.topology is not None
+        if self.learn_topology:
+            _fail("topology", "null when learn_topology is true", "a topology", described=True)
+        if len(self.topology) != self.cells:
+            _fail("topology", f"one matrix per cell ({self.cells})", len(self.topology))
+        v = self.vertices
+        for k, matrix in enumerate(self.topology):
+            if np.shape(matrix) != (v, v):
+                got = f"shape {np.shape(matrix)} for cell {k}"
+                _fail("topology", f"{v} x {v} matrices (vertices = {v})", got, described=True)
+            try:
+                spec = CellSpec(np.array(matrix))
+            except DagspaceError as err:
+                _fail("topology", "valid cell matrices", f"cell {k}: {err}", described=True)
+            if try_prune(spec) is None:
+                got = f"cell {k}: {[list(row) for row in matrix]}"
+                _fail("topology", "cells with an input -> output path", got, described=True)
+
+    def replace(self, **changes: Any) -> SupernetConfig:
+        """A copy with ``changes`` applied (and validated)."""
+        unknown = sorted(set(changes) - _FIELD_NAMES)
+        if unknown:
+            raise ConfigError(
+                f"Unknown config key(s) {unknown}; expected keys from {sorted(_FIELD_NAMES)}."
+            )
+        return dataclasses.replace(self, **changes)
+
+    def to_dict(self) -> dict[str, Any]:
+        """A JSON-ready mapping (tuples become lists); :func:`config_from_dict` inverts it."""
+        out = dataclasses.asdict(self)
+        out["ops"] = list(self.ops)
+        if self.topology is not None:
+            out["topology"] = [[list(row) for row in matrix] for matrix in self.topology]
+        return out
+
+    def to_json(self) -> str:
+        return json.dumps(self.to_dict(), indent=2, sort_keys=False) + "\n"
+
+
+_FIELD_NAMES = frozenset(f.name for f in fields(SupernetConfig))
+
+
+def _fail(key: str, expected: str, got: Any, *, described: bool = False) -> NoReturn:
+    """Raise the standard message; ``described``: ``got`` is a description, not a value."""
+    shown = got if described else repr(got)
+    raise ConfigError(f"The config key {key!r} must be {expected}; got {shown}.")
+
+
+def _int(low: int, high: int | None = None, optional: bool = False) -> Any:
+    def check(key: str, value: Any) -> int | None:
+        if value is None and optional:
+            return None
+        ok = isinstance(value, (int, np.integer)) and not isinstance(value, bool)
+        if not ok or value < low or (high is not None and value > high):
+            span = f">= {low}" if high is None else f"in [{low}, {high}]"
+            _fail(key, f"an int {span}" + (" or null" if optional else ""), value)
+        return int(value)
+
+    return check
+
+
+def _float(
+    low: float, high: float | None = None, *, low_open: bool, high_open: bool = False
+) -> Any:
+    def check(key: str, value: Any) -> float:
+        ok = isinstance(value, (int, float, np.integer, np.floating)) and not isinstance(
+            value, bool
+        )
+        x = float(value) if ok else math.nan
+        ok = ok and math.isfinite(x)
+        ok = ok and (x > low if low_open else x >= low)
+        if high is not None:
+            ok = ok and (x < high if high_open else x <= high)
+        if not ok:
+            lo = f"{'>' if low_open else '>='} {low}"
+            hi = "" if high is None else f" and {'<' if high_open else '<='} {high}"
+            _fail(key, f"a finite number {lo}{hi}", value)
+        return x
+
+    return check
+
+
+def _bool(key: str, value: Any) -> bool:
+    if not isinstance(value, (bool, np.bool_)):
+        _fail(key, "true or false", value)
+    return bool(value)
+
+
+def _str(choices: tuple[str, ...] | None = None, optional: bool = False) -> Any:
+    def check(key: str, value: Any) -> str | None:
+        if value is None and optional:
+            return None
+        if not isinstance(value, str) or not value or (choices and value not in choices):
+            expected = f"one of {list(choices)}" if choices else "a non-empty string"
+            _fail(key, expected + (" or null" if optional else ""), value)
+        return value
+
+    return check
+
+
+def _device(key: str, value: Any) -> str:
+    if not isinstance(value, str) or not _DEVICE_RE.match(value):
+        _fail(key, "'auto', 'cpu', 'cuda' or 'cuda:N'", value)
+    return value
+
+
+def _ops(key: str, value: Any) -> tuple[str, ...]:
+    # dagspace's registry (no torch import); surrogate.ops.register_operation adds to it too
+    known = list(known_ops())
+    if isinstance(value, str) or not isinstance(value, (list, tuple)) or not value:
+        _fail(key, f"a non-empty list of operation names from {known}", value)
+    ops = tuple(value)
+    bad = [op for op in ops if not isinstance(op, str) or op not in known]
+    if bad or len(set(ops)) != len(ops):
+        _fail(key, f"distinct operation names from {known}", list(ops))
+    return ops
+
+
+def _topology(key: str, value: Any) -> tuple[tuple[tuple[int, ...], ...], ...] | None:
+    if value is None:
+        return None
+    try:
+        array = np.asarray(value)
+    except (TypeError, ValueError):
+        array = np.asarray(None)
+    if array.ndim != 3 or array.dtype.kind not in "biu" or array.dtype == bool:
+        _fail(key, "null or a list of square 0/1 integer matrices (one per cell)", value)
+    return tuple(tuple(tuple(int(x) for x in row) for row in matrix) for matrix in array)
+
+
+_CHECKS: dict[str, Any] = {
+    "dataset": _str(),
+    "data_root": _str(optional=True),
+    "data_limit": _int(1, optional=True),
+    "val_fraction": _float(0.0, 1.0, low_open=True, high_open=True),
+    "test_fraction": _float(0.0, 1.0, low_open=False, high_open=True),
+    "vertices": _int(3, _MAX_VERTICES),
+    "cells": _int(1, 64),
+    "ops": _ops,
+    "channels": _int(1, 4096),
+    "num_stages": _int(1, 8),
+    "learn_topology": _bool,
+    "topology": _topology,
+    "mode": _str(("hard", "soft")),
+    "epochs": _int(1),
+    "batch_size": _int(2),
+    "weight_lr": _float(0.0, low_open=True),
+    "weight_lr_min": _float(0.0, low_open=False),
+    "weight_momentum": _float(0.0, 1.0, low_open=False, high_open=True),
+    "weight_decay": _float(0.0, low_open=False),
+    "grad_clip": _float(0.0, low_open=False),
+    "arch_lr": _float(0.0, low_open=True),
+    "arch_weight_decay": _float(0.0, low_open=False),
+    "tau_start": _float(0.0, low_open=True),
+    "tau_end": _float(0.0, low_open=True),
+    "seed": _int(0, 2**32 - 1),
+    "device": _device,
+    "amp": _bool,
+}
+
+
+def config_from_dict(data: Mapping[str, Any], base: SupernetConfig | None = None) -> SupernetConfig:
+    """``base`` (default: the defaults) with the keys of ``data`` applied and validated.
+
+    A ``"preset"`` key names a :data:`PRESETS` entry to start from instead of ``base``.
+    """
+    if not isinstance(data, Mapping):
+        raise ConfigError(
+            f"A config must be a mapping of keys to values; got {type(data).__name__}."
+        )
+    values = dict(data)
+    preset = values.pop("preset", None)
+    if preset is not None:
+        if preset not in PRESETS:
+            _fail("preset", f"one of {sorted(PRESETS)}", preset)
+        base = PRESETS[preset]
+    return (base or SupernetConfig()).replace(**values)
+
+
+def load_config(path: str | Path, base: SupernetConfig | None = None) -> SupernetConfig:
+    """Read a flat TOML (``.toml``) or JSON (``.json``) table of config keys over ``base``.
+
+    Raises:
+        ConfigError: the file cannot be read or parsed, or has an unknown key or a bad value.
+    """
+    path = Path(path)
+    suffix = path.suffix.lower()
+    if suffix not in (".toml", ".json"):
+        raise ConfigError(f"A config file must end in .toml or .json; got {str(path)!r}.")
+    try:
+        raw = path.read_bytes()
+    except OSError as err:
+        raise ConfigError(f"Cannot read the config file {str(path)!r}: {err.strerror}.") from None
+    try:
+        data = tomllib.loads(raw.decode()) if suffix == ".toml" else json.loads(raw)
+    except (ValueError, UnicodeDecodeError) as err:  # TOMLDecodeError, JSONDecodeError
+        raise ConfigError(f"Cannot parse the config file {str(path)!r}: {err}.") from None
+    try:
+        return config_from_dict(data, base)
+    except ConfigError as err:
+        raise ConfigError(f"{path}: {err}") from None
+
+
+def config_differences(a: SupernetConfig, b: SupernetConfig) -> list[str]:
+    """``"key: A != B"`` for every key whose values differ."""
+    da, db = a.to_dict(), b.to_dict()
+    return [f"{key}: {da[key]!r} != {db[key]!r}" for key in da if da[key] != db[key]]
+
+
+PRESETS: dict[str, SupernetConfig] = {
+    # `dagrank supernet train --preset smoke` trains in seconds on a 2-core laptop CPU.
+    "smoke": SupernetConfig(dataset="digits", vertices=4, cells=2, channels=8, epochs=12),
+    # About a minute on a laptop CPU: the whole digits set, 5-vertex cells (~89% accuracy).
+    "quick": SupernetConfig(),
+    # NAS-Bench-101's scale (7-vertex cells, 3 stages of 3 cells, 128-channel stem) with a
+    # DARTS-length search (50 epochs), on MNIST-1D; meant for a GPU.
+    "paper": SupernetConfig(
+        dataset="mnist1d",
+        vertices=7,
+        cells=9,
+        num_stages=3,
+        channels=128,
+        epochs=50,
+        batch_size=256,
+        weight_lr=0.1,
+        amp=True,
+    ),
+}

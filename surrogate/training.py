@@ -1,0 +1,499 @@
+"""Supernet training: first-order alternating updates of the shared weights and the multinomials.
+
+Each step (GDAS / first-order DARTS): draw a hard Gumbel-softmax sample and take an SGD step of
+the shared weights on a training batch; draw another and take an Adam step of the architecture
+parameters on a validation batch. The temperature is annealed exponentially over the epochs
+(:func:`temperature`), the weight learning rate by a cosine schedule. Data stay on the device
+as tensors and batches are seeded permutations (no DataLoader). After each epoch the
+multinomials, losses and accuracies are recorded and a checkpoint that resumes the run exactly
+(on the CPU: bit for bit) is written atomically.
+"""
+
+from __future__ import annotations
+
+import itertools
+import math
+import os
+import sys
+import tempfile
+import time
+from collections.abc import Callable, Iterator, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from tqdm.auto import tqdm
+
+from dagspace.cell import CellSpec
+from surrogate.config import SupernetConfig, config_differences, config_from_dict
+from surrogate.data import Dataset, Split
+from surrogate.device import AmpPolicy, amp_policy, derive_seeds, resolve_device, torch_generator
+from surrogate.errors import ConfigError, DatasetError, TrainingError
+from surrogate.supernet import Supernet
+
+__all__ = [
+    "CHECKPOINT_FORMAT",
+    "HISTORY_COLUMNS",
+    "MULTINOMIAL_COLUMNS",
+    "EpochRecord",
+    "SupernetResult",
+    "build_supernet",
+    "evaluate_architecture",
+    "history_rows",
+    "multinomial_rows",
+    "temperature",
+    "train_supernet",
+]
+
+CHECKPOINT_FORMAT = "dagrank-supernet-checkpoint/1"
+HISTORY_COLUMNS = (
+    "epoch",
+    "temperature",
+    "weight_lr",
+    "train_loss",
+    "train_acc",
+    "val_loss",
+    "val_acc",
+    "argmax_val_acc",
+    "seconds",
+)
+MULTINOMIAL_COLUMNS = ("epoch", "cell", "module", "option", "probability")
+
+
+def temperature(epoch: int, epochs: int, start: float = 10.0, end: float = 0.1) -> float:
+    """The Gumbel-softmax temperature of ``epoch`` (0-based) of ``epochs``: exponential decay.
+
+    ``start * (end / start) ** (epoch / (epochs - 1))``: ``start`` at the first epoch, ``end``
+    at the last (``start`` when there is one epoch).
+    """
+    if isinstance(epochs, bool) or not isinstance(epochs, int) or epochs < 1:
+        raise ConfigError(f"The 'epochs' of temperature() must be an int >= 1; got {epochs!r}.")
+    if isinstance(epoch, bool) or not isinstance(epoch, int) or not 0 <= epoch < epochs:
+        raise ConfigError(
+            f"The 'epoch' of temperature() must be an int in [0, {epochs - 1}]; got {epoch!r}."
+        )
+    if not (start > 0 and end > 0 and math.isfinite(start) and math.isfinite(end)):
+        raise ConfigError(
+            f"The temperatures 'start' and 'end' must be positive; got {start!r} and {end!r}."
+        )
+    if epochs == 1:
+        return float(start)
+    return float(start * (end / start) ** (epoch / (epochs - 1)))
+
+
+@dataclass(frozen=True, eq=False)
+class EpochRecord:
+    """What one epoch did. Losses and accuracies of ``train`` and ``val`` are averages over the
+    epoch's steps (sampled architectures); ``argmax_val_acc`` is the accuracy of the argmax
+    architecture on the whole validation split after the epoch (NaN when not evaluated).
+    ``op_probabilities`` ``(K, V-2, n_ops)`` and ``edge_probabilities`` ``(K, E)`` are the
+    multinomials after the epoch (float64, read-only)."""
+
+    epoch: int
+    temperature: float
+    weight_lr: float
+    train_loss: float
+    train_acc: float
+    val_loss: float
+    val_acc: float
+    argmax_val_acc: float
+    seconds: float
+    op_probabilities: np.ndarray
+    edge_probabilities: np.ndarray
+
+    def __post_init__(self) -> None:
+        for name in ("op_probabilities", "edge_probabilities"):
+            array = np.array(getattr(self, name), dtype=np.float64)
+            array.setflags(write=False)
+            object.__setattr__(self, name, array)
+
+    def to_state(self) -> dict[str, Any]:
+        """A mapping that ``torch.load(weights_only=True)`` can read back."""
+        state: dict[str, Any] = {c: getattr(self, c) for c in HISTORY_COLUMNS}
+        state["op_probabilities"] = torch.from_numpy(self.op_probabilities.copy())
+        state["edge_probabilities"] = torch.from_numpy(self.edge_probabilities.copy())
+        return state
+
+    @classmethod
+    def from_state(cls, state: dict[str, Any]) -> EpochRecord:
+        values = {c: state[c] for c in HISTORY_COLUMNS}
+        return cls(
+            **values,
+            op_probabilities=state["op_probabilities"].numpy(),
+            edge_probabilities=state["edge_probabilities"].numpy(),
+        )
+
+
+@dataclass(frozen=True, eq=False)
+class SupernetResult:
+    """A trained supernet with its config, per-epoch history and timing.
+
+    ``seconds``: wall time of this call; ``resumed_epochs``: epochs already done (from a
+    checkpoint) when it began; ``train_seconds``: all epochs' time, resumed ones included.
+    """
+
+    supernet: Supernet
+    config: SupernetConfig
+    history: tuple[EpochRecord, ...]
+    device: torch.device
+    seconds: float
+    resumed_epochs: int
+
+    @property
+    def final(self) -> EpochRecord:
+        return self.history[-1]
+
+    @property
+    def train_seconds(self) -> float:
+        return float(sum(r.seconds for r in self.history))
+
+
+def build_supernet(
+    config: SupernetConfig, input_shape: Sequence[int], num_classes: int
+) -> Supernet:
+    """The (CPU, untrained) supernet that ``config`` describes for a dataset's shape."""
+    topology = None
+    if config.topology is not None:
+        topology = tuple(CellSpec(np.array(m)) for m in config.topology)
+    return Supernet(
+        config.vertices,
+        config.cells,
+        config.ops,
+        input_shape=input_shape,
+        num_classes=num_classes,
+        channels=config.channels,
+        num_stages=config.num_stages,
+        learn_topology=config.learn_topology,
+        topology=topology,
+        mode=config.mode,
+        seed=derive_seeds(config.seed, 3)[0],
+    )
+
+
+def _chunks(n: int, batch_size: int) -> list[slice]:
+    """Near-equal slices covering ``range(n)``, none larger than ``batch_size`` (so none is
+    left with a single example when ``n >= 2``: batch norm needs two)."""
+    count = max(1, math.ceil(n / batch_size))
+    bounds = np.linspace(0, n, count + 1).round().astype(int)
+    return [slice(int(a), int(b)) for a, b in itertools.pairwise(bounds)]
+
+
+@torch.no_grad()
+def evaluate_architecture(
+    supernet: Supernet,
+    architecture: Sequence[CellSpec],
+    split: Split,
+    *,
+    batch_size: int = 256,
+    amp: AmpPolicy | None = None,
+) -> tuple[float, float]:
+    """Mean cross-entropy and accuracy of ``architecture`` run on the supernet's shared weights
+    over ``split`` (the pseudo environment). Batches are near-equal chunks in split order."""
+    policy = amp or AmpPolicy(split.x.device, None)
+    loss_sum, correct = 0.0, 0
+    for part in _chunks(len(split), batch_size):
+        x, y = split.x[part], split.y[part]
+        with policy.autocast():
+            logits = supernet(x, architecture)
+        loss_sum += float(F.cross_entropy(logits.float(), y, reduction="sum"))
+        correct += int((logits.argmax(dim=1) == y).sum())
+    return loss_sum / len(split), correct / len(split)
+
+
+class _Trainer:
+    """The mutable state of a run (supernet, optimisers, generators, history) and its epoch."""
+
+    def __init__(self, config: SupernetConfig, dataset: Dataset, device: torch.device) -> None:
+        for name in ("train", "val"):
+            if len(getattr(dataset, name)) < 2:
+                raise DatasetError(
+                    f"Supernet training needs at least 2 examples in the {name!r} split (batch "
+                    f"norm uses batch statistics); got {len(getattr(dataset, name))}."
+                )
+        self.config = config
+        self.device = device
+        self.data = dataset.to(device)
+        self.supernet = build_supernet(config, dataset.input_shape, dataset.num_classes).to(device)
+        self.weights = self.supernet.weight_parameters()
+        self.arch = self.supernet.arch_parameters()
+        self.weight_optimizer = torch.optim.SGD(
+            self.weights,
+            lr=config.weight_lr,
+            momentum=config.weight_momentum,
+            weight_decay=config.weight_decay,
+        )
+        self.arch_optimizer = torch.optim.Adam(
+            self.arch, lr=config.arch_lr, betas=(0.5, 0.999), weight_decay=config.arch_weight_decay
+        )
+        self.scheduler = torch.optim.lr_scheduler.CosineAnnealingLR(
+            self.weight_optimizer, T_max=config.epochs, eta_min=config.weight_lr_min
+        )
+        self.amp = amp_policy(device, config.amp)
+        self.scaler = self.amp.grad_scaler()
+        _, data_seed, sample_seed = derive_seeds(config.seed, 3)
+        self.data_generator = torch_generator(data_seed)
+        self.sample_generator = torch_generator(sample_seed)
+        self.history: list[EpochRecord] = []
+
+    # -- one epoch ----------------------------------------------------------------------------
+    def run_epoch(self, epoch: int, *, progress: bool, evaluate: bool = True) -> EpochRecord:
+        config, net = self.config, self.supernet
+        started = time.perf_counter()
+        tau = temperature(epoch, config.epochs, config.tau_start, config.tau_end)
+        lr = float(self.weight_optimizer.param_groups[0]["lr"])
+        train, val = self.data.train, self.data.val
+        batch, val_batch = min(config.batch_size, len(train)), min(config.batch_size, len(val))
+        steps = len(train) // batch
+        order = torch.randperm(len(train), generator=self.data_generator)[: steps * batch]
+        repeats = math.ceil(steps * val_batch / len(val))
+        val_order = torch.cat(
+            [torch.randperm(len(val), generator=self.data_generator) for _ in range(repeats)]
+        )[: steps * val_batch]
+        order, val_order = order.to(self.device), val_order.to(self.device)
+
+        net.train()
+        sums = np.zeros(4)  # train loss, train correct, val loss, val correct (example sums)
+        bar = tqdm(
+            range(steps),
+            desc=f"epoch {epoch + 1}/{config.epochs}",
+            disable=not progress,
+            file=sys.stderr,
+            dynamic_ncols=True,
+        )
+        for step in bar:
+            idx = order[step * batch : (step + 1) * batch]
+            loss, correct = self._weight_step(train.x[idx], train.y[idx], tau, epoch, step)
+            vidx = val_order[step * val_batch : (step + 1) * val_batch]
+            val_loss, val_correct = self._arch_step(val.x[vidx], val.y[vidx], tau, epoch, step)
+            sums += (loss * batch, correct, val_loss * val_batch, val_correct)
+            done_train, done_val = (step + 1) * batch, (step + 1) * val_batch
+            bar.set_postfix(
+                loss=f"{sums[0] / done_train:.3f}",
+                acc=f"{sums[1] / done_train:.3f}",
+                val_loss=f"{sums[2] / done_val:.3f}",
+                val_acc=f"{sums[3] / done_val:.3f}",
+                tau=f"{tau:.2f}",
+                refresh=False,
+            )
+        bar.close()
+        self.scheduler.step()
+
+        argmax_acc = math.nan
+        if evaluate:
+            argmax = net.argmax_architecture()
+            _, argmax_acc = evaluate_architecture(
+                net, argmax, val, batch_size=max(256, config.batch_size), amp=self.amp
+            )
+        record = EpochRecord(
+            epoch=epoch,
+            temperature=tau,
+            weight_lr=lr,
+            train_loss=float(sums[0] / (steps * batch)),
+            train_acc=float(sums[1] / (steps * batch)),
+            val_loss=float(sums[2] / (steps * val_batch)),
+            val_acc=float(sums[3] / (steps * val_batch)),
+            argmax_val_acc=float(argmax_acc),
+            seconds=time.perf_counter() - started,
+            op_probabilities=net.op_probabilities(),
+            edge_probabilities=net.edge_probabilities(),
+        )
+        self.history.append(record)
+        return record
+
+    def _loss(
+        self, x: torch.Tensor, y: torch.Tensor, tau: float, differentiable: bool
+    ) -> tuple[torch.Tensor, int]:
+        sample = self.supernet.sample(self.sample_generator, tau, differentiable=differentiable)
+        with self.amp.autocast():
+            logits = self.supernet(x, sample=sample)  # (B, num_classes)
+        loss = F.cross_entropy(logits.float(), y)
+        correct = int((logits.argmax(dim=1) == y).sum())
+        return loss, correct
+
+    @staticmethod
+    def _check_finite(loss: torch.Tensor, what: str, epoch: int, step: int) -> float:
+        value = float(loss.detach())
+        if not math.isfinite(value):
+            raise TrainingError(
+                f"The {what} loss became {value} at epoch {epoch}, step {step}; lower the "
+                "learning rates, or enable grad_clip."
+            )
+        return value
+
+    def _weight_step(
+        self, x: torch.Tensor, y: torch.Tensor, tau: float, epoch: int, step: int
+    ) -> tuple[float, int]:
+        """One SGD step of the shared weights on a training batch (a non-differentiable hard
+        sample: the architecture parameters are not in the graph)."""
+        loss, correct = self._loss(x, y, tau, differentiable=False)
+        value = self._check_finite(loss, "training", epoch, step)
+        self.weight_optimizer.zero_grad(set_to_none=True)
+        self.scaler.scale(loss).backward()
+        if self.config.grad_clip > 0:
+            self.scaler.unscale_(self.weight_optimizer)
+            torch.nn.utils.clip_grad_norm_(self.weights, self.config.grad_clip)
+        self.scaler.step(self.weight_optimizer)
+        return value, correct
+
+    def _arch_step(
+        self, x: torch.Tensor, y: torch.Tensor, tau: float, epoch: int, step: int
+    ) -> tuple[float, int]:
+        """One Adam step of ``alpha`` (and ``beta``) on a validation batch; gradients reach them
+        through the straight-through sample only (``autograd.grad``: no weight gradients are
+        accumulated)."""
+        loss, correct = self._loss(x, y, tau, differentiable=True)
+        value = self._check_finite(loss, "validation", epoch, step)
+        grads = torch.autograd.grad(self.scaler.scale(loss), self.arch, allow_unused=True)
+        self.arch_optimizer.zero_grad(set_to_none=True)
+        for param, grad in zip(self.arch, grads, strict=True):
+            param.grad = grad  # None (skipped by Adam) when no module of it ran
+        self.scaler.step(self.arch_optimizer)
+        self.scaler.update()
+        return value, correct
+
+    # -- checkpoints --------------------------------------------------------------------------
+    def state(self) -> dict[str, Any]:
+        return {
+            "format": CHECKPOINT_FORMAT,
+            "config": self.config.to_dict(),
+            "epochs_done": len(self.history),
+            "supernet": self.supernet.state_dict(),
+            "weight_optimizer": self.weight_optimizer.state_dict(),
+            "arch_optimizer": self.arch_optimizer.state_dict(),
+            "scheduler": self.scheduler.state_dict(),
+            "scaler": self.scaler.state_dict(),
+            "generators": {
+                "data": self.data_generator.get_state(),
+                "sample": self.sample_generator.get_state(),
+                "supernet": self.supernet.generator.get_state(),
+            },
+            "history": [record.to_state() for record in self.history],
+            "torch_version": str(torch.__version__),
+        }
+
+    def save(self, path: Path) -> None:
+        _atomic_torch_save(self.state(), path)
+
+    def load(self, path: Path) -> None:
+        try:
+            state = torch.load(path, map_location="cpu", weights_only=True)
+        except Exception as err:  # a truncated, foreign or corrupt file
+            first_line = (str(err).strip().splitlines() or [""])[0][:200]
+            raise TrainingError(
+                f"Cannot read the supernet checkpoint {str(path)!r} ({type(err).__name__}: "
+                f"{first_line}); move it away to start over."
+            ) from None
+        if not isinstance(state, dict) or state.get("format") != CHECKPOINT_FORMAT:
+            raise TrainingError(
+                f"The file {str(path)!r} is not a supernet checkpoint of format "
+                f"{CHECKPOINT_FORMAT!r}."
+            )
+        saved = config_from_dict(state["config"])
+        if saved != self.config:
+            diffs = "; ".join(config_differences(saved, self.config))
+            raise ConfigError(
+                f"The checkpoint {str(path)!r} belongs to a different config (checkpoint != "
+                f"asked: {diffs})."
+            )
+        self.supernet.load_state_dict(state["supernet"])
+        self.weight_optimizer.load_state_dict(state["weight_optimizer"])
+        self.arch_optimizer.load_state_dict(state["arch_optimizer"])
+        self.scheduler.load_state_dict(state["scheduler"])
+        self.scaler.load_state_dict(state["scaler"])
+        self.data_generator.set_state(state["generators"]["data"])
+        self.sample_generator.set_state(state["generators"]["sample"])
+        self.supernet.generator.set_state(state["generators"]["supernet"])
+        self.history = [EpochRecord.from_state(r) for r in state["history"]]
+
+
+def _atomic_torch_save(obj: Any, path: Path) -> None:
+    """``torch.save`` to a temporary file beside ``path``, fsync, then ``os.replace``."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    try:
+        with os.fdopen(fd, "wb") as f:
+            torch.save(obj, f)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+def train_supernet(
+    config: SupernetConfig,
+    dataset: Dataset,
+    *,
+    checkpoint_path: str | os.PathLike[str] | None = None,
+    progress: bool = True,
+    callback: Callable[[EpochRecord], None] | None = None,
+) -> SupernetResult:
+    """Train the supernet that ``config`` describes on ``dataset`` (its train and val splits).
+
+    Args:
+        config: the run's configuration (``config.dataset`` is informative here: the data are
+            ``dataset``).
+        dataset: the splits, moved to the config's device if they are elsewhere.
+        checkpoint_path: written after every epoch; if it exists, the run resumes from it
+            (which gives, on the CPU, exactly the numbers of an uninterrupted run).
+        progress: show a tqdm bar per epoch on stderr.
+        callback: called with each epoch's record after its checkpoint is written.
+
+    Raises:
+        ConfigError: the checkpoint belongs to another config, or the device is unavailable.
+        TrainingError: the checkpoint is unreadable, a loss or a Gumbel sample is not finite.
+        DatasetError: a split has fewer than 2 examples.
+    """
+    if not isinstance(config, SupernetConfig):
+        raise ConfigError(f"train_supernet needs a SupernetConfig; got {type(config).__name__}.")
+    started = time.perf_counter()
+    device = resolve_device(config.device)
+    trainer = _Trainer(config, dataset, device)
+    path = None if checkpoint_path is None else Path(checkpoint_path)
+    if path is not None and path.exists():
+        trainer.load(path)
+    resumed = len(trainer.history)
+    for epoch in range(resumed, config.epochs):
+        record = trainer.run_epoch(epoch, progress=progress)
+        if path is not None:
+            trainer.save(path)
+        if callback is not None:
+            callback(record)
+    return SupernetResult(
+        supernet=trainer.supernet,
+        config=config,
+        history=tuple(trainer.history),
+        device=device,
+        seconds=time.perf_counter() - started,
+        resumed_epochs=resumed,
+    )
+
+
+def history_rows(history: Sequence[EpochRecord]) -> Iterator[tuple[Any, ...]]:
+    """One row per epoch, in :data:`HISTORY_COLUMNS` order."""
+    for record in history:
+        yield tuple(getattr(record, c) for c in HISTORY_COLUMNS)
+
+
+def multinomial_rows(
+    history: Sequence[EpochRecord], ops: Sequence[str]
+) -> Iterator[tuple[Any, ...]]:
+    """Rows ``(epoch, cell, module, option, probability)`` (:data:`MULTINOMIAL_COLUMNS`).
+
+    Ops: module ``"vertex j"`` (``j = 1 .. V-2``), one row per op. Edges: module
+    ``"edge i-j"``, option ``"present"``, the probability that the edge is present.
+    """
+    for record in history:
+        op_probs, edge_probs = record.op_probabilities, record.edge_probabilities
+        num_vertices = op_probs.shape[1] + 2
+        rows, cols = np.triu_indices(num_vertices, 1)
+        for k in range(op_probs.shape[0]):
+            for m in range(op_probs.shape[1]):
+                for o, op in enumerate(ops):
+                    yield record.epoch, k, f"vertex {m + 1}", op, float(op_probs[k, m, o])
+            for e, (i, j) in enumerate(zip(rows, cols, strict=True)):
+                yield record.epoch, k, f"edge {i}-{j}", "present", float(edge_probs[k, e])

@@ -1,0 +1,113 @@
+"""End-to-end tests of `dagrank supernet train` on the smoke preset."""
+
+from __future__ import annotations
+
+import csv
+import json
+from pathlib import Path
+
+import pytest
+
+from scripts import cmd_supernet
+from scripts.cli import build_parser, main
+from surrogate.config import PRESETS, SupernetConfig
+from surrogate.training import HISTORY_COLUMNS, MULTINOMIAL_COLUMNS
+
+OUTPUTS = (
+    "config.json",
+    "supernet.pt",
+    "history.csv",
+    "multinomials.csv",
+    "multinomials.png",
+    "multinomial_history.png",
+)
+
+
+def _read_csv(path: Path) -> tuple[list[str], list[list[str]]]:
+    with path.open(newline="") as f:
+        header, *rows = list(csv.reader(f))
+    return header, rows
+
+
+def _snapshot(run: Path) -> dict[str, bytes]:
+    return {p.name: p.read_bytes() for p in sorted(run.iterdir())}
+
+
+@pytest.fixture(scope="module")
+def smoke_run(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, str]:
+    run = tmp_path_factory.mktemp("cli") / "smoke"
+    argv = ["supernet", "train", "--preset", "smoke", "--device", "cpu", "--run", str(run)]
+    assert main([*argv, "--no-progress"]) == 0
+    return run, " ".join(argv)
+
+
+def test_smoke_preset_writes_the_run_directory(
+    smoke_run: tuple[Path, str], capsys: pytest.CaptureFixture[str]
+) -> None:
+    run, _ = smoke_run
+    assert all((run / name).is_file() for name in OUTPUTS)
+    config = PRESETS["smoke"].replace(device="cpu")
+    assert json.loads((run / "config.json").read_text()) == config.to_dict()
+    header, rows = _read_csv(run / "history.csv")
+    assert tuple(header) == HISTORY_COLUMNS and len(rows) == config.epochs
+    assert [int(r[0]) for r in rows] == list(range(config.epochs))
+    header, rows = _read_csv(run / "multinomials.csv")
+    assert tuple(header) == MULTINOMIAL_COLUMNS
+    modules, edges = config.vertices - 2, config.vertices * (config.vertices - 1) // 2
+    assert len(rows) == config.epochs * config.cells * (modules * len(config.ops) + edges)
+    assert {r[2] for r in rows} >= {"vertex 1", "vertex 2", "edge 0-1", "edge 2-3"}
+    assert {r[3] for r in rows} == {*config.ops, "present"}
+    assert all(0.0 <= float(r[4]) <= 1.0 for r in rows)
+    for name in ("multinomials.png", "multinomial_history.png"):
+        assert (run / name).read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+
+
+def test_rerun_with_the_same_config_resumes(
+    smoke_run: tuple[Path, str], capsys: pytest.CaptureFixture[str]
+) -> None:
+    run, _ = smoke_run
+    history = (run / "history.csv").read_bytes()
+    argv = ["supernet", "train", "--preset", "smoke", "--device", "cpu", "--run", str(run)]
+    assert main([*argv, "--no-progress"]) == 0
+    out = capsys.readouterr().out.strip()
+    assert out.count("\n") == 0 and str(run) in out
+    assert f"resumed at epoch {PRESETS['smoke'].epochs}" in out and "val acc" in out
+    assert (run / "history.csv").read_bytes() == history
+
+
+def test_a_different_config_is_refused_and_nothing_changes(
+    smoke_run: tuple[Path, str], capsys: pytest.CaptureFixture[str]
+) -> None:
+    run, _ = smoke_run
+    before = _snapshot(run)
+    epochs = PRESETS["smoke"].epochs
+    argv = ["supernet", "train", "--preset", "smoke", "--device", "cpu", "--epochs", "99"]
+    assert main([*argv, "--run", str(run), "--no-progress"]) == 2
+    err = capsys.readouterr().err.strip()
+    assert err.count("\n") == 0
+    assert "config.json holds a different config" in err and f"epochs: {epochs} != 99" in err
+    assert _snapshot(run) == before
+
+
+def test_flags_override_config_file_override_preset(tmp_path: Path) -> None:
+    config_file = tmp_path / "c.toml"
+    config_file.write_text("epochs = 5\nchannels = 6\nseed = 3\n")
+    flags = ["--config", str(config_file), "--seed", "4", "--vertices", "5", "--cells", "3"]
+    args = build_parser().parse_args(
+        ["supernet", "train", "--run", str(tmp_path / "r"), "--preset", "smoke", *flags]
+    )
+    config = cmd_supernet._resolve_config(args)
+    assert config == PRESETS["smoke"].replace(epochs=5, channels=6, seed=4, vertices=5, cells=3)
+    plain = build_parser().parse_args(["supernet", "train", "--run", str(tmp_path / "r")])
+    assert cmd_supernet._resolve_config(plain) == SupernetConfig()
+
+
+def test_bad_values_are_one_line_errors(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    run = tmp_path / "r"
+    assert main(["supernet", "train", "--run", str(run), "--epochs", "0"]) == 2
+    err = capsys.readouterr().err.strip()
+    assert err == ("dagrank supernet: error: The config key 'epochs' must be an int >= 1; got 0.")
+    assert not run.exists()
+    (tmp_path / "file").write_text("x")
+    assert main(["supernet", "train", "--run", str(tmp_path / "file"), "--preset", "smoke"]) == 2
+    assert "exists and is not a directory" in capsys.readouterr().err

@@ -1,0 +1,228 @@
+"""Tests of surrogate.training (and the bench that reuses its epoch): schedule, determinism,
+exact resume from checkpoints, errors."""
+
+from __future__ import annotations
+
+import dataclasses
+import itertools
+import math
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+from surrogate.bench import bench_supernet
+from surrogate.config import SupernetConfig
+from surrogate.data import Dataset, Split
+from surrogate.errors import ConfigError, DatasetError, TrainingError
+from surrogate.training import (
+    HISTORY_COLUMNS,
+    MULTINOMIAL_COLUMNS,
+    EpochRecord,
+    evaluate_architecture,
+    history_rows,
+    multinomial_rows,
+    temperature,
+    train_supernet,
+)
+
+TINY = SupernetConfig(
+    dataset="random",
+    vertices=4,
+    cells=2,
+    channels=4,
+    epochs=3,
+    batch_size=16,
+    device="cpu",
+    seed=1,
+)
+
+
+def random_dataset(n_train: int = 48, n_val: int = 24, seed: int = 0) -> Dataset:
+    generator = torch.Generator().manual_seed(seed)
+
+    def split(n: int) -> Split:
+        y = torch.randint(0, 3, (n,), generator=generator)
+        x = torch.randn((n, 1, 4, 4), generator=generator) + y.float()[:, None, None, None]
+        return Split(x, y)
+
+    return Dataset("random", split(n_train), split(n_val), split(8), 3, (1, 4, 4))
+
+
+def numbers(history: tuple[EpochRecord, ...]) -> list[tuple[object, ...]]:
+    """Everything a record holds except its wall time."""
+    return [
+        (
+            *(getattr(r, c) for c in HISTORY_COLUMNS if c != "seconds"),
+            r.op_probabilities.tolist(),
+            r.edge_probabilities.tolist(),
+        )
+        for r in history
+    ]
+
+
+# --------------------------------------------------------------------------- temperature
+
+
+def test_temperature_schedule() -> None:
+    assert temperature(0, 10, 10.0, 0.1) == 10.0
+    assert temperature(9, 10, 10.0, 0.1) == pytest.approx(0.1)
+    assert temperature(0, 1, 10.0, 0.1) == 10.0
+    taus = [temperature(e, 5, 10.0, 0.1) for e in range(5)]
+    assert all(a > b for a, b in itertools.pairwise(taus))
+    ratios = [b / a for a, b in itertools.pairwise(taus)]
+    assert np.allclose(ratios, ratios[0])  # exponential: a constant factor per epoch
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        ((0, 0), "'epochs' of temperature\\(\\) must be an int >= 1; got 0"),
+        ((3, 3), r"'epoch' of temperature\(\) must be an int in \[0, 2\]; got 3"),
+        ((-1, 3), r"'epoch' of temperature\(\) must be an int in \[0, 2\]; got -1"),
+        ((0, 3, 0.0, 0.1), "must be positive; got 0.0 and 0.1"),
+    ],
+)
+def test_temperature_errors(args: tuple[float, ...], message: str) -> None:
+    with pytest.raises(ConfigError, match=message):
+        temperature(*args)  # type: ignore[arg-type]
+
+
+# --------------------------------------------------------------------------- training
+
+
+def test_training_records_every_epoch_and_learns() -> None:
+    result = train_supernet(TINY.replace(epochs=4), random_dataset(), progress=False)
+    history = result.history
+    assert [r.epoch for r in history] == [0, 1, 2, 3] and result.resumed_epochs == 0
+    assert history[0].temperature == 10.0 and history[-1].temperature == pytest.approx(0.1)
+    assert history[0].weight_lr == TINY.weight_lr and history[-1].weight_lr < TINY.weight_lr
+    for record in history:
+        assert record.op_probabilities.shape == (2, 2, 3)
+        assert record.edge_probabilities.shape == (2, 6)
+        np.testing.assert_allclose(record.op_probabilities.sum(-1), 1.0)
+        assert 0 <= record.train_acc <= 1 and 0 <= record.argmax_val_acc <= 1
+        assert math.isfinite(record.train_loss) and record.seconds > 0
+    assert not np.allclose(history[-1].op_probabilities, 1 / 3)  # the multinomials moved
+    assert result.final is history[-1] and result.train_seconds > 0
+    assert result.device == torch.device("cpu")
+
+
+def test_same_seed_same_numbers() -> None:
+    a = train_supernet(TINY, random_dataset(), progress=False)
+    b = train_supernet(TINY, random_dataset(), progress=False)
+    c = train_supernet(TINY.replace(seed=2), random_dataset(), progress=False)
+    assert numbers(a.history) == numbers(b.history)
+    assert numbers(a.history) != numbers(c.history)
+    sa, sb = a.supernet.state_dict(), b.supernet.state_dict()
+    assert all(torch.equal(sa[k], sb[k]) for k in sa)
+
+
+class _Interrupt(Exception):
+    pass
+
+
+@pytest.mark.parametrize("config", [TINY, TINY.replace(learn_topology=False, mode="soft")])
+def test_resume_equals_an_uninterrupted_run(tmp_path: Path, config: SupernetConfig) -> None:
+    whole = train_supernet(config, random_dataset(), progress=False)
+
+    def stop_after_first(record: EpochRecord) -> None:
+        if record.epoch == 0:
+            raise _Interrupt
+
+    path = tmp_path / "ckpt" / "supernet.pt"
+    with pytest.raises(_Interrupt):
+        train_supernet(
+            config,
+            random_dataset(),
+            checkpoint_path=path,
+            progress=False,
+            callback=stop_after_first,
+        )
+    assert path.exists()
+    resumed = train_supernet(config, random_dataset(), checkpoint_path=path, progress=False)
+    assert resumed.resumed_epochs == 1
+    assert numbers(resumed.history) == numbers(whole.history)
+    sw, sr = whole.supernet.state_dict(), resumed.supernet.state_dict()
+    assert all(torch.equal(sw[k], sr[k]) for k in sw)
+    assert sorted(p.name for p in path.parent.iterdir()) == ["supernet.pt"]  # no temp files
+
+    again = train_supernet(config, random_dataset(), checkpoint_path=path, progress=False)
+    assert again.resumed_epochs == config.epochs  # finished: nothing left to train
+    assert numbers(again.history) == numbers(whole.history)
+
+
+def test_checkpoint_of_another_config_is_refused(tmp_path: Path) -> None:
+    path = tmp_path / "supernet.pt"
+    train_supernet(TINY.replace(epochs=1), random_dataset(), checkpoint_path=path, progress=False)
+    with pytest.raises(ConfigError, match=r"belongs to a different config .*epochs: 1 != 3"):
+        train_supernet(TINY, random_dataset(), checkpoint_path=path, progress=False)
+
+
+def test_unreadable_checkpoints(tmp_path: Path) -> None:
+    path = tmp_path / "supernet.pt"
+    path.write_bytes(b"not a checkpoint")
+    with pytest.raises(TrainingError, match="Cannot read the supernet checkpoint"):
+        train_supernet(TINY, random_dataset(), checkpoint_path=path, progress=False)
+    torch.save({"format": "something else"}, path)
+    with pytest.raises(TrainingError, match="is not a supernet checkpoint of format"):
+        train_supernet(TINY, random_dataset(), checkpoint_path=path, progress=False)
+
+
+def test_non_finite_loss_is_a_training_error() -> None:
+    data = random_dataset()
+    bad = Split(torch.full_like(data.train.x, float("nan")), data.train.y)
+    with pytest.raises(TrainingError, match="training loss became nan at epoch 0, step 0"):
+        train_supernet(TINY, dataclasses.replace(data, train=bad), progress=False)
+
+
+def test_tiny_splits_and_bad_arguments() -> None:
+    data = random_dataset()
+    one = Split(data.val.x[:1], data.val.y[:1])
+    with pytest.raises(DatasetError, match="at least 2 examples in the 'val' split .*got 1"):
+        train_supernet(TINY, dataclasses.replace(data, val=one), progress=False)
+    with pytest.raises(ConfigError, match="needs a SupernetConfig; got dict"):
+        train_supernet(TINY.to_dict(), data)  # type: ignore[arg-type]
+
+
+def test_missing_cuda_is_a_config_error(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
+    with pytest.raises(ConfigError, match="'cuda:1' is not available"):
+        train_supernet(TINY.replace(device="cuda:1"), random_dataset(), progress=False)
+
+
+def test_evaluate_architecture_in_uneven_batches() -> None:
+    result = train_supernet(TINY.replace(epochs=1), random_dataset(), progress=False)
+    arch = result.supernet.argmax_architecture()
+    split = random_dataset(n_val=17).val  # chunks of 9 and 8 with batch_size 16
+    loss, acc = evaluate_architecture(result.supernet, arch, split, batch_size=16)
+    assert math.isfinite(loss) and 0 <= acc <= 1
+
+
+def test_csv_rows() -> None:
+    history = train_supernet(TINY.replace(epochs=2), random_dataset(), progress=False).history
+    rows = list(history_rows(history))
+    assert len(rows) == 2 and all(len(r) == len(HISTORY_COLUMNS) for r in rows)
+    multinomials = list(multinomial_rows(history, TINY.ops))
+    assert len(MULTINOMIAL_COLUMNS) == 5
+    assert len(multinomials) == 2 * 2 * (2 * 3 + 6)  # epochs x cells x (modules x ops + edges)
+    assert multinomials[0][:4] == (0, 0, "vertex 1", "conv3x3-bn-relu")
+    assert (1, 1, "edge 2-3", "present") == multinomials[-1][:4]
+    for epoch in (0, 1):
+        for cell in (0, 1):
+            probs = [r[4] for r in multinomials if r[:3] == (epoch, cell, "vertex 2")]
+            assert sum(probs) == pytest.approx(1.0)
+
+
+def test_bench_times_hard_and_soft_alternately() -> None:
+    out = bench_supernet(
+        random_dataset(), channels=4, vertices=4, cells=2, batch_size=16, epochs=1, warmup=0
+    )
+    assert out["ops"] == 3 and out["channels"] == 4 and out["epochs_timed"] == 1
+    assert out["hard_s"] > 0 and out["soft_s"] > 0
+    assert out["ratio"] == pytest.approx(out["soft_s"] / out["hard_s"])
+    assert out["device"] == "cpu" and out["steps_per_epoch"] == 3
+    assert all(isinstance(v, (int, float, str)) for v in out.values())  # flat
+    with pytest.raises(ConfigError, match="'epochs' of bench_supernet must be an int >= 1"):
+        bench_supernet(random_dataset(), epochs=0)
