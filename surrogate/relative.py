@@ -1,0 +1,371 @@
+"""The relative surrogate: every cell's exact probability under the supernet's sampling process.
+
+The supernet samples each cell independently: every edge ``e`` of the complete DAG on ``V``
+vertices is present with probability ``q_e``, every interior module ``m`` takes operation ``o``
+with probability ``p_m(o)``, and a sample whose input cannot reach its output is redrawn. The
+sampled cell is the pruned graph with the operations of its surviving vertices. The probability
+of a cell ``c`` of the space is the total probability of the samples that prune to a cell
+isomorphic to ``c``, conditioned on the sample being valid *and in the space* (a sample with more
+edges than the space allows has no cell there; the mass left outside is reported).
+
+Exact algorithm (vectorised; no loop over samples or cells):
+
+1. Once per space (:class:`SampleMap`): all ``2 ** E`` edge sets of the complete DAG are pruned at
+   once; the distinct pruned graphs *on their supernet positions* ``g`` are canonicalised
+   (:func:`dagspace.enumeration.canonical_codes`), which gives each ``g`` its topology class ``C``
+   and an embedding ``sigma`` of ``C``'s interior vertices into supernet positions.
+2. Per cell of the supernet: ``P(g) = sum of prod_e q_e^b (1-q_e)^(1-b)`` over the edge sets that
+   prune to ``g`` (one bincount), ``W(C, sigma) = sum P(g)`` (another), and for a labelled space
+   ``P(C, labelling L) = sum_sigma W(C, sigma) prod_a p_sigma(a)(L_a)``: one
+   ``(classes x embeddings) @ (embeddings x labellings)`` product per interior-vertex count.
+   Labellings that are relabellings of each other under ``C``'s automorphisms are summed into the
+   same canonical cell.
+
+This is exact for every space that :func:`dagspace.enumerate_space` can build (up to 7 vertices:
+2,097,152 edge sets). :func:`monte_carlo_probabilities` estimates the same numbers by sampling,
+one canonical hash per sample, with standard errors; the tests check one against the other.
+
+An architecture (one cell per supernet cell) scores the sum of its cells' log-probabilities;
+:func:`joint_top_k` finds the best ``k`` architectures by an exact k-best merge.
+"""
+
+from __future__ import annotations
+
+import heapq
+import itertools
+from collections.abc import Sequence
+from dataclasses import dataclass
+from functools import cached_property
+
+import numpy as np
+
+from dagspace import CellSpec, Space, canonical_hash, try_prune
+from dagspace.enumeration import _bit_rows, canonical_codes, canonical_label_codes
+from dagspace.hashing import interior_permutations
+from dagspace.random import SeedLike, check_random_state
+from surrogate.errors import ConfigError
+
+__all__ = [
+    "CellScores",
+    "SampleMap",
+    "cell_probabilities",
+    "joint_top_k",
+    "monte_carlo_probabilities",
+]
+
+
+@dataclass(frozen=True)
+class CellScores:
+    """One supernet cell's distribution over the space.
+
+    ``probability`` ``(N,)`` sums to 1 over the space; ``log_probability`` is its log (``-inf``
+    for cells the process never produces); ``valid_mass`` is the probability that a raw sample is
+    valid (before redrawing) and ``in_space`` the share of valid samples that land in the space.
+    ``standard_error`` is set for Monte-Carlo estimates only.
+    """
+
+    probability: np.ndarray
+    valid_mass: float
+    in_space: float
+    standard_error: np.ndarray | None = None
+
+    @cached_property
+    def log_probability(self) -> np.ndarray:
+        with np.errstate(divide="ignore"):
+            return np.log(self.probability)
+
+    def ranks(self) -> np.ndarray:
+        """``(N,)`` rank of every cell, 1 = most probable (ties share the lowest rank)."""
+        order = np.argsort(-self.probability, kind="stable")
+        sorted_p = self.probability[order]
+        first = np.r_[0, np.flatnonzero(np.diff(sorted_p)) + 1]
+        rank_sorted = np.repeat(first + 1, np.diff(np.r_[first, len(order)]))
+        ranks = np.empty(len(order), dtype=np.int64)
+        ranks[order] = rank_sorted
+        return ranks
+
+
+def _prune_all(bits: np.ndarray, v: int) -> np.ndarray:
+    """``(N, v)`` bool: which vertices of every edge set lie on an input -> output path."""
+    rows, cols = np.triu_indices(v, 1)
+    dense = np.zeros((len(bits), v, v), dtype=bool)
+    dense[:, rows, cols] = bits.astype(bool)
+    fwd = np.zeros((len(bits), v), dtype=bool)
+    bwd = np.zeros((len(bits), v), dtype=bool)
+    fwd[:, 0] = True
+    bwd[:, v - 1] = True
+    for j in range(1, v):
+        fwd[:, j] = (dense[:, :j, j] & fwd[:, :j]).any(axis=1)
+    for i in range(v - 2, -1, -1):
+        bwd[:, i] = (dense[:, i, i + 1 :] & bwd[:, i + 1 :]).any(axis=1)
+    return fwd & bwd
+
+
+@dataclass(frozen=True)
+class _Group:
+    """The pruned graphs with ``k`` interior vertices: classes, embeddings, labelled cells."""
+
+    k: int
+    class_cells: np.ndarray  # (C_k, n**k) space index of (class, labelling); -1 none
+    sigmas: np.ndarray  # (S_k, k) supernet positions of the class's interior vertices
+    pair_of_g: np.ndarray  # (G,) class * S_k + sigma for the graphs of this group, else -1
+
+
+class SampleMap:
+    """How every raw sample of the complete DAG on ``V`` vertices lands on the space's cells.
+
+    Built once per space (about 3 s for 7 vertices); :meth:`probabilities` then takes a fraction
+    of a second per supernet cell.
+    """
+
+    def __init__(self, space: Space) -> None:
+        self.space = space
+        v = space.max_vertices
+        self.num_vertices = v
+        self.bits = _bit_rows(v)  # (2**E, E) every edge set, triu order
+        keep = _prune_all(self.bits, v)
+        valid = keep[:, 0]
+        rows, cols = np.triu_indices(v, 1)
+        pruned = self.bits & keep[:, rows] & keep[:, cols]
+        code = pruned.astype(np.int64) @ (np.int64(1) << np.arange(len(rows), dtype=np.int64))
+        code[~valid] = -1
+        g_codes, first, inverse = np.unique(code, return_index=True, return_inverse=True)
+        start = 1 if g_codes[0] == -1 else 0
+        self.g_of_sample = inverse.ravel() - start  # -1 for invalid samples
+        self.num_graphs = len(g_codes) - start
+        g_keep = keep[first[start:]]  # (G, v)
+        g_bits = pruned[first[start:]]  # (G, E)
+        self.n_ops = 0 if space.ops is None else len(space.op_names)
+        self.groups = [self._group(k, g_keep, g_bits) for k in range(0, v - 1)]
+
+    # -- building --------------------------------------------------------------------------
+    def _space_classes(self, v: int) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+        """The space's cells on ``v`` vertices: (cell indices, class id per cell, class codes,
+        canonical permutation index of each class representative)."""
+        space = self.space
+        cells = np.flatnonzero(space.num_vertices == v)
+        rows, cols = np.triu_indices(v, 1)
+        bits = space.matrices[cells][:, rows, cols]
+        keys = bits.astype(np.int64) @ (np.int64(1) << np.arange(len(rows), dtype=np.int64))
+        _, rep_first, class_of_cell = np.unique(keys, return_index=True, return_inverse=True)
+        codes, auto = canonical_codes(bits[rep_first], v)
+        if len(np.unique(codes)) != len(codes):
+            raise ConfigError(
+                "The space holds two isomorphic topologies under different matrices; the "
+                "relative surrogate needs a space built by dagspace.enumerate_space."
+            )
+        return cells, class_of_cell.ravel(), codes, auto
+
+    def _group(self, k: int, g_keep: np.ndarray, g_bits: np.ndarray) -> _Group:
+        v_full, v = self.num_vertices, k + 2
+        n = max(self.n_ops, 1)
+        positions = list(itertools.permutations(range(1, v_full - 1), k))
+        sigmas = np.asarray(positions, dtype=np.int64).reshape(len(positions), k)
+        pair_of_g = np.full(self.num_graphs, -1, dtype=np.int64)
+        cells, class_of_cell, class_codes, class_auto = self._space_classes(v)
+        class_cells = np.full((len(class_codes), n**k), -1, dtype=np.int64)
+        members = np.flatnonzero(g_keep.sum(axis=1) == v)
+        if len(class_codes) == 0:
+            return _Group(k, class_cells, sigmas, pair_of_g)
+        # graphs g with v kept vertices, compressed to v vertices in position order
+        kept = np.sort(np.flatnonzero(g_keep[members].ravel()).reshape(-1, v) % v_full, axis=1)
+        index = np.full((v_full, v_full), -1, dtype=np.int64)
+        r_full, c_full = np.triu_indices(v_full, 1)
+        index[r_full, c_full] = np.arange(len(r_full))
+        ra, rb = np.triu_indices(v, 1)
+        comp = g_bits[members[:, None], index[kept[:, ra], kept[:, rb]]]  # (G_v, E_v)
+        codes, auto = canonical_codes(comp, v)
+        order = np.argsort(class_codes)
+        where = np.searchsorted(class_codes[order], codes)
+        found = (where < len(order)) & (
+            class_codes[order][np.minimum(where, len(order) - 1)] == codes
+        )
+        cls = order[np.minimum(where, len(order) - 1)]
+        # g vertex i -> canonical position perm_g[i]; class rep vertex a -> perm_0[a]
+        perms = interior_permutations(v)
+        inverse = np.argsort(perms, axis=1)
+        perm_g = np.argmax(auto, axis=1)
+        perm_0 = np.argmax(class_auto, axis=1)[cls]
+        rep_interior = perms[perm_0][:, 1 : v - 1]  # (G_v, k) canonical position of rep vertex a
+        g_vertex = np.take_along_axis(inverse[perm_g], rep_interior, axis=1)  # g vertex of a
+        sigma = np.take_along_axis(kept, g_vertex, axis=1)  # supernet position of rep vertex a
+        sigma_key = sigma @ (v_full ** np.arange(k, dtype=np.int64))
+        lookup = np.full(v_full**k, -1, dtype=np.int64)
+        lookup[sigmas @ (v_full ** np.arange(k, dtype=np.int64))] = np.arange(len(sigmas))
+        pair_of_g[members[found]] = cls[found] * len(sigmas) + lookup[sigma_key[found]]
+        # labelled cells of every class, addressed by labelling in the representative's frame
+        if self.n_ops == 0 or k == 0:
+            class_cells[class_of_cell, 0] = cells
+        else:
+            codes_space = self.space.ops[cells][:, 1 : v - 1].astype(np.int64) - 2  # op index
+            lab_int = codes_space @ (n ** np.arange(k - 1, -1, -1))
+            patterns, pattern_of = np.unique(class_auto, axis=0, return_inverse=True)
+            canon = canonical_label_codes(patterns, v, n)[pattern_of.ravel()]  # (C, n**k)
+            cell_canon = canon[class_of_cell, lab_int]
+            table = np.full(len(class_codes) * n**k, -1, dtype=np.int64)
+            table[class_of_cell * n**k + cell_canon] = cells
+            offsets = (np.arange(len(class_codes)) * n**k)[:, None]
+            class_cells = table[offsets + canon]
+        return _Group(k, class_cells, sigmas, pair_of_g)
+
+    # -- evaluating -----------------------------------------------------------------------------
+    def probabilities(self, op_probs: np.ndarray | None, edge_probs: np.ndarray) -> CellScores:
+        """The exact distribution over the space for one supernet cell.
+
+        Args:
+            op_probs: ``(V-2, n_ops)`` per-module operation probabilities, columns in the
+                space's ``op_names`` order (ignored for an unlabelled space).
+            edge_probs: ``(E,)`` probability that each edge is present, ``triu_indices`` order.
+        """
+        v = self.num_vertices
+        edge_probs = np.asarray(edge_probs, dtype=np.float64)
+        if edge_probs.shape != (v * (v - 1) // 2,) or not np.all(
+            (edge_probs >= 0) & (edge_probs <= 1)
+        ):
+            raise ConfigError(
+                f"'edge_probs' must be {v * (v - 1) // 2} probabilities (one per edge of the "
+                f"complete DAG on {v} vertices); got shape {edge_probs.shape}."
+            )
+        with np.errstate(divide="ignore", invalid="ignore"):
+            log_q = np.log(edge_probs)
+            log_not = np.log1p(-edge_probs)
+        on = self.bits.astype(bool)
+        log_p = np.where(on, log_q, 0.0).sum(axis=1) + np.where(on, 0.0, log_not).sum(axis=1)
+        p_sample = np.exp(log_p)
+        valid = self.g_of_sample >= 0
+        p_graph = np.bincount(
+            self.g_of_sample[valid], weights=p_sample[valid], minlength=self.num_graphs
+        )
+        valid_mass = float(p_graph.sum())
+        if valid_mass <= 0:
+            raise ConfigError(
+                "The edge probabilities give no valid cell (input never reaches the output)."
+            )
+        out = np.zeros(len(self.space))
+        labelled = self.n_ops > 0
+        if labelled:
+            op_probs = self._check_ops(op_probs)
+        for group in self.groups:
+            inside = group.pair_of_g >= 0
+            if not inside.any():
+                continue
+            n_pairs = group.class_cells.shape[0] * len(group.sigmas)
+            weight = np.bincount(
+                group.pair_of_g[inside], weights=p_graph[inside], minlength=n_pairs
+            ).reshape(group.class_cells.shape[0], -1)
+            if labelled and group.k > 0:
+                n, k = self.n_ops, group.k
+                digits = (np.arange(n**k)[:, None] // n ** np.arange(k - 1, -1, -1)) % n
+                per_position = op_probs[group.sigmas - 1]  # (S, k, n)
+                lab = np.ones((len(group.sigmas), n**k))
+                for a in range(k):
+                    lab *= per_position[:, a, :][:, digits[:, a]]
+                mass = weight @ lab  # (C, n**k)
+            else:
+                mass = weight.sum(axis=1, keepdims=True)
+            cells = group.class_cells
+            ok = cells >= 0
+            out += np.bincount(cells[ok], weights=mass[ok], minlength=len(out))
+        in_space = float(out.sum())
+        if in_space <= 0:
+            raise ConfigError("No valid sample of these probabilities lands in the space.")
+        return CellScores(out / in_space, valid_mass, in_space / valid_mass)
+
+    def _check_ops(self, op_probs: np.ndarray | None) -> np.ndarray:
+        shape = (self.num_vertices - 2, self.n_ops)
+        op_probs = None if op_probs is None else np.asarray(op_probs, dtype=np.float64)
+        if op_probs is None or op_probs.shape != shape or not np.all(op_probs >= 0):
+            raise ConfigError(
+                f"'op_probs' must be a non-negative {shape} array (modules x the space's ops "
+                f"{list(self.space.op_names)}); got "
+                f"{None if op_probs is None else op_probs.shape}."
+            )
+        return op_probs / op_probs.sum(axis=1, keepdims=True)
+
+
+def cell_probabilities(
+    space: Space,
+    op_probs: np.ndarray,
+    edge_probs: np.ndarray,
+    op_names: Sequence[str] | None = None,
+    sample_map: SampleMap | None = None,
+) -> list[CellScores]:
+    """Exact distributions for every supernet cell.
+
+    Args:
+        op_probs: ``(K, V-2, n_ops)`` from :meth:`Supernet.op_probabilities`.
+        edge_probs: ``(K, E)`` from :meth:`Supernet.edge_probabilities`.
+        op_names: the supernet's operation order (default: the space's).
+    """
+    sample_map = sample_map or SampleMap(space)
+    op_probs = np.asarray(op_probs, dtype=np.float64)
+    if space.is_labelled and op_names is not None:
+        missing = [name for name in space.op_names if name not in op_names]
+        if missing:
+            raise ConfigError(
+                f"The supernet has no op {missing} of the space; its ops are {list(op_names)}."
+            )
+        op_probs = op_probs[..., [list(op_names).index(name) for name in space.op_names]]
+    return [sample_map.probabilities(op_probs[c], edge_probs[c]) for c in range(len(edge_probs))]
+
+
+def monte_carlo_probabilities(
+    space: Space,
+    op_probs: np.ndarray | None,
+    edge_probs: np.ndarray,
+    samples: int,
+    seed: SeedLike = 0,
+) -> CellScores:
+    """The same distribution as :meth:`SampleMap.probabilities`, estimated from ``samples``
+    draws of the sampling process, each pruned and hashed on its own (the reference path), with
+    binomial standard errors."""
+    rng = check_random_state(seed)
+    v = space.max_vertices
+    rows, cols = np.triu_indices(v, 1)
+    counts = np.zeros(len(space))
+    drawn = valid = 0
+    while valid < samples:
+        drawn += 1
+        matrix = np.zeros((v, v), dtype=np.uint8)
+        matrix[rows, cols] = rng.random(len(rows)) < edge_probs
+        ops = None
+        if space.is_labelled:
+            names = space.op_names
+            ops = [
+                "input",
+                *(names[rng.choice(len(names), p=p / p.sum())] for p in op_probs),
+                "output",
+            ]
+        cell = try_prune(CellSpec(matrix, ops))
+        if cell is None:
+            continue
+        valid += 1
+        index = space.find(cell)
+        if index is not None:
+            counts[index] += 1
+    inside = counts.sum()
+    p = counts / inside
+    return CellScores(p, valid / drawn, inside / valid, np.sqrt(p * (1 - p) / inside))
+
+
+def joint_top_k(log_probs: Sequence[np.ndarray], k: int) -> list[tuple[float, tuple[int, ...]]]:
+    """The ``k`` architectures with the highest summed log-probability, exactly.
+
+    Each cell contributes its own top ``k`` (no better architecture can use a cell outside
+    them); the lists are merged pairwise, keeping the best ``k`` sums of each merge.
+    Returns ``(score, cell indices)`` pairs, best first.
+    """
+    if k < 1:
+        raise ConfigError(f"'k' must be a positive int; got {k!r}.")
+    best: list[tuple[float, tuple[int, ...]]] = [(0.0, ())]
+    for scores in log_probs:
+        scores = np.asarray(scores, dtype=np.float64)
+        top = np.argsort(-scores, kind="stable")[:k]
+        pairs = ((s + float(scores[i]), (*idx, int(i))) for s, idx in best for i in top)
+        best = heapq.nlargest(k, pairs, key=lambda pair: pair[0])
+    return best
+
+
+def architecture_hash(space: Space, indices: Sequence[int]) -> str:
+    """The canonical hash of the architecture made of these space cells."""
+    return canonical_hash([space[int(i)] for i in indices])

@@ -1,0 +1,172 @@
+from __future__ import annotations
+
+import itertools
+
+import numpy as np
+import pytest
+
+from dagspace import NASBENCH101_OPS, CellSpec, canonical_hash, enumerate_space, try_prune
+from surrogate.errors import ConfigError
+from surrogate.relative import (
+    SampleMap,
+    cell_probabilities,
+    joint_top_k,
+    monte_carlo_probabilities,
+)
+
+
+def brute_force(space, op_probs, edge_probs):
+    """Every raw sample with its probability, pruned and hashed one by one."""
+    v = space.max_vertices
+    rows, cols = np.triu_indices(v, 1)
+    index = {h: i for i, h in enumerate(space.hashes.tolist())}
+    out = np.zeros(len(space))
+    valid = 0.0
+    ops = space.op_names
+    for bits in itertools.product([0, 1], repeat=len(rows)):
+        b = np.asarray(bits)
+        p_edges = np.prod(np.where(b, edge_probs, 1 - edge_probs))
+        matrix = np.zeros((v, v), dtype=np.uint8)
+        matrix[rows, cols] = b
+        if try_prune(CellSpec(matrix)) is None:
+            continue
+        valid += p_edges
+        labellings = [()] if ops is None else itertools.product(range(len(ops)), repeat=v - 2)
+        for labels in labellings:
+            p_ops = np.prod([op_probs[m, o] for m, o in enumerate(labels)]) if ops else 1.0
+            names = None if ops is None else ["input", *(ops[o] for o in labels), "output"]
+            h = canonical_hash(CellSpec(matrix, names))
+            if h in index:
+                out[index[h]] += p_edges * p_ops
+    return out / out.sum(), valid
+
+
+@pytest.mark.parametrize(
+    ("v", "ops", "max_edges"),
+    [
+        (4, NASBENCH101_OPS, None),
+        (5, None, None),
+        (5, NASBENCH101_OPS[:2], 6),
+        (4, NASBENCH101_OPS[1:], 4),
+    ],
+)
+@pytest.mark.parametrize("seed", [0, 1])
+def test_exact_equals_brute_force(v, ops, max_edges, seed):
+    space = enumerate_space(v, ops, max_edges)
+    rng = np.random.default_rng(seed)
+    edge_probs = rng.uniform(0.05, 0.95, v * (v - 1) // 2)
+    op_probs = rng.dirichlet(np.ones(len(ops or [0])), v - 2)
+    scores = SampleMap(space).probabilities(op_probs if ops else None, edge_probs)
+    expected, valid = brute_force(space, op_probs, edge_probs)
+    np.testing.assert_allclose(scores.probability, expected, rtol=1e-10, atol=1e-15)
+    assert scores.valid_mass == pytest.approx(valid, rel=1e-12)
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize(
+    ("v", "ops", "max_edges"), [(5, NASBENCH101_OPS, None), (6, NASBENCH101_OPS, 8)]
+)
+def test_exact_agrees_with_monte_carlo(v, ops, max_edges):
+    space = enumerate_space(v, ops, max_edges)
+    rng = np.random.default_rng(3)
+    edge_probs = rng.uniform(0.2, 0.9, v * (v - 1) // 2)
+    op_probs = rng.dirichlet(np.ones(3), v - 2)
+    exact = SampleMap(space).probabilities(op_probs, edge_probs)
+    n = 20_000
+    mc = monte_carlo_probabilities(space, op_probs, edge_probs, n, seed=4)
+    tolerance = 5 * np.sqrt(exact.probability * (1 - exact.probability) / n) + 3 / n
+    assert np.all(np.abs(exact.probability - mc.probability) <= tolerance)
+    assert mc.in_space == pytest.approx(exact.in_space, abs=0.02)
+    assert mc.standard_error is not None
+
+
+def test_fixed_topology_ranks_exactly_its_labellings():
+    space = enumerate_space(5, NASBENCH101_OPS)
+    topology = CellSpec(
+        [[0, 1, 1, 0, 0], [0, 0, 0, 1, 0], [0, 0, 0, 1, 1], [0, 0, 0, 0, 1], [0, 0, 0, 0, 0]]
+    )
+    rows, cols = np.triu_indices(5, 1)
+    edges = topology.matrix[rows, cols].astype(float)
+    op_probs = np.array([[0.7, 0.2, 0.1], [0.1, 0.1, 0.8], [0.3, 0.3, 0.4]])
+    scores = SampleMap(space).probabilities(op_probs, edges)
+    support = np.flatnonzero(scores.probability > 0)
+    assert len(support) == 27  # no automorphism: every labelling is its own cell
+    assert {canonical_hash(CellSpec(space[int(i)].matrix)) for i in support} == {
+        canonical_hash(topology)
+    }
+    argmax_ops = [NASBENCH101_OPS[i] for i in op_probs.argmax(axis=1)]  # conv3x3, pool, pool
+    best = CellSpec(topology.matrix, ["input", *argmax_ops, "output"])
+    assert np.argmax(scores.probability) == space.index_of(best)
+    assert scores.probability.max() == pytest.approx(0.7 * 0.8 * 0.4)
+
+
+def test_automorphic_labellings_are_summed():
+    # two parallel vertices: (a, b) and (b, a) are one cell
+    space = enumerate_space(4, NASBENCH101_OPS)
+    edges = np.array([1, 1, 0, 0, 1, 1], dtype=float)  # 0-1, 0-2, 1-3, 2-3 in triu order
+    op_probs = np.array([[0.5, 0.5, 0.0], [0.25, 0.75, 0.0]])
+    scores = SampleMap(space).probabilities(op_probs, edges)
+    mixed = CellSpec(
+        [[0, 1, 1, 0], [0, 0, 0, 1], [0, 0, 0, 1], [0, 0, 0, 0]],
+        ["input", NASBENCH101_OPS[0], NASBENCH101_OPS[1], "output"],
+    )
+    assert scores.probability[space.index_of(mixed)] == pytest.approx(0.5 * 0.75 + 0.5 * 0.25)
+
+
+def test_ranks_and_log_probabilities():
+    space = enumerate_space(4, NASBENCH101_OPS)
+    scores = SampleMap(space).probabilities(np.full((2, 3), 1 / 3), np.full(6, 0.5))
+    ranks = scores.ranks()
+    assert ranks.min() == 1
+    order = np.argsort(ranks, kind="stable")
+    assert np.all(np.diff(scores.probability[order]) <= 0)
+    same = scores.probability == scores.probability[order[0]]
+    assert np.all(ranks[same] == 1)
+    np.testing.assert_allclose(np.exp(scores.log_probability), scores.probability)
+
+
+def test_cell_probabilities_reorders_supernet_ops():
+    space = enumerate_space(4, NASBENCH101_OPS)
+    rng = np.random.default_rng(0)
+    op_probs = rng.dirichlet(np.ones(3), (2, 2))
+    edges = rng.uniform(0.1, 0.9, (2, 6))
+    reversed_names = NASBENCH101_OPS[::-1]
+    a = cell_probabilities(space, op_probs, edges)
+    b = cell_probabilities(space, op_probs[..., ::-1], edges, op_names=reversed_names)
+    for x, y in zip(a, b, strict=True):
+        np.testing.assert_allclose(x.probability, y.probability)
+    with pytest.raises(ConfigError, match="no op"):
+        cell_probabilities(space, op_probs[..., :2], edges, op_names=NASBENCH101_OPS[:2])
+
+
+@pytest.mark.parametrize(
+    ("op_probs", "edges", "match"),
+    [
+        (np.full((2, 3), 1 / 3), np.full(5, 0.5), "'edge_probs' must be 6"),
+        (np.full((2, 3), 1 / 3), np.full(6, 1.5), "'edge_probs' must be 6"),
+        (np.full((3, 3), 1 / 3), np.full(6, 0.5), "'op_probs' must be a non-negative \\(2, 3\\)"),
+        (np.full((2, 3), 1 / 3), np.zeros(6), "no valid cell"),
+    ],
+)
+def test_bad_probabilities(op_probs, edges, match):
+    space = enumerate_space(4, NASBENCH101_OPS)
+    with pytest.raises(ConfigError, match=match):
+        SampleMap(space).probabilities(op_probs, edges)
+
+
+@pytest.mark.parametrize("seed", range(3))
+def test_joint_top_k_equals_the_product_space(seed):
+    rng = np.random.default_rng(seed)
+    cells = [np.log(rng.dirichlet(np.ones(n))) for n in (7, 5, 6)]
+    exhaustive = sorted(
+        (
+            (sum(c[i] for c, i in zip(cells, idx, strict=True)), idx)
+            for idx in itertools.product(*(range(len(c)) for c in cells))
+        ),
+        key=lambda pair: -pair[0],
+    )[:10]
+    got = joint_top_k(cells, 10)
+    np.testing.assert_allclose([s for s, _ in got], [s for s, _ in exhaustive])
+    assert got[0][1] == exhaustive[0][1]
+    with pytest.raises(ConfigError, match="'k' must be a positive int"):
+        joint_top_k(cells, 0)
