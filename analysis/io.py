@@ -33,8 +33,9 @@ def atomic_path(path: str | os.PathLike) -> Iterator[Path]:
 
 
 @contextlib.contextmanager
-def atomic_write(path: str | os.PathLike, mode: str = "w") -> Iterator[IO]:
-    """Open a temporary file for writing (``"w"`` or ``"wb"``) that replaces ``path`` on success."""
-    with atomic_path(path) as tmp, open(tmp, mode) as handle:
+def atomic_write(path: str | os.PathLike, mode: str = "w", **open_kwargs: object) -> Iterator[IO]:
+    """Open a temporary file for writing (``"w"`` or ``"wb"``) that replaces ``path`` on success;
+    ``open_kwargs`` go to :func:`open` (``newline=""`` for CSV, say)."""
+    with atomic_path(path) as tmp, open(tmp, mode, **open_kwargs) as handle:
         yield handle
         handle.flush()

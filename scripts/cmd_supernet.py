@@ -12,8 +12,6 @@ import argparse
 import csv
 import io
 import json
-import os
-import tempfile
 from collections.abc import Iterable, Sequence
 from pathlib import Path
 from typing import Any
@@ -64,6 +62,7 @@ def register(subparsers: Any) -> None:
     train.add_argument("--device", help="auto, cpu, cuda or cuda:N")
     train.add_argument("--seed", type=int, help="seed of the data split, weights and samples")
     train.add_argument("--no-progress", action="store_true", help="no progress bars")
+    train.add_argument("--top-k", type=int, default=10, help="joint top-k architectures to list")
     train.set_defaults(handler=_train)
 
 
@@ -78,16 +77,10 @@ def _resolve_config(args: argparse.Namespace) -> Any:
 
 
 def _write_atomic(path: Path, text: str) -> None:
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8", newline="") as f:
-            f.write(text)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+    from analysis.io import atomic_write
+
+    with atomic_write(path, newline="") as handle:
+        handle.write(text)
 
 
 def _csv_text(columns: Sequence[str], rows: Iterable[Sequence[Any]]) -> str:
@@ -167,11 +160,46 @@ def _train(args: argparse.Namespace) -> int:
         title=f"Op probabilities after {len(history)} epochs ({config.dataset})",
     )
     plot_multinomial_history(history, run / "multinomial_history.png", config.ops)
+    ranked = _rank(run, result.supernet, config, top_k=args.top_k)
     final = result.final
     resumed = f", resumed at epoch {result.resumed_epochs}" if result.resumed_epochs else ""
     print(
         f"supernet trained: {run} | epochs {len(history)}{resumed} | val acc {final.val_acc:.3f} "
         f"(sampled), {final.argmax_val_acc:.3f} (argmax) | {result.train_seconds:.1f} s "
-        f"training on {result.device}"
+        f"training on {result.device}{ranked}"
     )
     return 0
+
+
+def _rank(run: Path, supernet: Any, config: Any, top_k: int) -> str:
+    """Rank the labelled space of the supernet's cells; write ranking.csv and joint_topk.csv."""
+    from dagspace import Space, enumerate_space
+    from dagspace.enumeration import MAX_ENUMERATION_VERTICES
+    from surrogate.relative import rank_space
+
+    if config.vertices > MAX_ENUMERATION_VERTICES:
+        return f" | no ranking: spaces above {MAX_ENUMERATION_VERTICES} vertices are not enumerated"
+    path = run / "space.npz"
+    if path.exists():
+        space = Space.load(path)
+    else:
+        space = enumerate_space(config.vertices, config.ops)
+        space.save(path)
+    ranking = rank_space(
+        space, supernet.op_probabilities(), supernet.edge_probabilities(), op_names=config.ops
+    )
+    with _atomic(run / "ranking.csv") as handle:
+        ranking.frame().to_csv(handle, index=False)
+    top = ranking.top_k(top_k)
+    with _atomic(run / "joint_topk.csv") as handle:
+        top.to_csv(handle, index=False)
+    return (
+        f" | ranked {len(space):,} cells x {len(ranking.cells)} in {ranking.seconds:.2f} s, "
+        f"best architecture log p = {top.log_probability.iloc[0]:.3f}"
+    )
+
+
+def _atomic(path: Path) -> Any:
+    from analysis.io import atomic_write
+
+    return atomic_write(path, newline="")

@@ -1,1 +1,55 @@
-"""surrogate."""
+"""The relative surrogate: datasets, operations, cells and networks, the Gumbel-softmax supernet,
+its training, and the exact ranking of a space that its trained multinomials induce.
+
+Names are imported on first use (PEP 562), so that ``import surrogate.errors`` or
+``surrogate.config`` does not load torch.
+"""
+
+from __future__ import annotations
+
+import importlib
+from typing import Any
+
+_EXPORTS = {
+    "CellScores": "surrogate.relative",
+    "ConfigError": "surrogate.errors",
+    "DATASETS": "surrogate.data",
+    "Dataset": "surrogate.data",
+    "DatasetError": "surrogate.errors",
+    "Network": "surrogate.network",
+    "OPERATIONS": "surrogate.ops",
+    "PRESETS": "surrogate.config",
+    "Ranking": "surrogate.relative",
+    "SampleMap": "surrogate.relative",
+    "Split": "surrogate.data",
+    "Supernet": "surrogate.supernet",
+    "SupernetConfig": "surrogate.config",
+    "SupernetResult": "surrogate.training",
+    "SurrogateError": "surrogate.errors",
+    "TrainingError": "surrogate.errors",
+    "count_macs": "surrogate.network",
+    "count_parameters": "surrogate.network",
+    "embed_cell": "surrogate.supernet",
+    "joint_top_k": "surrogate.relative",
+    "load_config": "surrogate.config",
+    "load_dataset": "surrogate.data",
+    "monte_carlo_probabilities": "surrogate.relative",
+    "rank_space": "surrogate.relative",
+    "register_operation": "surrogate.ops",
+    "resolve_device": "surrogate.device",
+    "train_supernet": "surrogate.training",
+}
+
+__all__ = sorted(_EXPORTS)
+
+
+def __getattr__(name: str) -> Any:
+    if name not in _EXPORTS:
+        raise AttributeError(f"module 'surrogate' has no attribute {name!r}")
+    value = getattr(importlib.import_module(_EXPORTS[name]), name)
+    globals()[name] = value
+    return value
+
+
+def __dir__() -> list[str]:
+    return sorted(set(globals()) | set(__all__))

@@ -33,11 +33,14 @@ from __future__ import annotations
 
 import heapq
 import itertools
+import json
+import time
 from collections.abc import Sequence
 from dataclasses import dataclass
 from functools import cached_property
 
 import numpy as np
+import pandas as pd
 
 from dagspace import CellSpec, Space, canonical_hash, try_prune
 from dagspace.enumeration import _bit_rows, canonical_codes, canonical_label_codes
@@ -47,10 +50,12 @@ from surrogate.errors import ConfigError
 
 __all__ = [
     "CellScores",
+    "Ranking",
     "SampleMap",
     "cell_probabilities",
     "joint_top_k",
     "monte_carlo_probabilities",
+    "rank_space",
 ]
 
 
@@ -369,3 +374,65 @@ def joint_top_k(log_probs: Sequence[np.ndarray], k: int) -> list[tuple[float, tu
 def architecture_hash(space: Space, indices: Sequence[int]) -> str:
     """The canonical hash of the architecture made of these space cells."""
     return canonical_hash([space[int(i)] for i in indices])
+
+
+@dataclass(frozen=True)
+class Ranking:
+    """The relative surrogate's answer for a trained supernet: one distribution per cell."""
+
+    space: Space
+    cells: tuple[CellScores, ...]
+    seconds: float
+
+    def frame(self) -> pd.DataFrame:
+        """One row per (supernet cell, space cell): probability, log-probability and rank."""
+        parts = []
+        base = self.space.to_frame()[
+            ["hash", "num_vertices", "num_edges", "edges"]
+            + (["ops"] if self.space.is_labelled else [])
+        ]
+        base = base.astype({"num_vertices": int, "num_edges": int})
+        for c, scores in enumerate(self.cells):
+            part = base.copy()
+            part.insert(0, "space_index", np.arange(len(self.space)))
+            part.insert(0, "cell", c)
+            part["probability"] = scores.probability
+            part["log_probability"] = scores.log_probability
+            part["rank"] = scores.ranks()
+            parts.append(part.sort_values(["rank", "space_index"]))
+        return pd.concat(parts, ignore_index=True)
+
+    def top_k(self, k: int) -> pd.DataFrame:
+        """The ``k`` most probable architectures (exact), with their cells in NAS-Bench-101 JSON."""
+        rows = []
+        for rank, (score, idx) in enumerate(
+            joint_top_k([s.log_probability for s in self.cells], k), start=1
+        ):
+            cells = [self.space[i] for i in idx]
+            rows.append(
+                {
+                    "rank": rank,
+                    "log_probability": score,
+                    "arch_hash": canonical_hash(cells),
+                    "cell_hashes": ",".join(self.space.hashes[list(idx)]),
+                    "architecture": json.dumps([cell.to_dict() for cell in cells]),
+                }
+            )
+        return pd.DataFrame(rows)
+
+
+def rank_space(
+    space: Space,
+    op_probs: np.ndarray,
+    edge_probs: np.ndarray,
+    op_names: Sequence[str] | None = None,
+) -> Ranking:
+    """Rank ``space`` for every supernet cell (exact; see the module docstring)."""
+    if space.max_vertices * (space.max_vertices - 1) // 2 != np.shape(edge_probs)[-1]:
+        raise ConfigError(
+            f"The space has {space.max_vertices} vertices but the supernet's edge probabilities "
+            f"have shape {np.shape(edge_probs)}."
+        )
+    start = time.perf_counter()
+    cells = cell_probabilities(space, op_probs, edge_probs, op_names)
+    return Ranking(space, tuple(cells), time.perf_counter() - start)

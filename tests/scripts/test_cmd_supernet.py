@@ -20,6 +20,9 @@ OUTPUTS = (
     "multinomials.csv",
     "multinomials.png",
     "multinomial_history.png",
+    "space.npz",
+    "ranking.csv",
+    "joint_topk.csv",
 )
 
 
@@ -60,6 +63,28 @@ def test_smoke_preset_writes_the_run_directory(
     assert all(0.0 <= float(r[4]) <= 1.0 for r in rows)
     for name in ("multinomials.png", "multinomial_history.png"):
         assert (run / name).read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+
+
+def test_smoke_run_ranks_the_space_and_lists_the_joint_top_k(smoke_run: tuple[Path, str]) -> None:
+    import pandas as pd
+
+    from dagspace import CellSpec, Space, canonical_hash
+
+    run, _ = smoke_run
+    space = Space.load(run / "space.npz")
+    ranking = pd.read_csv(run / "ranking.csv")
+    config = PRESETS["smoke"]
+    assert len(ranking) == config.cells * len(space) == 2 * 91
+    for _, part in ranking.groupby("cell"):
+        assert part["probability"].sum() == pytest.approx(1.0)
+        assert part["rank"].min() == 1 and part["probability"].is_monotonic_decreasing
+        assert set(part["hash"]) == set(space.hashes)
+    top = pd.read_csv(run / "joint_topk.csv")
+    assert len(top) == 10 and top["log_probability"].is_monotonic_decreasing
+    best = ranking[ranking["rank"] == 1].groupby("cell")["log_probability"].first().sum()
+    assert top["log_probability"].iloc[0] == pytest.approx(best)
+    cells = [CellSpec.from_dict(c) for c in json.loads(top["architecture"].iloc[0])]
+    assert canonical_hash(cells) == top["arch_hash"].iloc[0]
 
 
 def test_rerun_with_the_same_config_resumes(
