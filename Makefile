@@ -17,8 +17,8 @@ $(STAMP): pyproject.toml Makefile
 	$(BIN)/python -m pip install -q --disable-pip-version-check -e '.[dev]'
 	touch $(STAMP)
 
-# The main job. Until the experiment issues land it is the space job: enumerate the seed's
-# 6-vertex space and the labelled NAS-Bench-101 space, describe them, and plot the first.
+# The main job, as far as it is built: the space job (the seed's 6-vertex space and the labelled
+# NAS-Bench-101 space, described and plotted), then the supernet at the quick preset, ranked.
 RUN_DIR ?= runs/space
 run: install
 	$(BIN)/dagrank space enumerate --vertices 6 --out $(RUN_DIR)/space6.npz
@@ -26,6 +26,7 @@ run: install
 	$(BIN)/dagrank space plot $(RUN_DIR)/space6.npz --out $(RUN_DIR)/space6.png
 	$(BIN)/dagrank space enumerate --vertices 7 --ops nasbench101 --max-edges 9 --out $(RUN_DIR)/nasbench101.npz
 	$(BIN)/dagrank space describe $(RUN_DIR)/nasbench101.npz
+	$(BIN)/dagrank supernet train --preset quick --run runs/supernet --no-progress
 
 test: install
 	$(BIN)/python -m pytest -q
