@@ -8,7 +8,6 @@ canvas directly, so they never touch pyplot's global state or the user's backend
 from __future__ import annotations
 
 import os
-import tempfile
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -18,6 +17,7 @@ from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
 
 from analysis.errors import AnalysisError
+from dagspace.io import atomic_write
 
 __all__ = ["plot_multinomial_history", "plot_multinomials"]
 
@@ -27,16 +27,8 @@ def _save_png(figure: Figure, path: str | os.PathLike[str]) -> Path:
     target = Path(path)
     target.parent.mkdir(parents=True, exist_ok=True)
     FigureCanvasAgg(figure)
-    fd, tmp = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".png", dir=target.parent)
-    try:
-        with os.fdopen(fd, "wb") as f:
-            figure.savefig(f, format="png", dpi=110)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, target)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+    with atomic_write(target, "wb") as handle:
+        figure.savefig(handle, format="png", dpi=110)
     return target
 
 

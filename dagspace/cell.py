@@ -24,6 +24,7 @@ __all__ = [
     "CellSpec",
     "is_full_dag",
     "known_ops",
+    "on_path_mask",
     "prune",
     "register_op",
     "try_prune",
@@ -210,7 +211,7 @@ class CellSpec:
         return cls(matrix, None if all(op is None for op in ops) else ops)
 
 
-def _on_path_mask(matrix: np.ndarray) -> np.ndarray:
+def on_path_mask(matrix: np.ndarray) -> np.ndarray:
     """Boolean ``(V,)``: which vertices lie on some input -> output path."""
     n = matrix.shape[0]
     from_input = np.zeros(n, dtype=bool)
@@ -226,12 +227,12 @@ def _on_path_mask(matrix: np.ndarray) -> np.ndarray:
 
 def is_full_dag(spec: CellSpec) -> bool:
     """True when every vertex lies on an input -> output path (nothing to prune)."""
-    return bool(_on_path_mask(spec.matrix).all())
+    return bool(on_path_mask(spec.matrix).all())
 
 
 def try_prune(spec: CellSpec) -> CellSpec | None:
     """Like :func:`prune`, but returns ``None`` when the input cannot reach the output."""
-    keep = _on_path_mask(spec.matrix)
+    keep = on_path_mask(spec.matrix)
     if not keep[0]:
         return None
     if keep.all():

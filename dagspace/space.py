@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import os
-import tempfile
 import time
 import zipfile
 from collections.abc import Iterator, Sequence
@@ -23,6 +22,7 @@ from dagspace.enumeration import (
 from dagspace.errors import CellNotInSpaceError, InvalidCellError, InvalidSpaceError
 from dagspace.features import FEATURES, compute_features, num_vertices, unique_topologies
 from dagspace.hashing import canonical_hash
+from dagspace.io import atomic_write
 
 __all__ = ["PAD", "Space", "enumerate_space"]
 
@@ -165,17 +165,8 @@ class Space:
         if self.ops is not None:
             arrays["ops"] = self.ops
             arrays["vocabulary"] = np.asarray(self.vocabulary)
-        path.parent.mkdir(parents=True, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-        try:
-            with os.fdopen(fd, "wb") as handle:
-                np.savez(handle, **arrays)
-                handle.flush()
-                os.fsync(handle.fileno())
-            os.replace(tmp, path)
-        except BaseException:
-            Path(tmp).unlink(missing_ok=True)
-            raise
+        with atomic_write(path, "wb") as handle:
+            np.savez(handle, **arrays)
         return path
 
     @classmethod

@@ -20,7 +20,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from dagspace.cell import NASBENCH101_OPS, CellSpec, prune
+from dagspace.cell import NASBENCH101_OPS, CellSpec, on_path_mask, prune
 from dagspace.errors import InvalidCellError
 from surrogate.device import derive_seeds, torch_generator
 from surrogate.errors import ConfigError, TrainingError
@@ -66,17 +66,7 @@ def active_vertices(matrix: np.ndarray) -> np.ndarray:
 
     All ``False`` when the input cannot reach the output (an invalid cell).
     """
-    matrix = np.asarray(matrix, dtype=bool)
-    n = matrix.shape[0]
-    from_input = np.zeros(n, dtype=bool)
-    from_input[0] = True
-    for j in range(1, n):  # upper-triangular: vertex order is a topological order
-        from_input[j] = bool(np.any(matrix[:j, j] & from_input[:j]))
-    to_output = np.zeros(n, dtype=bool)
-    to_output[-1] = True
-    for i in range(n - 2, -1, -1):
-        to_output[i] = bool(np.any(matrix[i, i + 1 :] & to_output[i + 1 :]))
-    return from_input & to_output
+    return on_path_mask(np.asarray(matrix, dtype=bool))
 
 
 def embed_cell(

@@ -15,7 +15,6 @@ import itertools
 import math
 import os
 import sys
-import tempfile
 import time
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
@@ -28,6 +27,7 @@ import torch.nn.functional as F
 from tqdm.auto import tqdm
 
 from dagspace.cell import CellSpec
+from dagspace.io import atomic_write
 from surrogate.config import SupernetConfig, config_differences, config_from_dict
 from surrogate.data import Dataset, Split
 from surrogate.device import AmpPolicy, amp_policy, derive_seeds, resolve_device, torch_generator
@@ -411,17 +411,8 @@ class _Trainer:
 
 def _atomic_torch_save(obj: Any, path: Path) -> None:
     """``torch.save`` to a temporary file beside ``path``, fsync, then ``os.replace``."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(fd, "wb") as f:
-            torch.save(obj, f)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+    with atomic_write(path, "wb") as handle:
+        torch.save(obj, handle)
 
 
 def train_supernet(
