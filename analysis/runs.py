@@ -1,0 +1,139 @@
+"""Run directories: train (or resume) a supernet into one and rank its space.
+
+A supernet run directory holds ``config.json`` (the resolved config), ``supernet.pt`` (the
+checkpoint, every epoch), ``history.csv``, ``multinomials.csv``, ``multinomials.png``,
+``multinomial_history.png``, ``space.npz``, ``ranking.csv`` and ``joint_topk.csv``. Running
+again with the same config resumes from the checkpoint; a different config is refused with
+:class:`~analysis.errors.RunConflictError` and nothing in the directory is touched.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from analysis.errors import RunConflictError
+from dagspace.io import atomic_write
+
+__all__ = ["SupernetRun", "check_run_config", "supernet_run"]
+
+
+@dataclass(frozen=True)
+class SupernetRun:
+    """A trained supernet (``result``: a ``SupernetResult``) and its ranking (or ``None`` when the
+    space is too large to enumerate)."""
+
+    result: Any
+    ranking: Any
+    run_dir: Path
+
+
+def _csv_text(columns: Sequence[str], rows: Iterable[Sequence[Any]]) -> str:
+    buffer = io.StringIO()
+    writer = csv.writer(buffer, lineterminator="\n")
+    writer.writerow(columns)
+    writer.writerows(rows)
+    return buffer.getvalue()
+
+
+def _write_text(path: Path, text: str) -> None:
+    with atomic_write(path, newline="") as handle:
+        handle.write(text)
+
+
+def check_run_config(run: Path, config: Any) -> None:
+    """Refuse a run directory whose config.json holds another config (touching nothing)."""
+    from surrogate.config import config_differences, config_from_dict
+    from surrogate.errors import ConfigError
+
+    if run.exists() and not run.is_dir():
+        raise RunConflictError(f"The run path {str(run)!r} exists and is not a directory.")
+    path = run / "config.json"
+    if not path.exists():
+        return
+    try:
+        existing = config_from_dict(json.loads(path.read_text(encoding="utf-8")))
+    except (ValueError, ConfigError) as err:
+        raise RunConflictError(
+            f"{path} is not a readable supernet config ({err}); use another run directory."
+        ) from None
+    if existing != config:
+        diffs = "; ".join(config_differences(existing, config))
+        raise RunConflictError(
+            f"{path} holds a different config (in the run != asked: {diffs}); use another "
+            "run directory, or the run's own settings to resume it."
+        )
+
+
+def supernet_run(run: Path, config: Any, *, progress: bool = True, top_k: int = 10) -> SupernetRun:
+    """Train (or resume) the supernet of ``config`` in ``run``, write its files, rank its space."""
+    from analysis.plots import plot_multinomial_history, plot_multinomials
+    from surrogate import data
+    from surrogate.device import resolve_device
+    from surrogate.training import (
+        HISTORY_COLUMNS,
+        MULTINOMIAL_COLUMNS,
+        history_rows,
+        multinomial_rows,
+        train_supernet,
+    )
+
+    run = Path(run)
+    check_run_config(run, config)
+    device = resolve_device(config.device)
+    dataset = data.load_dataset(
+        config.dataset,
+        seed=config.seed,
+        root=config.data_root,
+        val_fraction=config.val_fraction,
+        test_fraction=config.test_fraction,
+        limit=config.data_limit,
+        device=device,
+    )
+    run.mkdir(parents=True, exist_ok=True)
+    if not (run / "config.json").exists():
+        _write_text(run / "config.json", config.to_json())
+    result = train_supernet(config, dataset, checkpoint_path=run / "supernet.pt", progress=progress)
+    history = result.history
+    _write_text(run / "history.csv", _csv_text(HISTORY_COLUMNS, history_rows(history)))
+    _write_text(
+        run / "multinomials.csv",
+        _csv_text(MULTINOMIAL_COLUMNS, multinomial_rows(history, config.ops)),
+    )
+    plot_multinomials(
+        result.final.op_probabilities,
+        config.ops,
+        run / "multinomials.png",
+        title=f"Op probabilities after {len(history)} epochs ({config.dataset})",
+    )
+    plot_multinomial_history(history, run / "multinomial_history.png", config.ops)
+    return SupernetRun(result, _rank(run, result.supernet, config, top_k), run)
+
+
+def _rank(run: Path, supernet: Any, config: Any, top_k: int) -> Any:
+    """Rank the labelled space of the supernet's cells; write ranking.csv and joint_topk.csv."""
+    from dagspace import Space, enumerate_space
+    from dagspace.enumeration import MAX_ENUMERATION_VERTICES
+    from surrogate.relative import rank_space
+
+    if config.vertices > MAX_ENUMERATION_VERTICES:
+        return None
+    path = run / "space.npz"
+    if path.exists():
+        space = Space.load(path)
+    else:
+        space = enumerate_space(config.vertices, config.ops)
+        space.save(path)
+    ranking = rank_space(
+        space, supernet.op_probabilities(), supernet.edge_probabilities(), op_names=config.ops
+    )
+    with atomic_write(run / "ranking.csv", newline="") as handle:
+        ranking.frame().to_csv(handle, index=False)
+    with atomic_write(run / "joint_topk.csv", newline="") as handle:
+        ranking.top_k(top_k).to_csv(handle, index=False)
+    return ranking
