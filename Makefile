@@ -1,6 +1,7 @@
 # Two commands for a newcomer: `make run` and `make test`. Both set everything up first.
 PYTHON ?= python3
 VENV   ?= .venv
+# The dev setup includes the ray extra so that CI tests the Ray executor on a local instance.
 # The CPU build of torch 2.13.0 is on disk on these machines; override for a GPU build,
 # e.g. `make install TORCH='torch==2.13.0 --index-url https://download.pytorch.org/whl/cu128'`.
 TORCH  ?= torch==2.13.0
@@ -14,7 +15,7 @@ install: $(STAMP)
 $(STAMP): pyproject.toml Makefile
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install -q --disable-pip-version-check $(TORCH)
-	$(BIN)/python -m pip install -q --disable-pip-version-check -e '.[dev]'
+	$(BIN)/python -m pip install -q --disable-pip-version-check -e '.[dev,ray]'
 	touch $(STAMP)
 
 # The main job, as far as it is built: the space job (the seed's 6-vertex space and the labelled

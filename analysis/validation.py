@@ -13,6 +13,7 @@ from __future__ import annotations
 import os
 from dataclasses import asdict, dataclass
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -21,10 +22,14 @@ from analysis.stats import Correlation, precision_at_k, rank_correlation
 from dagspace.random import SeedLike, check_random_state
 
 __all__ = [
+    "ValidationConfig",
+    "ValidationResult",
     "ValidationSummary",
     "plot_validation",
+    "run_validation",
     "stratified_architectures",
     "summarize_validation",
+    "validation_preset",
 ]
 
 
@@ -157,3 +162,213 @@ def plot_validation(
         fig.savefig(handle, format="png", dpi=110)
     plt.close(fig)
     return Path(path)
+
+
+# -- the validation job ------------------------------------------------------------------------
+RUN_NAME = "validate"
+
+
+@dataclass(frozen=True)
+class ValidationConfig:
+    """Everything a validation run depends on; stored with the run and compared on resume.
+
+    ``supernet`` is a :class:`surrogate.SupernetConfig`, ``candidate`` a
+    :class:`surrogate.candidate.CandidateConfig`; ``n`` architectures are trained once per seed
+    in ``seeds``; ``top_k`` for the precision figure; ``seed`` for the sample and the bootstrap.
+    """
+
+    supernet: Any
+    candidate: Any
+    n: int = 30
+    seeds: tuple[int, ...] = (0,)
+    top_k: int = 5
+    seed: int = 0
+
+    def to_dict(self) -> dict:
+        return {
+            "supernet": self.supernet.to_dict(),
+            "candidate": self.candidate.to_dict(),
+            "n": self.n,
+            "seeds": list(self.seeds),
+            "top_k": self.top_k,
+            "seed": self.seed,
+        }
+
+
+def validation_preset(name: str) -> ValidationConfig:
+    """``smoke`` (seconds: tests), ``quick`` (minutes on a CPU, 30 architectures), ``paper``
+    (a GPU: 100 architectures at NAS-Bench-101's training budget)."""
+    from surrogate.candidate import CANDIDATE_PRESETS
+    from surrogate.config import PRESETS
+
+    sizes = {"smoke": 6, "quick": 30, "paper": 100}
+    if name not in sizes:
+        raise ValueError(f"Unknown validation preset {name!r}; expected one of {sorted(sizes)}.")
+    return ValidationConfig(PRESETS[name], CANDIDATE_PRESETS[name], n=sizes[name])
+
+
+@dataclass(frozen=True)
+class ValidationResult:
+    frame: pd.DataFrame
+    summary: ValidationSummary
+    report: dict
+
+
+def _dataset_spec(supernet_config: Any) -> Any:
+    from surrogate.executors import DatasetSpec
+
+    c = supernet_config
+    return DatasetSpec(
+        name=c.dataset,
+        seed=c.seed,
+        root=c.data_root,
+        limit=c.data_limit,
+        val_fraction=c.val_fraction,
+        test_fraction=c.test_fraction,
+    )
+
+
+def run_validation(
+    run: str | os.PathLike,
+    config: ValidationConfig,
+    *,
+    executor: Any = None,
+    progress: bool = True,
+) -> ValidationResult:
+    """Train (or reuse) the supernet in ``run``, draw ``config.n`` architectures stratified over
+    its score, train each from scratch (cached in ``run/results.sqlite``: a re-run trains
+    nothing twice), and write ``validation.csv``, ``summary.json``, ``validation.png`` and
+    ``evaluations.csv``."""
+    import json
+    import time
+
+    from tqdm.auto import tqdm
+
+    from analysis.runs import supernet_run
+    from analysis.store import EvalKey, EvalStatus, SQLiteStore
+    from dagspace import canonical_hash
+    from dagspace.io import atomic_write
+    from surrogate.executors import CandidateTask, LocalExecutor
+
+    start = time.perf_counter()
+    run = Path(run)
+    sn = supernet_run(run, config.supernet, progress=progress)
+    supernet_seconds = time.perf_counter() - start
+    ranking = sn.ranking
+    if ranking is None:
+        raise ValueError("Validation needs a space of at most 7 vertices to rank.")
+    picks, scores = stratified_architectures(
+        [c.log_probability for c in ranking.cells], config.n, seed=config.seed
+    )
+    space = ranking.space
+    dataset = _dataset_spec(config.supernet)
+    store = SQLiteStore(run / "results.sqlite")
+    store.register_run(RUN_NAME, config.to_dict())
+
+    archs = [[space[int(i)] for i in row] for row in picks]
+    tasks, keys = [], {}
+    for a, cells in enumerate(archs):
+        arch = tuple(cell.to_dict() for cell in cells)
+        for seed in config.seeds:
+            probe = CandidateTask("probe", arch, dataset, config.candidate, seed)
+            key = EvalKey(canonical_hash(cells), "standalone", probe.evaluator_config_hash(), seed)
+            keys[(a, seed)] = key
+            claim = store.claim(key, run=RUN_NAME, method="validate", arch_json=probe.arch_json)
+            if claim.must_evaluate:
+                tasks.append(
+                    CandidateTask(
+                        str(claim.record.id),
+                        arch,
+                        dataset,
+                        config.candidate,
+                        seed,
+                        attempt=claim.record.attempt,
+                    )
+                )
+    own = executor is None
+    executor = executor or LocalExecutor(workers=1)
+    train_start = time.perf_counter()
+    bar = tqdm(total=len(tasks), desc="candidates", unit="arch", disable=not progress)
+    try:
+        for task, result in executor.map(tasks):
+            store.finish(
+                int(task.task_id), EvalStatus[result.status.name], result.metrics(), result.error
+            )
+            bar.update()
+            done = _frame(archs, scores, keys, store, config.seeds)
+            finished = done.dropna(subset=["test_accuracy"])
+            if len(finished) >= 3:
+                tau = rank_correlation(
+                    finished["surrogate_score"], finished["test_accuracy"], n_boot=0
+                ).value
+                bar.set_postfix(tau=f"{tau:.2f}", n=len(finished))
+    finally:
+        bar.close()
+        if own:
+            executor.close()
+    train_seconds = time.perf_counter() - train_start
+
+    frame = _frame(archs, scores, keys, store, config.seeds)
+    summary = summarize_validation(frame, top_k=config.top_k, seed=config.seed)
+    report = {
+        "summary": summary.to_dict(),
+        "n_requested": config.n,
+        "seeds": list(config.seeds),
+        "dataset": config.supernet.dataset,
+        "trained_now": len(tasks),
+        "statuses": frame["status"].value_counts().to_dict(),
+        "timing_s": {
+            "supernet_and_ranking": round(supernet_seconds, 2),
+            "candidates": round(train_seconds, 2),
+            "wall": round(time.perf_counter() - start, 2),
+        },
+        "config": config.to_dict(),
+    }
+    with atomic_write(run / "validation.csv", newline="") as handle:
+        frame.to_csv(handle, index=False)
+    with atomic_write(run / "summary.json") as handle:
+        json.dump(report, handle, indent=2, default=float)
+    plot_validation(frame, summary, run / "validation.png")
+    store.export_csv(run / "evaluations.csv")
+    store.close()
+    return ValidationResult(frame, summary, report)
+
+
+def _frame(archs, scores, keys, store, seeds) -> pd.DataFrame:
+    """One row per sampled architecture: hashes, surrogate score and rank, and the stand-alone
+    results averaged over the seeds that completed."""
+    import json
+
+    from dagspace import canonical_hash
+
+    rows = []
+    order = np.argsort(-np.asarray(scores), kind="stable")
+    rank = np.empty(len(scores), dtype=int)
+    rank[order] = np.arange(1, len(scores) + 1)
+    for a, cells in enumerate(archs):
+        records = [store.find(keys[(a, seed)]) for seed in seeds]
+        complete = [r for r in records if r is not None and r.status.name == "COMPLETE"]
+        statuses = [r.status.name.lower() if r is not None else "missing" for r in records]
+        means = {
+            name: float(np.mean([r.metrics[name] for r in complete])) if complete else float("nan")
+            for name in ("params", "macs", "val_accuracy", "test_accuracy")
+        }
+        rows.append(
+            {
+                "arch_index": a,
+                "arch_hash": canonical_hash(cells),
+                "cell_hashes": ",".join(canonical_hash(c) for c in cells),
+                "surrogate_score": float(scores[a]),
+                "surrogate_rank": int(rank[a]),
+                "params": means["params"],
+                "macs": means["macs"],
+                "val_accuracy": means["val_accuracy"],
+                "test_accuracy": means["test_accuracy"],
+                "seeds_complete": len(complete),
+                "status": "complete"
+                if len(complete) == len(seeds)
+                else next(s for s in statuses if s != "complete"),
+                "architecture": json.dumps([c.to_dict() for c in cells]),
+            }
+        )
+    return pd.DataFrame(rows)

@@ -390,9 +390,7 @@ def train_candidate(
         error = f"{type(err).__name__}: {err}"
     if target.type == "cuda":
         torch.cuda.empty_cache()  # after an out-of-memory error, give the next candidate room
-    return CandidateResult.failure(
-        error, device=str(target), seconds=time.perf_counter() - started
-    )
+    return CandidateResult.failure(error, device=str(target), seconds=time.perf_counter() - started)
 
 
 def _train(
