@@ -9,9 +9,11 @@ whole training split in a seeded random order, in near-equal batches of at most 
 (no DataLoader, no global RNG). After the last epoch the network is evaluated on the validation
 and test splits.
 
-A candidate never raises for a training problem: a non-finite training loss ends it as
-DIVERGED (with the metrics of the last finite epoch), any other exception as FAILED (with its
-message). On the CPU, the same seed gives the same numbers, bit for bit.
+A candidate never raises for a training problem: a non-finite training loss (or non-finite
+weights after an epoch) ends it as DIVERGED (with the metrics of the last finite epoch), any
+other exception as FAILED (with its message). Bad arguments (config, seed, device, dataset,
+architecture) raise typed errors before training starts. On the CPU, the same seed gives the
+same numbers, bit for bit.
 """
 
 from __future__ import annotations
@@ -23,7 +25,7 @@ import itertools
 import json
 import math
 import time
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, fields
 from typing import Any, NoReturn
 
@@ -32,10 +34,11 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from dagspace.cell import CellSpec, as_cellspecs
+from dagspace.cell import CellSpec, try_prune
+from dagspace.errors import InvalidCellError
 from surrogate.data import Dataset, Split
 from surrogate.device import AmpPolicy, amp_policy, derive_seeds, resolve_device, torch_generator
-from surrogate.errors import ConfigError
+from surrogate.errors import ConfigError, DatasetError
 from surrogate.network import Network, count_macs, count_parameters
 
 __all__ = [
@@ -115,8 +118,14 @@ class CandidateConfig:
             )
         values = dict(data)
         preset = values.pop("preset", None)
-        if preset is not None and preset not in CANDIDATE_PRESETS:
+        if preset is not None and not (isinstance(preset, str) and preset in CANDIDATE_PRESETS):
             _fail("preset", f"one of {sorted(CANDIDATE_PRESETS)}", preset)
+        unknown = sorted(repr(key) for key in values if key not in _FIELD_NAMES)
+        if unknown:  # checked here too: ``**values`` would fail on keys that are not strings
+            raise ConfigError(
+                f"Unknown candidate config key(s) [{', '.join(unknown)}]; expected keys from "
+                f"{sorted(_FIELD_NAMES)}."
+            )
         base = cls() if preset is None else CANDIDATE_PRESETS[preset]
         return base.replace(**values)
 
@@ -149,7 +158,10 @@ def _float(low: float, high: float, *, low_open: bool, high_open: bool) -> Any:
         ok = isinstance(value, (int, float, np.integer, np.floating)) and not isinstance(
             value, bool
         )
-        x = float(value) if ok else math.nan
+        try:
+            x = float(value) if ok else math.nan
+        except OverflowError:  # an int too large for a float
+            x = math.nan
         ok = ok and (x > low if low_open else x >= low) and (x < high if high_open else x <= high)
         if not ok:
             lo, hi = "(" if low_open else "[", ")" if high_open else "]"
@@ -203,16 +215,45 @@ CANDIDATE_PRESETS: dict[str, CandidateConfig] = {
 class FaultPlan:
     """Faults to inject into a candidate's training: for tests and reliability drills only.
 
-    ``nan_at_epoch``: the training loss of every step of that epoch (0-based) is made NaN, so
-    the candidate diverges there. ``raise_at_epoch``: a ``RuntimeError`` is raised at the start
-    of that epoch, so the candidate fails. ``kill_worker``: the worker process that runs the
-    candidate exits at once (``os._exit(1)``), as if it crashed; honoured by the executors of
+    ``nan_at_epoch`` (``inf_at_epoch``): the training loss of every step of that epoch
+    (0-based) is made NaN (infinite), so the candidate diverges there. ``raise_at_epoch``: a
+    ``RuntimeError`` is raised at the start of that epoch, so the candidate fails.
+    ``kill_worker``: the worker process that runs the candidate exits at once
+    (``os._exit(1)``), as if it crashed; honoured by the executors of
     :mod:`surrogate.executors` inside a worker process only, never in the caller's process.
+
+    Raises:
+        ConfigError: an epoch is not a non-negative int (or None), or ``kill_worker`` is not a
+            bool.
     """
 
     nan_at_epoch: int | None = None
+    inf_at_epoch: int | None = None
     raise_at_epoch: int | None = None
     kill_worker: bool = False
+
+    def __post_init__(self) -> None:
+        for name in ("nan_at_epoch", "inf_at_epoch", "raise_at_epoch"):
+            value = getattr(self, name)
+            bad = isinstance(value, bool) or not isinstance(value, (int, np.integer))
+            if value is not None and (bad or value < 0):
+                raise ConfigError(
+                    f"The {name!r} of a FaultPlan must be None or an int >= 0; got {value!r}."
+                )
+            if value is not None:
+                object.__setattr__(self, name, int(value))
+        if not isinstance(self.kill_worker, bool):
+            raise ConfigError(
+                f"The 'kill_worker' of a FaultPlan must be a bool; got {self.kill_worker!r}."
+            )
+
+    def poison(self, epoch: int) -> float | None:
+        """The value every training loss of ``epoch`` is multiplied by (NaN or inf), or None."""
+        if self.nan_at_epoch == epoch:
+            return math.nan
+        if self.inf_at_epoch == epoch:
+            return math.inf
+        return None
 
 
 @dataclass(frozen=True)
@@ -224,8 +265,9 @@ class CandidateResult:
     or the initial one); ``train_loss`` and ``train_accuracy``: averages over the steps of that
     epoch (NaN when no epoch finished). ``params`` and ``macs`` (per example): the network's
     cost, ``None`` when it could not be built. ``train_seconds``: wall time of the whole call.
-    ``epochs_run``: epochs finished with a finite loss. ``diverged_epoch``: the (0-based) epoch
-    whose loss was not finite. ``error``: why a FAILED (or DIVERGED) candidate stopped.
+    ``epochs_run``: epochs finished with a finite loss and finite weights. ``diverged_epoch``:
+    the (0-based) epoch whose loss (or the weights after it) was not finite. ``error``: why a
+    FAILED (or DIVERGED) candidate stopped.
     """
 
     status: CandidateStatus
@@ -275,9 +317,10 @@ class CandidateResult:
 
 
 def _chunks(n: int, batch_size: int) -> list[slice]:
-    """Near-equal slices covering ``range(n)``, none larger than ``batch_size`` (so none has a
-    single example when ``n >= 2``: batch norm needs two)."""
-    count = max(1, math.ceil(n / batch_size))
+    """Near-equal slices covering ``range(n)``, none larger than ``batch_size`` and, when
+    ``n >= 2``, none with a single example (batch norm needs two): so with ``batch_size`` 2
+    and an odd ``n``, one slice holds 3."""
+    count = max(1, min(math.ceil(n / batch_size), n // 2))
     bounds = np.linspace(0, n, count + 1).round().astype(int)
     return [slice(int(a), int(b)) for a, b in itertools.pairwise(bounds)]
 
@@ -335,6 +378,54 @@ def evaluate(
     return loss_sum / len(split), correct / len(split)
 
 
+def _check_architecture(architecture: Any, config: CandidateConfig) -> tuple[CellSpec, ...]:
+    """``architecture`` as a tuple of labelled, trainable cells, enough for the stages."""
+    if isinstance(architecture, CellSpec):
+        architecture = (architecture,)
+    if isinstance(architecture, (str, Mapping)) or not isinstance(architecture, Iterable):
+        raise InvalidCellError(
+            "The 'architecture' parameter of train_candidate must be a sequence of CellSpec; "
+            f"got {type(architecture).__name__}: {architecture!r:.200}."
+        )
+    cells = tuple(architecture)
+    for i, cell in enumerate(cells):
+        if not isinstance(cell, CellSpec):
+            raise InvalidCellError(
+                f"Cell {i} of the architecture must be a CellSpec; got "
+                f"{type(cell).__name__}: {cell!r:.200}."
+            )
+        if cell.ops is None:
+            raise InvalidCellError(
+                f"Cell {i} of the architecture must be labelled (an operation at every "
+                f"vertex); got an unlabelled cell with matrix {cell.matrix.tolist()}."
+            )
+        if try_prune(cell) is None:
+            raise InvalidCellError(
+                f"Cell {i} of the architecture cannot be trained: its input cannot reach its "
+                f"output; got matrix {cell.matrix.tolist()}."
+            )
+    if len(cells) < config.num_stages:
+        raise ConfigError(
+            f"The architecture must have at least one cell per stage (config.num_stages = "
+            f"{config.num_stages}); got {len(cells)} cell(s)."
+        )
+    return cells
+
+
+def _check_dataset(dataset: Any) -> Dataset:
+    if not isinstance(dataset, Dataset):
+        raise DatasetError(
+            f"The 'dataset' parameter of train_candidate must be a Dataset; got "
+            f"{type(dataset).__name__}."
+        )
+    if len(dataset.train) < 2:
+        raise DatasetError(
+            "Stand-alone training needs at least 2 training examples (batch norm uses batch "
+            f"statistics); got {len(dataset.train)}."
+        )
+    return dataset
+
+
 def _check_seed(seed: Any) -> int:
     if isinstance(seed, bool) or not isinstance(seed, (int, np.integer)) or seed < 0:
         raise ConfigError(
@@ -367,14 +458,18 @@ def train_candidate(
         fault: faults to inject, for tests and reliability drills (see :class:`FaultPlan`).
 
     Returns:
-        A :class:`CandidateResult`: COMPLETE; DIVERGED when a training loss is not finite
-        (training stops; the metrics are those of the last finite epoch); FAILED, with
-        ``"ExceptionType: message"``, when anything else goes wrong on the way (an invalid
-        architecture, a failing operation, running out of memory).
+        A :class:`CandidateResult`: COMPLETE; DIVERGED when a training loss, or a weight after
+        an epoch, is not finite (training stops; the metrics are those of the network after
+        the last finite epoch); FAILED, with ``"ExceptionType: message"``, when anything else
+        goes wrong on the way (an operation with no factory, a failing operation, running out
+        of memory).
 
     Raises:
-        ConfigError: ``config``, ``seed`` or ``device`` is invalid (the same for every candidate
-            of a study, so it stops the study instead of failing each candidate).
+        ConfigError: ``config``, ``seed``, ``device`` or ``fault`` is invalid, or the
+            architecture has fewer cells than ``config.num_stages``.
+        dagspace.InvalidCellError: ``architecture`` is not a sequence of labelled CellSpec
+            whose input reaches their output.
+        DatasetError: ``dataset`` is not a Dataset, or has fewer than 2 training examples.
     """
     started = time.perf_counter()
     if not isinstance(config, CandidateConfig):
@@ -384,8 +479,15 @@ def train_candidate(
         )
     seed = _check_seed(seed)
     target = resolve_device(device)
+    if fault is not None and not isinstance(fault, FaultPlan):
+        raise ConfigError(
+            f"The 'fault' parameter of train_candidate must be a FaultPlan or None; got "
+            f"{type(fault).__name__}."
+        )
+    cells = _check_architecture(architecture, config)
+    dataset = _check_dataset(dataset)
     try:
-        return _train(architecture, dataset, config, seed, target, fault, started)
+        return _train(cells, dataset, config, seed, target, fault, started)
     except Exception as err:  # a failed candidate is recorded, never fatal to a study
         error = f"{type(err).__name__}: {err}"
     if target.type == "cuda":
@@ -394,7 +496,7 @@ def train_candidate(
 
 
 def _train(
-    architecture: Sequence[CellSpec],
+    cells: tuple[CellSpec, ...],
     dataset: Dataset,
     config: CandidateConfig,
     seed: int,
@@ -402,24 +504,19 @@ def _train(
     fault: FaultPlan | None,
     started: float,
 ) -> CandidateResult:
-    if not isinstance(dataset, Dataset):
-        raise TypeError(f"train_candidate needs a Dataset; got {type(dataset).__name__}.")
-    if len(dataset.train) < 2:
-        raise ValueError(
-            "Stand-alone training needs at least 2 training examples (batch norm uses batch "
-            f"statistics); got {len(dataset.train)}."
-        )
-    cells = as_cellspecs(architecture)
     init_seed, order_seed, shift_seed = derive_seeds(seed, 3)
     data = dataset.to(device)
-    network = Network(
-        cells,
-        dataset.input_shape,
-        dataset.num_classes,
-        channels=config.channels,
-        num_stages=config.num_stages,
-        seed=init_seed,
-    ).to(device)
+    # torch's layers draw their default initialisation from the global RNG before the seeded
+    # initialisation replaces it: fork it, so that training a candidate leaves it untouched
+    with torch.random.fork_rng(devices=[]):
+        network = Network(
+            cells,
+            dataset.input_shape,
+            dataset.num_classes,
+            channels=config.channels,
+            num_stages=config.num_stages,
+            seed=init_seed,
+        ).to(device)
     params, macs = count_parameters(network), count_macs(network, dataset.input_shape)
     optimizer = torch.optim.SGD(
         network.parameters(),
@@ -441,7 +538,7 @@ def _train(
     for epoch in range(config.epochs):
         if fault is not None and fault.raise_at_epoch == epoch:
             raise RuntimeError(f"injected fault at epoch {epoch} (FaultPlan.raise_at_epoch)")
-        poison = fault is not None and fault.nan_at_epoch == epoch
+        poison = None if fault is None else fault.poison(epoch)
         network.train()
         order = torch.randperm(len(train), generator=order_generator).to(device)
         loss_sum = torch.zeros((), device=device)
@@ -454,8 +551,8 @@ def _train(
             with amp.autocast():
                 logits = network(x)  # (B, num_classes)
             loss = F.cross_entropy(logits.float(), y, label_smoothing=config.label_smoothing)
-            if poison:
-                loss = loss * math.nan
+            if poison is not None:
+                loss = loss * poison
             optimizer.zero_grad(set_to_none=True)
             scaler.scale(loss).backward()
             scaler.step(optimizer)
@@ -464,7 +561,9 @@ def _train(
             correct += (logits.argmax(dim=1) == y).sum()
         scheduler.step()
         epoch_loss = float(loss_sum) / len(train)  # one device sync per epoch
-        if not math.isfinite(epoch_loss):
+        # A finite loss is not enough: the epoch's last steps may have made the weights (or
+        # the batch-norm statistics) non-finite, and such a state must not be kept or reported.
+        if not (math.isfinite(epoch_loss) and _is_finite(network)):
             diverged_epoch = epoch
             network.load_state_dict(last_good)
             break
@@ -480,8 +579,9 @@ def _train(
     if diverged_epoch is not None:
         status = CandidateStatus.DIVERGED
         error = (
-            f"The training loss was not finite in epoch {diverged_epoch}; the metrics are "
-            f"those of the network after {epochs_run} epoch(s)."
+            f"The training loss (or the network's weights) was not finite in epoch "
+            f"{diverged_epoch}; the metrics are those of the network after {epochs_run} "
+            f"epoch(s)."
         )
     return CandidateResult(
         status=status,
@@ -499,6 +599,12 @@ def _train(
         error=error,
         diverged_epoch=diverged_epoch,
     )
+
+
+def _is_finite(network: nn.Module) -> bool:
+    """Whether every floating-point parameter and buffer of ``network`` is finite (one sync)."""
+    values = [v for v in network.state_dict().values() if v.is_floating_point()]
+    return bool(torch.stack([torch.isfinite(v).all() for v in values]).all())
 
 
 def _snapshot(network: nn.Module) -> dict[str, torch.Tensor]:

@@ -90,11 +90,30 @@ class DatasetSpec:
             raise ConfigError(
                 f"The 'name' of a DatasetSpec must be a non-empty string; got {self.name!r}."
             )
-        _check_int("DatasetSpec", "seed", self.seed, 0)
+        object.__setattr__(self, "seed", _check_int("DatasetSpec", "seed", self.seed, 0))
         if self.root is not None:
-            object.__setattr__(self, "root", os.fspath(self.root))
+            try:
+                object.__setattr__(self, "root", os.fspath(self.root))
+            except TypeError:
+                raise ConfigError(
+                    f"The 'root' of a DatasetSpec must be a path or None; got {self.root!r}."
+                ) from None
         if self.limit is not None:
-            _check_int("DatasetSpec", "limit", self.limit, 1)
+            object.__setattr__(self, "limit", _check_int("DatasetSpec", "limit", self.limit, 1))
+        for name in ("val_fraction", "test_fraction"):
+            value = getattr(self, name)
+            ok = isinstance(value, (int, float, np.integer, np.floating))
+            if isinstance(value, bool) or not ok or not 0 < value < 1:
+                raise ConfigError(
+                    f"The {name!r} of a DatasetSpec must be a number in (0, 1); got {value!r}."
+                )
+            object.__setattr__(self, name, float(value))
+        if self.val_fraction + self.test_fraction >= 1:
+            raise ConfigError(
+                "The 'val_fraction' and 'test_fraction' of a DatasetSpec must sum to less than 1 "
+                f"(the rest is the training split); got {self.val_fraction!r} + "
+                f"{self.test_fraction!r}."
+            )
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -132,9 +151,11 @@ class CandidateTask:
     number). ``fault`` injects faults, for tests and reliability drills only.
 
     Raises:
-        dagspace.InvalidCellError: a cell is malformed (a cell that is well formed but cannot
-            be trained, say one whose input cannot reach its output, is a FAILED result).
-        ConfigError: another field has the wrong type or range.
+        dagspace.InvalidCellError: a cell is malformed or unlabelled (a cell that is well
+            formed but cannot be trained, say one whose input cannot reach its output, is a
+            FAILED result).
+        ConfigError: another field has the wrong type or range, or the architecture has fewer
+            cells than ``config.num_stages``.
     """
 
     task_id: str
@@ -160,6 +181,12 @@ class CandidateTask:
         specs = [c if isinstance(c, CellSpec) else CellSpec.from_dict(c) for c in cells]
         if not specs:
             raise InvalidCellError("The 'architecture' of a CandidateTask has no cell.")
+        for i, spec in enumerate(specs):
+            if spec.ops is None:
+                raise InvalidCellError(
+                    f"Cell {i} of a CandidateTask's architecture must be labelled (an 'ops' "
+                    f"list); got {spec.to_dict()!r:.200}."
+                )
         object.__setattr__(self, "architecture", tuple(spec.to_dict() for spec in specs))
         for name, kind in (("dataset", DatasetSpec), ("config", CandidateConfig)):
             if not isinstance(getattr(self, name), kind):
@@ -167,6 +194,11 @@ class CandidateTask:
                     f"The {name!r} of a CandidateTask must be a {kind.__name__}; got "
                     f"{type(getattr(self, name)).__name__}."
                 )
+        if len(specs) < self.config.num_stages:
+            raise ConfigError(
+                f"The 'architecture' of a CandidateTask must have at least one cell per stage "
+                f"(config.num_stages = {self.config.num_stages}); got {len(specs)} cell(s)."
+            )
         object.__setattr__(self, "seed", _check_int("CandidateTask", "seed", self.seed, 0))
         object.__setattr__(self, "attempt", _check_int("CandidateTask", "attempt", self.attempt, 1))
         if self.fault is not None and not isinstance(self.fault, FaultPlan):
@@ -258,8 +290,11 @@ class Executor(abc.ABC):
     object given), in the order the results come in. It raises only for bad arguments (not
     tasks, or repeated task ids): a task that diverges, raises, or whose worker process dies
     yields a DIVERGED or FAILED result (a dead worker's error starts ``"worker died"``) and the
-    other tasks go on. Executors do not retry failed tasks: the caller decides, with a new
-    ``attempt``. Use an executor as a context manager, or call :meth:`close`.
+    other tasks go on. Executors do not retry tasks that fail or diverge: the caller decides,
+    with a new ``attempt``. Only a dead worker makes a backend run a task again (the local pool
+    reruns, one at a time, the tasks that were running beside it; Ray reruns a task up to
+    ``max_retries`` times, and a FAILED result's error says how often). Use an executor as a
+    context manager, or call :meth:`close`.
     """
 
     @abc.abstractmethod
@@ -342,7 +377,9 @@ class LocalExecutor(Executor):
             )
         self.devices = tuple(str(resolve_device(d)) for d in devices)
         if threads_per_worker is not None:
-            _check_int("LocalExecutor", "threads_per_worker", threads_per_worker, 1)
+            threads_per_worker = _check_int(
+                "LocalExecutor", "threads_per_worker", threads_per_worker, 1
+            )
         self.threads_per_worker = threads_per_worker
         self._pool: cf.ProcessPoolExecutor | None = None
 
@@ -432,7 +469,18 @@ class LocalExecutor(Executor):
             if self._pool is None:
                 self._pool = self._new_pool()
             task = source.popleft()
-            running[self._pool.submit(_pool_run, task)] = task
+            try:
+                future = self._pool.submit(_pool_run, task)
+            except BrokenProcessPool:
+                # A worker died while no task of ours ran on it (say, killed between two calls
+                # of map). With tasks running, the caller's wait sees their futures break and
+                # sorts them out; with none, a fresh pool is safe to start here.
+                source.appendleft(task)
+                if running:
+                    return
+                self._drop_pool(wait=True)
+                continue
+            running[future] = task
 
     def close(self) -> None:
         self._drop_pool(wait=True)
