@@ -1,6 +1,8 @@
-"""The DAG cell search space: cells, pruning, exact canonical hashing, enumeration, features and
-the Euclidean embedding."""
+"""The DAG cell search space: cells, pruning, exact canonical hashing, enumeration, features,
+the Euclidean embedding and the search strategies (BoTorch is imported only when a Bayesian
+search proposes)."""
 
+from dagspace.bayes import BayesianSearch
 from dagspace.cell import (
     INPUT,
     NASBENCH101_OPS,
@@ -23,6 +25,16 @@ from dagspace.features import DEFAULT_FEATURES, FEATURES, compute_features
 from dagspace.hashing import CanonicalForm, canonical_form, canonical_hash
 from dagspace.random import check_random_state
 from dagspace.space import PAD, Space, enumerate_space
+from dagspace.strategies import (
+    STRATEGIES,
+    Architecture,
+    FiniteDifferenceDescent,
+    RandomSearch,
+    Strategy,
+    StrategyError,
+    make_strategy,
+    strategy_class,
+)
 
 __all__ = [
     "DEFAULT_FEATURES",
@@ -31,14 +43,21 @@ __all__ = [
     "NASBENCH101_OPS",
     "OUTPUT",
     "PAD",
+    "STRATEGIES",
+    "Architecture",
+    "BayesianSearch",
     "CanonicalForm",
     "CellNotInSpaceError",
     "CellSpec",
     "DagspaceError",
     "Embedding",
+    "FiniteDifferenceDescent",
     "InvalidCellError",
     "InvalidSpaceError",
+    "RandomSearch",
     "Space",
+    "Strategy",
+    "StrategyError",
     "canonical_form",
     "canonical_hash",
     "check_random_state",
@@ -46,7 +65,9 @@ __all__ = [
     "enumerate_space",
     "is_full_dag",
     "known_ops",
+    "make_strategy",
     "prune",
     "register_op",
+    "strategy_class",
     "try_prune",
 ]

@@ -11,9 +11,9 @@ import numpy as np
 
 from dagspace.cell import NASBENCH101_OPS
 from dagspace.features import FEATURES, compute_features
-from dagspace.space import enumerate_space
+from dagspace.space import Space, enumerate_space
 
-__all__ = ["SpaceBench", "bench_space"]
+__all__ = ["SpaceBench", "bench_bo", "bench_space"]
 
 
 @dataclass(frozen=True)
@@ -108,3 +108,52 @@ def bench_space(sample: int = 2000, seed: int = 0) -> SpaceBench:
         baseline_features_sample=sample,
         baseline_hash="networkx.weisfeiler_lehman_graph_hash per labelling",
     )
+
+
+def bench_bo(
+    space: Space,
+    q: int = 8,
+    n_train: int = 64,
+    seed: int = 0,
+    num_cells: int = 3,
+    repeats: int = 3,
+) -> dict:
+    """Time one ``q``-architecture proposal of :class:`dagspace.bayes.BayesianSearch` on
+    ``space`` (meant for the labelled NAS-Bench-101 space) after ``n_train`` random observations
+    of a synthetic objective (the distance of the architecture's standardised features to a random
+    target architecture's). Returns the median over ``repeats`` proposals (each from a fresh
+    strategy restored to the same state) of the total and of every phase, in seconds;
+    ``propose_cpu_s`` is the process CPU time of the proposal, which (torch runs it on one
+    thread) is what the wall time would be on an idle machine."""
+    from dagspace.bayes import BayesianSearch
+
+    start = time.perf_counter()
+    strategy = BayesianSearch(space, num_cells, seed, q=q, n_init=n_train)
+    setup_s = time.perf_counter() - start
+    points = strategy.embedding.cell_points_
+    rng = np.random.default_rng(seed)
+    target = points[rng.integers(len(space), size=num_cells)]  # (K, d)
+    archs = strategy.ask(n_train)
+    values = [float(np.linalg.norm(points[list(a)] - target, axis=1).sum()) for a in archs]
+    strategy.tell(archs, values)
+    state = strategy.state_dict()
+    runs = []
+    for _ in range(repeats):
+        strategy.load_state_dict(state)
+        start, cpu = time.perf_counter(), time.process_time()
+        proposed = strategy.ask(q)
+        wall, cpu = time.perf_counter() - start, time.process_time() - cpu
+        runs.append({"propose_s": wall, "propose_cpu_s": cpu, **strategy.timings_})
+    timing = {key: float(np.median([run[key] for run in runs])) for key in runs[0]}
+    return {
+        "bench": "bo",
+        "cells": len(space),
+        "num_cells": num_cells,
+        "points_per_cell": len(strategy.embedding.points_),
+        "q": q,
+        "n_train": n_train,
+        "proposed": len(proposed),
+        "candidates": int(timing.pop("candidates")),
+        "setup_s": round(setup_s, 3),
+        **{key: round(value, 3) for key, value in timing.items()},
+    }

@@ -1,0 +1,313 @@
+"""Bayesian search with BoTorch: a GP on the architectures' graph features, batch log-EI over the
+discrete set of unevaluated architectures.
+
+Importing this module does not import torch or BoTorch; :meth:`BayesianSearch.ask` does, the
+first time it fits a model.
+
+Algorithm of one proposal round (``q`` architectures):
+
+1. *Inputs*: an architecture's input is its ``K`` cells' embedding points (standardised
+   features, :class:`dagspace.Embedding`) concatenated and scaled to the unit cube with the
+   space's bounds, float64 ``(K * d,)``. Many cells share a point (every labelling of a topology,
+   and many topologies), and the GP cannot tell them apart, so candidates are *joint points*:
+   one distinct point per supernet cell.
+2. *Candidates*: the product of the distinct points, when it has at most ``max_candidates``
+   members (134 points per cell on the labelled NAS-Bench-101 space: exact up to 2 cells at the
+   default cap); otherwise a seeded uniform sample of ``max_candidates`` joint points plus every
+   joint point one cell away from the 5 best architectures told so far. Joint points whose
+   architectures are all told or pending are dropped.
+3. *Model*: ``SingleTaskGP`` on the finite values told so far (outcome ``-value``, standardised
+   with ``Standardize``), fitted with ``fit_gpytorch_mll``.
+4. *Prefilter*: analytic ``LogExpectedImprovement`` on every candidate; the best ``prefilter``
+   go on.
+5. *Batch*: ``qLogExpectedImprovement`` (quasi-MC, seeded Sobol sampler; pending architectures as
+   ``X_pending``) optimised by ``optimize_acqf_discrete`` over those, ``q`` distinct joint points
+   by sequential greedy conditioning.
+6. *Architectures*: at each chosen joint point, a uniformly random (seeded) architecture not yet
+   told or pending.
+
+The first ``n_init`` architectures (told or pending, asked or not) are uniformly random, and so
+is every proposal while fewer than two finite values are known or if the GP cannot be fitted
+(a ``RuntimeWarning`` says so). Diverged values (``nan``, ``±inf``) are left out of the fit,
+but their architectures are never proposed again. All torch randomness comes from seeds drawn
+from the strategy's generator inside ``torch.random.fork_rng``, so the global torch RNG is left
+as it was. A proposal runs torch on one intra-op thread (restored afterwards): its matrices are
+small, so more threads only add synchronisation (7-10x slower on a busy 2-core machine), and one
+thread makes the floating-point results, hence the proposals, independent of the core count.
+"""
+
+from __future__ import annotations
+
+import itertools
+import math
+import time
+import warnings
+from collections.abc import Sequence
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+
+from dagspace.embedding import Embedding
+from dagspace.features import DEFAULT_FEATURES
+from dagspace.random import SeedLike
+from dagspace.space import Space
+from dagspace.strategies import Architecture, Strategy, _check_int, _fail
+
+if TYPE_CHECKING:
+    import torch
+
+__all__ = ["BayesianSearch"]
+
+_INCUMBENTS = 5  # best told architectures whose neighbours join a sampled candidate set
+_REJECTIONS = 64  # random picks at a joint point before its free architectures are listed
+_ACQF_BATCH = 1024  # candidates per acquisition evaluation (larger batches were slower)
+
+
+class BayesianSearch(Strategy):
+    """Bayesian optimisation over architectures (see the module docstring for the algorithm).
+
+    Args:
+        q: the batch size of one acquisition round; ``ask(n)`` runs rounds of at most ``q``.
+        n_init: the number of uniformly random architectures before the GP takes over.
+        prefilter: how many candidates, ranked by analytic log-EI, the batch acquisition sees.
+        max_candidates: the largest exact candidate product; beyond it, a sample of this size.
+        features: the embedding's feature names.
+        mc_samples: quasi-MC samples of ``qLogExpectedImprovement``.
+
+    Attributes:
+        timings_: seconds spent in the phases of the last model-based round (``fit_s``,
+            ``candidates_s``, ``prefilter_s``, ``acquisition_s``) and its ``candidates`` count.
+    """
+
+    name = "bayes"
+
+    def __init__(
+        self,
+        space: Space,
+        num_cells: int,
+        seed: SeedLike,
+        *,
+        q: int = 8,
+        n_init: int = 10,
+        prefilter: int = 256,
+        max_candidates: int = 20_000,
+        features: Sequence[str] = DEFAULT_FEATURES,
+        mc_samples: int = 128,
+    ) -> None:
+        super().__init__(space, num_cells, seed)
+        owner = type(self).__name__
+        self.q = _check_int(owner, "q", q, 1)
+        self.n_init = _check_int(owner, "n_init", n_init, 0)
+        self.prefilter = _check_int(owner, "prefilter", prefilter, 1)
+        self.max_candidates = _check_int(owner, "max_candidates", max_candidates, 1)
+        self.mc_samples = _check_int(owner, "mc_samples", mc_samples, 1)
+        if isinstance(features, str) or not features:
+            _fail(owner, "features", "a non-empty sequence of feature names", features)
+        self.embedding = Embedding(space, tuple(features))  # InvalidSpaceError: unknown feature
+        lo, hi = self.embedding.bounds()
+        width = np.where(hi > lo, hi - lo, 1.0)
+        self._unit_points = (self.embedding.points_ - lo) / width  # (M, d) in [0, 1]
+        self._cells_per_point = np.asarray(
+            [len(self.embedding.cells_at(p)) for p in range(len(self.embedding.points_))]
+        )
+        self._point_counts: dict[tuple[int, ...], int] = {}  # joint point -> told + pending
+        self.timings_: dict[str, float] = {}
+
+    # -- bookkeeping ----------------------------------------------------------------------------
+    def _joint_point(self, arch: Architecture) -> tuple[int, ...]:
+        return tuple(int(self.embedding.point_of_cell_[c]) for c in arch)
+
+    def _on_seen(self, arch: Architecture) -> None:
+        key = self._joint_point(arch)
+        self._point_counts[key] = self._point_counts.get(key, 0) + 1
+
+    def _reset_records(self) -> None:
+        super()._reset_records()
+        self._point_counts = {}
+
+    def _joint_size(self, key: tuple[int, ...]) -> int:
+        return math.prod(int(self._cells_per_point[p]) for p in key)
+
+    def _features(self, archs: Sequence[Architecture]) -> np.ndarray:
+        """``(n, K * d)`` unit-cube inputs of architectures."""
+        points = self.embedding.point_of_cell_[np.asarray(archs, dtype=np.int64)]  # (n, K)
+        return self._unit_points[points].reshape(len(archs), -1)
+
+    # -- ask ------------------------------------------------------------------------------------
+    def _propose(self, n: int) -> list[Architecture]:
+        out: list[Architecture] = []
+        while len(out) < n:
+            finite = sum(math.isfinite(v) for _, v in self._history)
+            if self._num_seen < self.n_init or finite < 2:
+                batch = self._random_batch(1)
+            else:
+                batch = self._model_batch(min(self.q, n - len(out)))
+            if not batch:
+                break
+            out += batch
+        return out
+
+    def _random_batch(self, size: int) -> list[Architecture]:
+        out = []
+        for _ in range(size):
+            arch = self._draw_uniform()
+            if arch is None:
+                break
+            self._add_pending(arch)
+            out.append(arch)
+        return out
+
+    def _candidates(self) -> np.ndarray:
+        """``(P, K)`` distinct joint points (point indices per supernet cell) not exhausted."""
+        m, k = len(self._unit_points), self.num_cells
+        if m**k <= self.max_candidates:
+            grid = np.indices((m,) * k).reshape(k, -1).T
+        else:
+            sample = self.rng.integers(m, size=(self.max_candidates, k))
+            finite = [(v, i) for i, (_, v) in enumerate(self._history) if math.isfinite(v)]
+            blocks = [sample]
+            for _, i in sorted(finite)[:_INCUMBENTS]:
+                base = np.asarray(self._joint_point(self._history[i][0]))
+                around = np.repeat(base[None, :], m * k, axis=0)
+                around[np.arange(m * k), np.repeat(np.arange(k), m)] = np.tile(np.arange(m), k)
+                blocks.append(around)
+            grid = np.unique(np.concatenate(blocks), axis=0)
+        exhausted = {
+            key for key, count in self._point_counts.items() if count >= self._joint_size(key)
+        }
+        if exhausted:
+            keep = [tuple(row) not in exhausted for row in grid.tolist()]
+            grid = grid[np.asarray(keep, dtype=bool)]
+        return grid
+
+    def _pick_at(self, key: tuple[int, ...]) -> Architecture:
+        """A uniformly random architecture at joint point ``key``, neither told nor pending."""
+        cells = [self.embedding.cells_at(p) for p in key]
+        for _ in range(_REJECTIONS):
+            arch = tuple(int(c[self.rng.integers(len(c))]) for c in cells)
+            if not self._is_seen(arch):
+                return arch
+        free = [a for a in itertools.product(*(c.tolist() for c in cells)) if not self._is_seen(a)]
+        return free[int(self.rng.integers(len(free)))]
+
+    def _model_batch(self, size: int) -> list[Architecture]:
+        import torch
+
+        start = time.perf_counter()
+        grid = self._candidates()
+        if len(grid) == 0:
+            return self._random_batch(size)
+        timings = {"candidates_s": time.perf_counter() - start, "candidates": len(grid)}
+        told = [(a, v) for a, v in self._history if math.isfinite(v)]
+        train_x = torch.as_tensor(self._features([a for a, _ in told]), dtype=torch.float64)
+        train_y = -torch.as_tensor([[v] for _, v in told], dtype=torch.float64)
+        pending = list(self._pending)
+        x_pending = (
+            torch.as_tensor(self._features(pending), dtype=torch.float64) if pending else None
+        )
+        choices = torch.as_tensor(
+            self._unit_points[grid].reshape(len(grid), -1), dtype=torch.float64
+        )
+        fit_seed, sampler_seed = (int(s) for s in self.rng.integers(2**31, size=2))
+        from botorch.exceptions.errors import ModelFittingError
+        from linear_operator.utils.errors import NanError, NotPSDError
+
+        threads = torch.get_num_threads()
+        with torch.random.fork_rng(devices=[]):
+            torch.manual_seed(fit_seed)
+            torch.set_num_threads(1)
+            try:
+                chosen = _propose(
+                    train_x,
+                    train_y,
+                    choices,
+                    x_pending,
+                    size,
+                    self.prefilter,
+                    self.mc_samples,
+                    sampler_seed,
+                    timings,
+                )
+            except (ModelFittingError, NotPSDError, NanError) as err:
+                warnings.warn(
+                    f"BayesianSearch could not fit its GP ({err}); proposing at random.",
+                    RuntimeWarning,
+                    stacklevel=3,
+                )
+                return self._random_batch(size)
+            finally:
+                torch.set_num_threads(threads)
+        self.timings_ = timings
+        out = []
+        for row in chosen:
+            arch = self._pick_at(tuple(int(p) for p in grid[row]))
+            self._add_pending(arch)
+            out.append(arch)
+        return out
+
+    # -- persistence ----------------------------------------------------------------------------
+    def _config(self) -> dict[str, Any]:
+        return {
+            **super()._config(),
+            "features": list(self.embedding.feature_names),
+            "q": self.q,
+            "n_init": self.n_init,
+            "prefilter": self.prefilter,
+            "max_candidates": self.max_candidates,
+            "mc_samples": self.mc_samples,
+        }
+
+
+def _propose(
+    train_x: torch.Tensor,
+    train_y: torch.Tensor,
+    choices: torch.Tensor,
+    x_pending: torch.Tensor | None,
+    q: int,
+    prefilter: int,
+    mc_samples: int,
+    sampler_seed: int,
+    timings: dict[str, float],
+) -> list[int]:
+    """Rows of ``choices`` ``(P, D)`` to evaluate next: fit the GP on ``train_x`` ``(n, D)`` /
+    ``train_y`` ``(n, 1)`` (maximised), prefilter with analytic log-EI, then ``q`` by batch
+    log-EI given ``x_pending`` ``(p, D)``."""
+    import torch
+    from botorch.acquisition import LogExpectedImprovement, qLogExpectedImprovement
+    from botorch.fit import fit_gpytorch_mll
+    from botorch.models import SingleTaskGP
+    from botorch.models.transforms.outcome import Standardize
+    from botorch.optim import optimize_acqf_discrete
+    from botorch.sampling import SobolQMCNormalSampler
+    from gpytorch.mlls import ExactMarginalLogLikelihood
+
+    start = time.perf_counter()
+    model = SingleTaskGP(train_x, train_y, outcome_transform=Standardize(m=1))
+    fit_gpytorch_mll(ExactMarginalLogLikelihood(model.likelihood, model))
+    model.eval()
+    timings["fit_s"] = time.perf_counter() - start
+
+    start = time.perf_counter()
+    best_f = train_y.max()
+    analytic = LogExpectedImprovement(model, best_f=best_f)
+    with torch.no_grad():
+        scores = torch.cat(
+            [analytic(chunk.unsqueeze(-2)) for chunk in torch.split(choices, _ACQF_BATCH)]
+        )
+    top = np.argsort(-scores.numpy(), kind="stable")[:prefilter]
+    timings["prefilter_s"] = time.perf_counter() - start
+
+    start = time.perf_counter()
+    shortlist = choices[torch.as_tensor(top)]
+    batch = qLogExpectedImprovement(
+        model,
+        best_f=best_f,
+        sampler=SobolQMCNormalSampler(sample_shape=torch.Size([mc_samples]), seed=sampler_seed),
+        X_pending=x_pending,
+    )
+    picked, _ = optimize_acqf_discrete(
+        batch, q=min(q, len(shortlist)), choices=shortlist, max_batch_size=_ACQF_BATCH
+    )
+    rows = [int(torch.nonzero((shortlist == x).all(dim=-1))[0, 0]) for x in picked]
+    timings["acquisition_s"] = time.perf_counter() - start
+    return [int(top[r]) for r in rows]

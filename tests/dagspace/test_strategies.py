@@ -1,0 +1,397 @@
+from __future__ import annotations
+
+import itertools
+import json
+import math
+import subprocess
+import sys
+import warnings
+
+import numpy as np
+import pytest
+from scipy.optimize import minimize
+
+from dagspace import (
+    BayesianSearch,
+    Embedding,
+    FiniteDifferenceDescent,
+    InvalidSpaceError,
+    RandomSearch,
+    StrategyError,
+    enumerate_space,
+    make_strategy,
+)
+from dagspace.bench import bench_bo
+from dagspace.strategies import project_to_hull
+
+NAMES = ("random", "fd", "bayes")
+FAST = {"random": {}, "fd": {}, "bayes": {"n_init": 6, "q": 4}}
+RUN = {"random": 24, "fd": 24, "bayes": 14}  # evaluations per contract run (each GP fit costs)
+
+
+@pytest.fixture(scope="module")
+def space4():
+    return enumerate_space(4)  # 13 cells at 8 distinct points
+
+
+@pytest.fixture(scope="module")
+def embedding6(space6):
+    return Embedding(space6)
+
+
+@pytest.fixture(autouse=True)
+def _quiet_gp_jitter():
+    with warnings.catch_warnings():
+        warnings.filterwarnings("ignore", message="A not p.d., added jitter")
+        yield
+
+
+def distance_objective(embedding, target_cell):
+    """Sum over the supernet cells of the distance of their cell's point to the target's."""
+    target = embedding.cell_points_[target_cell]
+
+    def f(arch):
+        return float(np.linalg.norm(embedding.cell_points_[list(arch)] - target, axis=1).sum())
+
+    return f
+
+
+def run(strategy, objective, evaluations, batch=4):
+    """Ask/tell until ``evaluations`` values are told or the strategy has nothing to propose."""
+    asked = []
+    while len(strategy.history) < evaluations:
+        archs = strategy.ask(min(batch, evaluations - len(strategy.history)))
+        if not archs:
+            break
+        asked += archs
+        strategy.tell(archs, [objective(a) for a in archs])
+    return asked
+
+
+# -- the contract, for every strategy --------------------------------------------------------------
+def contract_space(name, space4, space6):
+    """fd descends too fast on 13 cells to run long: it gets the 6-vertex space."""
+    space = space6 if name == "fd" else space4
+    return space, distance_objective(Embedding(space), 7)
+
+
+@pytest.mark.parametrize("name", NAMES)
+def test_seeded_runs_are_identical_and_never_repeat(name, space4, space6):
+    space, f = contract_space(name, space4, space6)
+    n = RUN[name]
+    runs = [run(make_strategy(name, space, 2, seed=3, **FAST[name]), f, n) for _ in range(2)]
+    assert runs[0] == runs[1]
+    assert len(runs[0]) == len(set(runs[0])) == n
+    assert run(make_strategy(name, space, 2, seed=4, **FAST[name]), f, n) != runs[0]
+
+
+@pytest.mark.parametrize("name", NAMES)
+def test_restored_strategy_proposes_what_the_uninterrupted_one_would(name, space4, space6):
+    space4, f = contract_space(name, space4, space6)
+    whole = make_strategy(name, space4, 2, seed=5, **FAST[name])
+    expected = run(whole, f, RUN[name] + 6)
+
+    first = make_strategy(name, space4, 2, seed=5, **FAST[name])
+    asked = run(first, f, 12)
+    pending = first.ask(4)  # outstanding when the state is saved
+    state = json.loads(json.dumps(first.state_dict(), allow_nan=False))
+    second = make_strategy(name, space4, 2, seed=99, **FAST[name])  # the seed is in the state
+    second.load_state_dict(state)
+    assert second.pending == pending and second.history == first.history
+    assert second.ask(4) == pending  # outstanding at the save: handed out again first
+    second.tell(pending, [f(a) for a in pending])
+    asked += pending + run(second, f, RUN[name] + 6)
+
+    assert asked == expected
+    assert second.state_dict() == whole.state_dict()
+    if name == "fd":
+        assert second.trajectory == whole.trajectory
+
+
+@pytest.mark.parametrize("name", NAMES)
+def test_restored_pending_architectures_may_be_told_directly(name, space4):
+    strategy = make_strategy(name, space4, 1, seed=0, **FAST[name])
+    pending = strategy.ask(2)
+    restored = make_strategy(name, space4, 1, seed=0, **FAST[name])
+    restored.load_state_dict(strategy.state_dict())
+    restored.tell(pending[:1], [1.0])
+    again = restored.ask(1)
+    assert again == pending[1:] and restored.pending == pending[1:]
+    assert not set(restored.ask(5)) & set(pending)
+
+
+@pytest.mark.parametrize("name", NAMES)
+def test_state_is_strict_json_with_diverged_values(name, space4):
+    strategy = make_strategy(name, space4, 1, seed=0, **FAST[name])
+    strategy.tell([(0,), (1,), (2,)], [math.nan, math.inf, -math.inf])
+    strategy.ask(2)
+    text = json.dumps(strategy.state_dict(), allow_nan=False)
+    restored = make_strategy(name, space4, 1, seed=0, **FAST[name])
+    restored.load_state_dict(json.loads(text))
+    assert [str(v) for _, v in restored.history] == ["nan", "inf", "-inf"]
+
+
+@pytest.mark.parametrize("name", NAMES)
+def test_told_architectures_are_never_asked(name, space4):
+    strategy = make_strategy(name, space4, 1, seed=0, **FAST[name])
+    strategy.tell([(c,) for c in range(0, 13, 2)], [float(c) for c in range(0, 13, 2)])
+    strategy.tell([(0,)], [0.0])  # the same value again: a no-op
+    asked = strategy.ask(20)
+    assert strategy.pending == asked and asked
+    if name == "fd":  # one step's evaluations, minus the ones already told
+        assert not {c for (c,) in asked} & set(range(0, 13, 2))
+    else:
+        assert sorted(asked) == [(c,) for c in range(1, 13, 2)]
+        assert strategy.ask(1) == []
+
+
+@pytest.mark.parametrize("name", NAMES)
+def test_bad_input_raises_typed_errors_stating_expected_and_received(name, space4):
+    strategy = make_strategy(name, space4, 2, seed=0, **FAST[name])
+    with pytest.raises(StrategyError, match="positive int 'n'; got 0"):
+        strategy.ask(0)
+    with pytest.raises(StrategyError, match=r"expected length 2, got length 3 \(\(1, 2, 3\)\)"):
+        strategy.tell([(1, 2, 3)], [1.0])
+    with pytest.raises(StrategyError, match=r"ints in \[0, 13\).*got \(1, 13\)"):
+        strategy.tell([(1, 13)], [1.0])
+    with pytest.raises(StrategyError, match="got 2 architectures and 1 values"):
+        strategy.tell([(1, 2), (2, 3)], [1.0])
+    with pytest.raises(StrategyError, match="must be a real number; got 'x'"):
+        strategy.tell([(1, 2)], ["x"])
+    strategy.tell([(1, 2)], [1.0])
+    with pytest.raises(StrategyError, match=r"already told the value 1.0; got 2.0"):
+        strategy.tell([(1, 2)], [2.0])
+    if name != "random":
+        with pytest.raises(InvalidSpaceError, match="Unknown feature 'nope'; this space has"):
+            make_strategy(name, space4, 2, seed=0, features=("num_edges", "nope"))
+    with pytest.raises(StrategyError, match=r"'num_cells' parameter .* an int >= 1; got 0"):
+        make_strategy(name, space4, 0, seed=0)
+    other = "random" if name != "random" else "fd"
+    with pytest.raises(StrategyError, match=f"belongs to the strategy '{other}'"):
+        strategy.load_state_dict(make_strategy(other, space4, 2, seed=0).state_dict())
+    with pytest.raises(StrategyError, match="built with .*'num_cells': 3"):
+        strategy.load_state_dict(make_strategy(name, space4, 3, seed=0).state_dict())
+    with pytest.raises(StrategyError, match="format 'dagrank-strategy-1'; got None"):
+        strategy.load_state_dict({})
+
+
+def test_make_strategy_rejects_unknown_names_and_options(space4):
+    with pytest.raises(StrategyError, match=r"Unknown strategy 'nope'; expected one of \['bayes'"):
+        make_strategy("nope", space4, 1, seed=0)
+    with pytest.raises(StrategyError, match=r"Unknown option\(s\) \['q'\] for the 'fd' strategy"):
+        make_strategy("fd", space4, 1, seed=0, q=8)
+    assert make_strategy("fd", space4, 1, seed=0, h=0.5).h == 0.5
+    for bad, match in [
+        ({"h": 0.0}, r"'h' parameter of FiniteDifferenceDescent must be a float in \(0.0, inf\)"),
+        ({"momentum": 1.0}, r"'momentum' .* a float in \[0.0, 1.0\); got 1.0"),
+        ({"init": "center"}, "'init' .* 'random' or an architecture; got 'center'"),
+        ({"tie_break": "best"}, "'tie_break' .* 'random' or 'first'; got 'best'"),
+    ]:
+        with pytest.raises(StrategyError, match=match):
+            make_strategy("fd", space4, 1, seed=0, **bad)
+    with pytest.raises(StrategyError, match="'q' parameter of BayesianSearch must be an int >= 1"):
+        make_strategy("bayes", space4, 1, seed=0, q=0)
+
+
+def test_importing_dagspace_and_its_strategies_does_not_import_torch():
+    code = "import sys, dagspace, dagspace.bayes; print('torch' in sys.modules)"
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == "False"
+
+
+# -- random search ---------------------------------------------------------------------------------
+def test_random_search_covers_the_space_once_then_stops(space4):
+    strategy = RandomSearch(space4, 2, seed=0)
+    asked = strategy.ask(1000)
+    assert sorted(asked) == list(itertools.product(range(13), repeat=2))
+    assert asked != sorted(asked)
+    assert strategy.ask(1) == []
+
+
+def test_random_search_is_uniform_over_the_unseen_architectures(space4):
+    """Past half the space the draw switches from rejection to bisection: both stay uniform."""
+    counts = np.zeros(13, dtype=int)
+    for seed in range(1300):
+        strategy = RandomSearch(space4, 1, seed=seed)
+        strategy.tell([(c,) for c in range(7)], [0.0] * 7)  # 7 of 13 seen: bisection
+        counts[strategy.ask(1)[0][0]] += 1
+        counts[RandomSearch(space4, 1, seed=seed).ask(1)[0][0]] += 1  # nothing seen: rejection
+    expected = np.r_[np.full(7, 100.0), np.full(6, 100 + 1300 / 6)]
+    chi2 = (((counts - expected) ** 2) / expected).sum()
+    assert chi2 < 35  # 12 degrees of freedom: p < 0.001 beyond 32.9
+
+
+# -- finite-difference descent ------------------------------------------------------------------
+@pytest.mark.parametrize("seed", range(3))
+def test_fd_moves_toward_the_optimum_of_a_distance_objective(seed, space6, embedding6):
+    f = distance_objective(embedding6, 1000)
+    fd = FiniteDifferenceDescent(space6, 2, seed=seed, max_epochs=12)
+    asked = run(fd, f, 10_000, batch=100)
+    assert fd.finished and fd.epoch == 12 and fd.ask(1) == []
+    assert len(asked) == len(set(asked)) <= 12 * (1 + 2 * 2 * 3)
+    objective = [row["objective"] for row in fd.trajectory if row["cell"] == 0][::3]
+    assert objective[-1] < 0.5 * objective[0]
+    assert min(objective) <= 1.0
+
+
+def test_fd_trajectory_rows_follow_the_central_difference_update(space6, embedding6):
+    f = distance_objective(embedding6, 1000)
+    lr, momentum, epochs = 0.25, 0.5, 3
+    fd = FiniteDifferenceDescent(space6, 2, seed=1, lr=lr, momentum=momentum, max_epochs=epochs)
+    points, steps = [fd.points], []
+    while archs := fd.ask(100):
+        steps.append(fd.state_dict()["extra"]["step"])  # the probes of this epoch
+        fd.tell(archs, [f(a) for a in archs])
+        points.append(fd.points)
+    rows, told = fd.trajectory, dict(fd.history)
+    assert len(rows) == epochs * 2 * 3 == 3 * len(steps) * 2
+    assert [r["epoch"] for r in rows] == [e for e in range(epochs) for _ in range(6)]
+    assert [r["cell"] for r in rows[:6]] == [0, 0, 0, 1, 1, 1]
+    assert [r["dimension"] for r in rows[:3]] == list(embedding6.feature_names)
+    velocity = np.zeros((2, 3))
+    for epoch, step in enumerate(steps):
+        epoch_rows = rows[6 * epoch : 6 * epoch + 6]
+        x = points[epoch]
+        np.testing.assert_array_equal([r["value"] for r in epoch_rows], x.ravel())
+        np.testing.assert_allclose(
+            [r["value_raw"] for r in epoch_rows], embedding6.inverse_transform(x).ravel()
+        )
+        center = tuple(step["center"])
+        assert [r["cell_index"] for r in epoch_rows[::3]] == list(center)
+        for row in epoch_rows:
+            assert row["cell_hash"] == space6.hashes[row["cell_index"]]
+            assert row["objective"] == told[center]
+        gradient = np.zeros((2, 3))
+        for i, d, minus, plus in step["probes"]:  # probes: the nearest cells of x_i -/+ h e_d
+            for arch, sign in ((minus, -1), (plus, 1)):
+                probe = x[i] + sign * fd.h * np.eye(3)[d]
+                assert arch[1 - i] == center[1 - i]
+                assert arch[i] in embedding6.nearest(probe)[0]
+            gradient[i, d] = (told[tuple(plus)] - told[tuple(minus)]) / (2 * fd.h)
+        np.testing.assert_allclose([r["gradient"] for r in epoch_rows], gradient.ravel())
+        velocity = momentum * velocity + gradient
+        expected = np.stack([project_to_hull(embedding6.points_, p) for p in x - lr * velocity])
+        np.testing.assert_allclose(points[epoch + 1], expected, atol=1e-12)
+    assert np.abs([r["gradient"] for r in rows]).sum() > 0
+
+
+def test_fd_diverged_probe_counts_as_worst_plus_spread(space6, embedding6):
+    f = distance_objective(embedding6, 1000)
+    fd = FiniteDifferenceDescent(space6, 1, seed=0, init=(500,), max_epochs=1)
+    archs = fd.ask(100)
+    values = {a: f(a) for a in archs}
+    _, _, minus, plus = fd.state_dict()["extra"]["step"]["probes"][0]  # cell 0, dimension 0
+    assert tuple(plus) != tuple(minus) and tuple(plus) in archs
+    values[tuple(plus)] = math.nan
+    fd.tell(archs, [values[a] for a in archs])
+    finite = [v for v in values.values() if math.isfinite(v)]
+    penalty = max(finite) + max(max(finite) - min(finite), 1.0)
+    expected = (penalty - values[tuple(minus)]) / (2 * fd.h)
+    assert fd.trajectory[0]["gradient"] == pytest.approx(expected)
+    assert fd.trajectory[0]["gradient"] > 0  # the descent moves away from the diverged side
+
+
+def test_fd_with_only_diverged_values_does_not_move(space6):
+    fd = FiniteDifferenceDescent(space6, 1, seed=0, init=(500,), max_epochs=3)
+    start = fd.points
+    run(fd, lambda a: math.nan, 10_000, batch=100)
+    assert fd.epoch == 3 and all(row["gradient"] == 0 for row in fd.trajectory)
+    assert all(math.isnan(row["objective"]) for row in fd.trajectory)
+    np.testing.assert_array_equal(fd.points, start)
+
+
+def test_fd_stops_when_every_step_is_already_known(space4):
+    fd = FiniteDifferenceDescent(space4, 1, seed=0)  # 13 cells: soon nothing new to evaluate
+    asked = run(fd, lambda a: float(a[0] % 3), 10_000, batch=100)
+    assert fd.finished and fd.ask(5) == [] and len(asked) <= 13
+
+
+@pytest.mark.parametrize("seed", range(2))
+def test_projection_onto_the_hull_matches_a_constrained_solver(seed, embedding6):
+    points = embedding6.points_
+    rng = np.random.default_rng(seed)
+    inside = points[rng.choice(len(points), 4)].mean(axis=0)
+    np.testing.assert_array_equal(project_to_hull(points, inside), inside)
+    x = rng.normal(size=3) * 6
+    y = project_to_hull(points, x)
+    n = len(points)
+    ref = minimize(
+        lambda lam: np.sum((lam @ points - x) ** 2),
+        np.full(n, 1 / n),
+        bounds=[(0, 1)] * n,
+        constraints=[{"type": "eq", "fun": lambda lam: lam.sum() - 1}],
+        method="SLSQP",
+        options={"ftol": 1e-12, "maxiter": 500},
+    )
+    assert np.linalg.norm(y - x) <= np.linalg.norm(ref.x @ points - x) + 1e-6
+    assert np.linalg.norm(y - ref.x @ points) < 1e-3
+
+
+def test_projection_onto_a_flat_hull():
+    points = np.array([[0.0, 0.0, 0.0], [1.0, 0.0, 0.0], [0.0, 1.0, 0.0]])
+    np.testing.assert_allclose(project_to_hull(points, np.array([0.2, 0.2, 3.0])), [0.2, 0.2, 0])
+    np.testing.assert_allclose(project_to_hull(points, np.array([2.0, 2.0, 0.0])), [0.5, 0.5, 0])
+
+
+# -- Bayesian search -------------------------------------------------------------------------------
+def test_bayes_proposes_q_distinct_unevaluated_architectures(space6, embedding6):
+    bo = BayesianSearch(space6, 2, seed=0, n_init=10, q=8)
+    f = distance_objective(embedding6, 1000)
+    run(bo, f, 10, batch=10)
+    first = bo.ask(8)
+    second = bo.ask(8)  # before telling: the first batch is pending
+    assert len(first) == len(second) == 8 and len(set(first + second)) == 16
+    assert not set(first + second) & {a for a, _ in bo.history}
+    joint = {tuple(embedding6.point_of_cell_[list(a)]) for a in first}
+    assert len(joint) == 8  # one architecture per chosen joint feature point
+    assert bo.timings_["candidates"] == len(embedding6.points_) ** 2
+
+
+@pytest.mark.parametrize("seed", range(2))
+def test_bayes_beats_random_search_on_a_smooth_objective(seed, space6, embedding6):
+    counts = np.bincount(embedding6.point_of_cell_)
+    target = int(embedding6.cells_at(int(np.argmin(counts)))[0])  # a point with one cell
+    f = distance_objective(embedding6, target)
+    bo = BayesianSearch(space6, 1, seed=seed, n_init=10, q=8)
+    run(bo, f, 26, batch=8)
+    rng = np.random.default_rng(seed)
+    random_best = [min(map(f, rng.integers(len(space6), size=(26, 1)))) for _ in range(200)]
+    assert bo.best()[1] < np.percentile(random_best, 5)
+
+
+def test_bayes_leaves_diverged_values_out_but_never_proposes_them_again(space4):
+    bo = BayesianSearch(space4, 1, seed=0, n_init=4, q=3)
+    first = bo.ask(4)
+    bo.tell(first, [math.nan, math.inf, 1.0, 2.0])
+    torch = pytest.importorskip("torch")
+    numpy_state = np.random.get_state()[1].copy()  # noqa: NPY002 (the global state, untouched)
+    torch_state, threads = torch.random.get_rng_state(), torch.get_num_threads()
+    asked = list(first)
+    while archs := bo.ask(3):
+        asked += archs
+        bo.tell(archs, [math.nan if a[0] % 4 == 0 else float(a[0]) for a in archs])
+    assert sorted(asked) == [(c,) for c in range(13)]  # every cell once, diverged ones included
+    assert bo.timings_["candidates"] >= 1  # the GP was fitted with diverged values present
+    np.testing.assert_array_equal(np.random.get_state()[1], numpy_state)  # noqa: NPY002
+    assert torch.equal(torch.random.get_rng_state(), torch_state)
+    assert torch.get_num_threads() == threads
+
+
+def test_bayes_falls_back_to_random_until_two_finite_values(space4):
+    bo = BayesianSearch(space4, 1, seed=0, n_init=2, q=3)
+    bo.tell([(0,), (1,), (2,)], [math.nan, math.nan, 1.0])
+    assert len(bo.ask(3)) == 3 and bo.timings_ == {}  # random: one finite value only
+    bo.tell([(3,)], [0.5])
+    seen = {a[0] for a in [*bo.pending, *(a for a, _ in bo.history)]}
+    embedding = Embedding(space4)
+    open_points = {int(embedding.point_of_cell_[c]) for c in range(13) if c not in seen}
+    bo.ask(3)
+    assert bo.timings_["candidates"] == len(open_points) < 8  # exhausted points are dropped
+
+
+def test_bench_bo_reports_the_phases_of_one_proposal(space4):
+    result = bench_bo(space4, q=2, n_train=6, num_cells=2, repeats=1)
+    assert result["bench"] == "bo" and result["proposed"] == 2 and result["cells"] == 13
+    assert result["candidates"] <= 8**2 and result["points_per_cell"] == 8
+    for key in ("propose_s", "propose_cpu_s", "fit_s", "prefilter_s", "acquisition_s"):
+        assert result[key] >= 0
