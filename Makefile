@@ -18,16 +18,11 @@ $(STAMP): pyproject.toml Makefile
 	$(BIN)/python -m pip install -q --disable-pip-version-check -e '.[dev,ray]'
 	touch $(STAMP)
 
-# The main job, as far as it is built: the space job (the seed's 6-vertex space and the labelled
-# NAS-Bench-101 space, described and plotted), then the supernet at the quick preset, ranked.
-RUN_DIR ?= runs/space
+# The main job: `dagrank demo` on the shipped digits data at the quick scale (the 6-vertex space,
+# the supernet, validation, the trajectory experiment, the top-10 comparison, report.md).
+RUN_DIR ?= runs/demo
 run: install
-	$(BIN)/dagrank space enumerate --vertices 6 --out $(RUN_DIR)/space6.npz
-	$(BIN)/dagrank space describe $(RUN_DIR)/space6.npz
-	$(BIN)/dagrank space plot $(RUN_DIR)/space6.npz --out $(RUN_DIR)/space6.png
-	$(BIN)/dagrank space enumerate --vertices 7 --ops nasbench101 --max-edges 9 --out $(RUN_DIR)/nasbench101.npz
-	$(BIN)/dagrank space describe $(RUN_DIR)/nasbench101.npz
-	$(BIN)/dagrank supernet train --preset quick --run runs/supernet --no-progress
+	$(BIN)/dagrank demo --run $(RUN_DIR)
 
 test: install
 	$(BIN)/python -m pytest -q

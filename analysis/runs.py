@@ -20,7 +20,7 @@ from typing import Any
 from analysis.errors import RunConflictError
 from dagspace.io import atomic_write
 
-__all__ = ["SupernetRun", "check_run_config", "supernet_run"]
+__all__ = ["SupernetRun", "check_run_config", "supernet_run", "update_summary"]
 
 
 @dataclass(frozen=True)
@@ -137,3 +137,18 @@ def _rank(run: Path, supernet: Any, config: Any, top_k: int) -> Any:
     with atomic_write(run / "joint_topk.csv", newline="") as handle:
         ranking.top_k(top_k).to_csv(handle, index=False)
     return ranking
+
+
+def update_summary(run: Path, section: str, data: dict[str, Any]) -> Path:
+    """Set ``section`` of ``run/summary.json`` (one section per job), keeping the others."""
+    path = Path(run) / "summary.json"
+    current: dict[str, Any] = {}
+    if path.exists():
+        try:
+            current = json.loads(path.read_text())
+        except json.JSONDecodeError:  # a summary is derived data: rebuild it, but keep a copy
+            path.replace(path.with_suffix(".json.unreadable"))
+    current[section] = data
+    with atomic_write(path) as handle:
+        json.dump(current, handle, indent=2, default=float, allow_nan=True)
+    return path

@@ -239,16 +239,15 @@ def run_validation(
     its score, train each from scratch (cached in ``run/results.sqlite``: a re-run trains
     nothing twice), and write ``validation.csv``, ``summary.json``, ``validation.png`` and
     ``evaluations.csv``."""
-    import json
     import time
 
     from tqdm.auto import tqdm
 
-    from analysis.runs import supernet_run
-    from analysis.store import EvalKey, EvalStatus, SQLiteStore
+    from analysis.evaluation import Request, default_executor, train_architectures
+    from analysis.runs import supernet_run, update_summary
+    from analysis.store import EvalStatus, SQLiteStore
     from dagspace import canonical_hash
     from dagspace.io import atomic_write
-    from surrogate.executors import CandidateTask, LocalExecutor
 
     start = time.perf_counter()
     run = Path(run)
@@ -265,47 +264,42 @@ def run_validation(
     store = SQLiteStore(run / "results.sqlite")
     store.register_run(RUN_NAME, config.to_dict())
 
-    archs = [[space[int(i)] for i in row] for row in picks]
-    tasks, keys = [], {}
-    for a, cells in enumerate(archs):
-        arch = tuple(cell.to_dict() for cell in cells)
-        for seed in config.seeds:
-            probe = CandidateTask("probe", arch, dataset, config.candidate, seed)
-            key = EvalKey(canonical_hash(cells), "standalone", probe.evaluator_config_hash(), seed)
-            keys[(a, seed)] = key
-            claim = store.claim(key, run=RUN_NAME, method="validate", arch_json=probe.arch_json)
-            if claim.must_evaluate:
-                tasks.append(
-                    CandidateTask(
-                        str(claim.record.id),
-                        arch,
-                        dataset,
-                        config.candidate,
-                        seed,
-                        attempt=claim.record.attempt,
-                    )
-                )
+    archs = [tuple(space[int(i)] for i in row) for row in picks]
+    requests = [Request(cells, seed) for cells in archs for seed in config.seeds]
     own = executor is None
-    executor = executor or LocalExecutor(workers=1)
+    executor = executor or default_executor(config.supernet.device)
     train_start = time.perf_counter()
-    bar = tqdm(total=len(tasks), desc="candidates", unit="arch", disable=not progress)
+    stored_before = len(store.records())
+    bar = tqdm(total=len(requests), desc="candidates", unit="arch", disable=not progress)
+    finished: dict[str, float] = {}
+    score_of = {canonical_hash(list(c)): s for c, s in zip(archs, scores, strict=True)}
+
+    def advance(request: Request, record: Any) -> None:
+        bar.update()
+        if record.status is EvalStatus.COMPLETE:
+            finished[record.arch_hash] = record.metrics["test_accuracy"]
+        if len(finished) >= 3:
+            names = list(finished)
+            tau = rank_correlation([score_of[h] for h in names], [finished[h] for h in names],
+                                   n_boot=0).value  # fmt: skip
+            bar.set_postfix(tau=f"{tau:.2f}", n=len(finished))
+
     try:
-        for task, result in executor.map(tasks):
-            store.finish(
-                int(task.task_id), EvalStatus[result.status.name], result.metrics(), result.error
-            )
-            bar.update()
-            done = _frame(archs, scores, keys, store, config.seeds)
-            finished = done.dropna(subset=["test_accuracy"])
-            if len(finished) >= 3:
-                tau = rank_correlation(
-                    finished["surrogate_score"], finished["test_accuracy"], n_boot=0
-                ).value
-                bar.set_postfix(tau=f"{tau:.2f}", n=len(finished))
+        records = train_architectures(
+            store, requests, run=RUN_NAME, method="validate", dataset=dataset,
+            config=config.candidate, executor=executor, on_record=advance,
+        )  # fmt: skip
     finally:
         bar.close()
         if own:
             executor.close()
+    trained_now = len(store.records()) - stored_before
+    keys = {
+        (a, seed): r.key
+        for (a, seed), r in zip(
+            ((a, seed) for a in range(len(archs)) for seed in config.seeds), records, strict=True
+        )
+    }
     train_seconds = time.perf_counter() - train_start
 
     frame = _frame(archs, scores, keys, store, config.seeds)
@@ -315,7 +309,7 @@ def run_validation(
         "n_requested": config.n,
         "seeds": list(config.seeds),
         "dataset": config.supernet.dataset,
-        "trained_now": len(tasks),
+        "trained_now": trained_now,
         "statuses": frame["status"].value_counts().to_dict(),
         "timing_s": {
             "supernet_and_ranking": round(supernet_seconds, 2),
@@ -326,8 +320,7 @@ def run_validation(
     }
     with atomic_write(run / "validation.csv", newline="") as handle:
         frame.to_csv(handle, index=False)
-    with atomic_write(run / "summary.json") as handle:
-        json.dump(report, handle, indent=2, default=float)
+    update_summary(run, "validate", report)
     plot_validation(frame, summary, run / "validation.png")
     store.export_csv(run / "evaluations.csv")
     store.close()

@@ -20,7 +20,15 @@ from surrogate.errors import SurrogateError
 __all__ = ["main"]
 
 # module name -> subcommand it registers; imported lazily so `dagrank space` never imports torch.
-SUBCOMMAND_MODULES = ("cmd_space", "cmd_supernet", "cmd_validate", "cmd_bench")
+SUBCOMMAND_MODULES = (
+    "cmd_space",
+    "cmd_supernet",
+    "cmd_validate",
+    "cmd_search",
+    "cmd_report",
+    "cmd_demo",
+    "cmd_bench",
+)
 
 USER_ERRORS = (DagspaceError, SurrogateError, AnalysisError, OSError)
 

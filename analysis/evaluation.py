@@ -1,0 +1,118 @@
+"""Stand-alone training through the results store: the one driver loop that every job uses.
+
+:func:`train_architectures` takes ``(architecture, seed)`` requests and returns each one's
+stored record. The driver is the only writer of the store: it claims every request (a key
+already COMPLETE or DIVERGED is a cache hit and trains nothing), hands the acquired ones to an
+executor, and finishes each record as its result comes in, so a kill loses at most the
+candidates in flight. A result whose worker process died (its error starts ``"worker died"``)
+is claimed again, as attempt ``n + 1`` with the same architecture and seed, up to
+``max_attempts``; any other failure is final for this call (training is deterministic, so a
+retry would fail the same way; a later run claims it again while attempts are left).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from analysis.store import EvalKey, EvalRecord, EvalStatus, ResultsStore
+from dagspace import CellSpec, canonical_hash
+
+__all__ = ["Request", "default_executor", "train_architectures"]
+
+WORKER_DIED = "worker died"
+
+
+@dataclass(frozen=True)
+class Request:
+    """One stand-alone evaluation to have: an architecture (``K`` cells) and a training seed."""
+
+    cells: tuple[CellSpec, ...]
+    seed: int
+
+
+def _key(request: Request, config_hash: str) -> EvalKey:
+    return EvalKey(canonical_hash(list(request.cells)), "standalone", config_hash, request.seed)
+
+
+def train_architectures(
+    store: ResultsStore,
+    requests: Sequence[Request],
+    *,
+    run: str,
+    method: str,
+    dataset: Any,
+    config: Any,
+    executor: Any,
+    max_attempts: int = 3,
+    on_record: Callable[[Request, EvalRecord], None] | None = None,
+    faults: dict[int, Any] | None = None,
+) -> list[EvalRecord]:
+    """Train every request that the store does not already hold; return one record per request.
+
+    ``dataset`` is a :class:`surrogate.executors.DatasetSpec`, ``config`` a
+    :class:`surrogate.candidate.CandidateConfig`, ``executor`` a
+    :class:`surrogate.executors.Executor`. ``on_record`` is called for every record as it is
+    finished (or found in the cache), e.g. to advance a progress bar. ``faults`` maps a request
+    index to a :class:`surrogate.candidate.FaultPlan` (reliability drills only). Requests with
+    the same key are trained once. Returns the latest record of each request's key: COMPLETE,
+    DIVERGED or FAILED (with its reason); a key another live process holds RUNNING is BUSY and
+    comes back RUNNING.
+    """
+    from surrogate.executors import CandidateTask
+
+    faults = dict(faults or {})
+    arch = {i: tuple(c.to_dict() for c in r.cells) for i, r in enumerate(requests)}
+    probe = [
+        CandidateTask("probe", arch[i], dataset, config, r.seed) for i, r in enumerate(requests)
+    ]
+    config_hash = probe[0].evaluator_config_hash() if probe else ""
+    keys = [_key(r, config_hash) for r in requests]
+    done: dict[EvalKey, EvalRecord] = {}
+    pending = list(range(len(requests)))
+    while pending:
+        tasks, owners = [], {}
+        for i in pending:
+            if keys[i] in done or keys[i] in owners.values():
+                continue
+            claim = store.claim(
+                keys[i], run=run, method=method, arch_json=probe[i].arch_json,
+                max_attempts=max_attempts,
+            )  # fmt: skip
+            if not claim.must_evaluate:
+                done[keys[i]] = claim.record
+                if on_record is not None:
+                    on_record(requests[i], claim.record)
+                continue
+            task_id = str(claim.record.id)
+            tasks.append(
+                CandidateTask(task_id, arch[i], dataset, config, requests[i].seed,
+                              attempt=claim.record.attempt, fault=faults.get(i))
+            )  # fmt: skip
+            owners[task_id] = keys[i]
+        retry: set[EvalKey] = set()
+        for task, result in executor.map(tasks):
+            record = store.finish(
+                int(task.task_id), EvalStatus[result.status.name], result.metrics(), result.error
+            )
+            key = owners[task.task_id]
+            died = (result.error or "").startswith(WORKER_DIED)
+            if died and record.attempt < max_attempts:
+                retry.add(key)
+                continue
+            done[key] = record
+            if on_record is not None:
+                on_record(requests[keys.index(key)], record)
+        pending = [i for i in pending if keys[i] in retry]
+        for i in pending:
+            faults.pop(i, None)  # an injected fault strikes the first attempt only
+    return [done.get(k) or store.find(k) for k in keys]
+
+
+def default_executor(device: str = "auto") -> Any:
+    """The executor a job uses when none is given: one candidate at a time, in this process."""
+    from surrogate.executors import LocalExecutor
+
+    devices = None if device in (None, "auto") else [device]
+    return LocalExecutor(workers=1, devices=devices)

@@ -1,0 +1,234 @@
+"""``report.md`` and redrawn plots for a run directory, from what the run stored.
+
+:func:`redraw_plots` rebuilds every plot of a run from its stored tables (``multinomials.csv``,
+``validation.csv``, the descent's state in ``results.sqlite``, ``top10.csv``); :func:`write_report`
+writes ``report.md`` with every table and plot the run has and the configs it ran with. Both read
+only; neither trains anything, so they work on a run copied off another machine.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+import os
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from analysis.errors import AnalysisError
+from dagspace.io import atomic_write
+
+__all__ = ["RunNotFoundError", "redraw_plots", "write_report"]
+
+
+class RunNotFoundError(AnalysisError, FileNotFoundError):
+    """The directory is not a dagrank run directory (it holds none of a run's files)."""
+
+
+_MARKERS = ("config.json", "results.sqlite", "summary.json", "space6.npz")
+
+
+def _check_run(run: str | os.PathLike) -> Path:
+    run = Path(run)
+    if not run.is_dir() or not any((run / name).exists() for name in _MARKERS):
+        raise RunNotFoundError(
+            f"Expected a dagrank run directory (holding one of {list(_MARKERS)}); got {run}."
+        )
+    return run
+
+
+def _summary(run: Path) -> dict[str, Any]:
+    path = run / "summary.json"
+    return json.loads(path.read_text()) if path.exists() else {}
+
+
+def _trajectory_frame(run: Path) -> pd.DataFrame | None:
+    """The descent's trajectory, rebuilt from its strategy state in the store (else the CSV)."""
+    config = _summary(run).get("trajectory", {}).get("config")
+    if config and (run / "results.sqlite").exists() and (run / "space.npz").exists():
+        from analysis.store import SQLiteStore
+        from dagspace import Space
+        from dagspace.strategies import make_strategy
+
+        with SQLiteStore(run / "results.sqlite") as store:
+            saved = store.get_state("trajectory/fd/0")
+        if saved is not None:
+            space = Space.load(run / "space.npz")
+            strategy = make_strategy("fd", space, int(config["supernet"]["cells"]), seed=0,
+                                     **config.get("fd", {}))  # fmt: skip
+            strategy.load_state_dict(json.loads(saved)["strategy"])
+            return pd.DataFrame(strategy.trajectory)
+    csv = run / "trajectories.csv"
+    return pd.read_csv(csv) if csv.exists() else None
+
+
+def redraw_plots(run: str | os.PathLike) -> list[Path]:
+    """Redraw every plot the run has tables for; returns the paths written."""
+    run = _check_run(run)
+    written: list[Path] = []
+    config_path = run / "config.json"
+    if (run / "multinomials.csv").exists() and config_path.exists():
+        from analysis.plots import plot_multinomials
+
+        frame = pd.read_csv(run / "multinomials.csv")
+        last = frame[(frame["epoch"] == frame["epoch"].max())
+                     & frame["module"].str.startswith("vertex ")]  # fmt: skip
+        ops = list(dict.fromkeys(last["option"]))
+        module = last["module"].str.removeprefix("vertex ").astype(int) - 1
+        probs = np.zeros((int(last["cell"].max()) + 1, int(module.max()) + 1, len(ops)))
+        for cell, m, op, p in zip(last["cell"], module, last["option"], last["probability"],
+                                  strict=True):  # fmt: skip
+            probs[int(cell), int(m), ops.index(op)] = p
+        dataset = json.loads(config_path.read_text()).get("dataset", "")
+        title = f"Op probabilities after {int(last['epoch'].max()) + 1} epochs ({dataset})"
+        written.append(plot_multinomials(probs, ops, run / "multinomials.png", title=title))
+    if (run / "validation.csv").exists():
+        from analysis.validation import plot_validation, summarize_validation
+
+        frame = pd.read_csv(run / "validation.csv")
+        top_k = _summary(run).get("validate", {}).get("summary", {}).get("top_k", 5)
+        summary = summarize_validation(frame, top_k=top_k)
+        written.append(plot_validation(frame, summary, run / "validation.png"))
+    trajectory = _trajectory_frame(run)
+    if trajectory is not None and len(trajectory):
+        from analysis.search_plots import plot_trajectories
+
+        objective = _summary(run).get("trajectory", {}).get("objective", "surrogate")
+        written.append(plot_trajectories(trajectory, run / "trajectory.png", objective=objective))
+    if (run / "top10.csv").exists():
+        from analysis.search_plots import plot_compare
+
+        report = _summary(run).get("compare")
+        written.append(plot_compare(pd.read_csv(run / "top10.csv"), run / "compare.png", report))
+    if (run / "space6.npz").exists():
+        from analysis.space_plot import plot_space
+        from dagspace import Space
+
+        written.append(plot_space(Space.load(run / "space6.npz"), run / "space6.png"))
+    return written
+
+
+def _fmt(value: Any, digits: int = 3) -> str:
+    if isinstance(value, float):
+        return "nan" if not np.isfinite(value) else f"{value:.{digits}f}"
+    return str(value)
+
+
+def _table(frame: pd.DataFrame) -> str:
+    head = "| " + " | ".join(str(c) for c in frame.columns) + " |"
+    rule = "|" + "|".join("---" for _ in frame.columns) + "|"
+    rows = ["| " + " | ".join(_fmt(v) for v in row) + " |" for row in frame.itertuples(index=False)]
+    return "\n".join([head, rule, *rows])
+
+
+def _ci(c: dict[str, Any]) -> str:
+    return f"{_fmt(c['value'])} [{_fmt(c['low'])}, {_fmt(c['high'])}]"
+
+
+def _image(run: Path, name: str, alt: str) -> list[str]:
+    return [f"![{alt}]({name})", ""] if (run / name).exists() else []
+
+
+def _supernet_section(run: Path) -> list[str]:
+    if not (run / "history.csv").exists():
+        return []
+    history = pd.read_csv(run / "history.csv")
+    last = history.iloc[-1]
+    train, val = _fmt(float(last["train_acc"])), _fmt(float(last["val_acc"]))
+    lines = ["## Supernet", "",
+             f"{len(history)} epochs; final train accuracy {train}, validation accuracy {val} "
+             "(sampled architectures).", ""]  # fmt: skip
+    lines += _image(run, "multinomials.png", "operation probabilities")
+    lines += _image(run, "multinomial_history.png", "multinomials over the epochs")
+    if (run / "joint_topk.csv").exists():
+        top = pd.read_csv(run / "joint_topk.csv")[["rank", "log_probability", "arch_hash"]]
+        lines += ["Most probable architectures (exact joint top-k):", "", _table(top.head(10)), ""]
+    return lines
+
+
+def _validate_section(run: Path, section: dict[str, Any]) -> list[str]:
+    s = section["summary"]
+    lines = ["## Validation of the surrogate ranking", "",
+             f"{s['n']} architectures stratified over the surrogate's score, trained from scratch "
+             f"on {section['dataset']} (seeds {section['seeds']}); correlation with stand-alone "
+             f"{s['target'].replace('_', ' ')} (bootstrap 95% intervals):", "",
+             f"| ranking | Kendall tau | Spearman rho | precision@{s['top_k']} |",
+             "|---|---|---|---|"]  # fmt: skip
+    for name in ("surrogate", "params", "random"):
+        lines.append(f"| {name} | {_ci(s[name + '_kendall'])} | {_ci(s[name + '_spearman'])} | "
+                     f"{_fmt(s[name + '_precision_at_k'])} |")  # fmt: skip
+    t = section["timing_s"]
+    lines += ["", f"Wall time {t['wall']} s (supernet and ranking {t['supernet_and_ranking']} s, "
+              f"candidates {t['candidates']} s).", ""]  # fmt: skip
+    lines += _image(run, "validation.png", "surrogate score against stand-alone accuracy")
+    return lines
+
+
+def _trajectory_section(run: Path, section: dict[str, Any]) -> list[str]:
+    lines = ["## Finite-difference descent", "",
+             f"{section['epochs']} epochs, {section['evaluations']} distinct evaluations of the "
+             f"{section['objective']} objective in {section['seconds']} s; objective at the "
+             f"current architecture {_fmt(section['objective_first'])} -> "
+             f"{_fmt(section['objective_last'])} (best seen {_fmt(section['objective_best'])}).",
+             ""]  # fmt: skip
+    return lines + _image(run, "trajectory.png", "trajectories per dimension per cell")
+
+
+def _compare_section(run: Path, section: dict[str, Any]) -> list[str]:
+    lines = ["## Top-k comparison of the search methods", "",
+             f"Budget mode: {section['budget_mode']} (budget {section['budget']} evaluations per "
+             f"method and repeat in 'evaluations' mode), {section['repeats']} repeat(s); each "
+             f"method's top-{section['top_k']} trained from scratch.", "",
+             "| method | objective | evaluations | search s | median test acc [q25, q75] | n |",
+             "|---|---|---|---|---|---|"]  # fmt: skip
+    for method, m in section["methods"].items():
+        a = m["top_k_test_accuracy"]
+        lines.append(f"| {method} | {m['search_objective']} | {m['evaluations']} | "
+                     f"{m['search_seconds']} | {_fmt(a['median'])} [{_fmt(a['q25'])}, "
+                     f"{_fmt(a['q75'])}] | {a['n']} |")  # fmt: skip
+    lines += ["", "Mann-Whitney U tests (two-sided) on the top-k test accuracies:", "",
+              "| pair | U | p | effect size |", "|---|---|---|---|"]  # fmt: skip
+    for pair, t in section["mann_whitney"].items():
+        lines.append(f"| {pair} | {_fmt(t['u'], 1)} | {_fmt(t['p_value'])} | "
+                     f"{_fmt(t['effect_size'])} |")  # fmt: skip
+    lines.append("")
+    lines += _image(run, "compare.png", "top-k stand-alone accuracies per method")
+    if (run / "top10.csv").exists():
+        top = pd.read_csv(run / "top10.csv")
+        cols = ["method", "repeat", "rank", "arch_hash", "objective_value", "test_accuracy",
+                "params", "status"]  # fmt: skip
+        lines += ["<details><summary>top10.csv</summary>", "", _table(top[cols]), "",
+                  "</details>", ""]  # fmt: skip
+    return lines
+
+
+def write_report(run: str | os.PathLike) -> Path:
+    """Write ``run/report.md``: every table and plot of the run, and its configs."""
+    run = _check_run(run)
+    summary = _summary(run)
+    now = dt.datetime.now(dt.UTC).strftime("%Y-%m-%d %H:%M UTC")
+    lines = [f"# dagrank report: {run.name}", "", f"Written {now} from `{run}`.", ""]
+    lines += _image(run, "space6.png", "the 6-vertex DAG space in its feature embedding")
+    lines += _supernet_section(run)
+    if "validate" in summary:
+        lines += _validate_section(run, summary["validate"])
+    if "trajectory" in summary:
+        lines += _trajectory_section(run, summary["trajectory"])
+    if "compare" in summary:
+        lines += _compare_section(run, summary["compare"])
+    configs = {"supernet": (run / "config.json").read_text() if (run / "config.json").exists()
+               else None}  # fmt: skip
+    for job in ("validate", "trajectory", "compare"):
+        if job in summary and "config" in summary[job]:
+            configs[job] = json.dumps(summary[job]["config"], indent=2)
+    lines += ["## Configs", ""]
+    for name, text in configs.items():
+        if text:
+            lines += [f"<details><summary>{name}</summary>", "", "```json", text.strip(), "```",
+                      "", "</details>", ""]  # fmt: skip
+    path = run / "report.md"
+    with atomic_write(path) as handle:
+        handle.write("\n".join(lines))
+    return path

@@ -1,0 +1,92 @@
+"""``dagrank trajectory`` and ``dagrank compare``: the search jobs (see :mod:`analysis.search`)."""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+from pathlib import Path
+from typing import Any
+
+__all__ = ["register"]
+
+
+def _common(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--run", type=Path, required=True, metavar="DIR", help="run directory")
+    p.add_argument("--preset", choices=("smoke", "quick", "paper"), default="quick")
+    p.add_argument("--objective", choices=("surrogate", "supernet", "standalone"),
+                   help="what the strategies minimise (default: surrogate)")  # fmt: skip
+    p.add_argument("--vertices", type=int, help="vertices per cell (the supernet's space)")
+    p.add_argument("--seed", type=int, help="seed of the strategies")
+    p.add_argument("--device", help="auto, cpu, cuda or cuda:N")
+    p.add_argument("--no-progress", action="store_true")
+
+
+def register(subparsers: argparse._SubParsersAction) -> None:
+    p = subparsers.add_parser(
+        "trajectory", help="finite-difference descent through the feature space, trajectories"
+    )
+    _common(p)
+    p.add_argument("--epochs", type=int, help="descent epochs (default 100)")
+    p.set_defaults(handler=run_trajectory_command)
+    p = subparsers.add_parser(
+        "compare", help="random vs Bayesian vs finite-difference search, top-k from scratch"
+    )
+    _common(p)
+    p.add_argument("--budget", type=int, help="evaluations per method and repeat")
+    p.add_argument("--budget-mode", choices=("evaluations", "compute"), dest="budget_mode")
+    p.add_argument("--repeats", type=int, help="seeds per method")
+    p.add_argument("--top-k", type=int, dest="top_k", help="architectures trained per method")
+    p.add_argument("--methods", help="comma-separated subset of fd,random,bayes")
+    p.add_argument("--executor", choices=("local", "ray"), default="local")
+    p.add_argument("--workers", type=int, default=1, help="local candidates trained at once")
+    p.add_argument("--address", help="Ray cluster address (default: a local Ray instance)")
+    p.set_defaults(handler=run_compare_command)
+
+
+def search_config(args: argparse.Namespace) -> Any:
+    from analysis.search import search_preset
+
+    config = search_preset(args.preset)
+    changes: dict[str, Any] = {}
+    for name in ("objective", "seed", "epochs", "budget", "budget_mode", "repeats", "top_k"):
+        value = getattr(args, name, None)
+        if value is not None:
+            changes[name] = value
+    if getattr(args, "methods", None):
+        changes["methods"] = tuple(m.strip() for m in args.methods.split(",") if m.strip())
+    supernet = {}
+    if args.vertices is not None:
+        supernet["vertices"] = args.vertices
+    if args.device is not None:
+        supernet["device"] = args.device
+    if supernet:
+        changes["supernet"] = config.supernet.replace(**supernet)
+    return dataclasses.replace(config, **changes)
+
+
+def run_trajectory_command(args: argparse.Namespace) -> int:
+    from analysis.search import run_trajectory
+
+    result = run_trajectory(args.run, search_config(args), progress=not args.no_progress)
+    r = result.report
+    print(
+        f"{r['epochs']} epochs, {r['evaluations']} evaluations in {r['seconds']:.1f} s: "
+        f"{r['objective']} objective {r['objective_first']:.3f} -> {r['objective_last']:.3f} "
+        f"(best {r['objective_best']:.3f}) -> {result.run_dir / 'trajectories.csv'}"
+    )
+    return 0
+
+
+def run_compare_command(args: argparse.Namespace) -> int:
+    from analysis.search import run_compare
+    from surrogate.executors import make_executor
+
+    options = {"address": args.address} if args.executor == "ray" else {"workers": args.workers}
+    with make_executor(args.executor, **options) as executor:
+        result = run_compare(args.run, search_config(args), executor=executor,
+                             progress=not args.no_progress)  # fmt: skip
+    methods = result.report["methods"]
+    parts = [f"{m} {v['top_k_test_accuracy']['median']:.3f}" for m, v in methods.items()]
+    print(f"median top-{result.report['top_k']} test accuracy: " + ", ".join(parts)
+          + f" -> {result.run_dir / 'top10.csv'}")  # fmt: skip
+    return 0

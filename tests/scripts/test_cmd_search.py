@@ -1,0 +1,133 @@
+"""End-to-end tests of `dagrank trajectory`, `compare`, `plot`, `report` and `demo` (smoke)."""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+from pathlib import Path
+
+import pandas as pd
+import pytest
+
+from scripts.cli import main
+
+PNG = b"\x89PNG\r\n\x1a\n"
+
+
+@pytest.fixture(scope="module")
+def search_run(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    run = tmp_path_factory.mktemp("search") / "run"
+    assert main(["trajectory", "--preset", "smoke", "--run", str(run), "--no-progress",
+                 "--epochs", "6"]) == 0  # fmt: skip
+    assert main(["compare", "--preset", "smoke", "--run", str(run), "--no-progress"]) == 0
+    return run
+
+
+def test_trajectory_writes_rows_per_epoch_cell_and_dimension(search_run: Path) -> None:
+    frame = pd.read_csv(search_run / "trajectories.csv")
+    summary = json.loads((search_run / "summary.json").read_text())["trajectory"]
+    epochs, cells = summary["epochs"], 2  # the smoke supernet has 2 cells
+    assert 1 <= epochs <= 6
+    assert len(frame) == epochs * cells * 3
+    assert set(frame["dimension"]) == {"eccentricity_variance", "degree_variance", "num_edges"}
+    assert {"epoch", "cell", "value", "value_raw", "objective", "cell_hash"} <= set(frame.columns)
+    assert (frame["objective"] > 0).all()  # -log P of an architecture is positive
+    assert summary["objective_best"] <= summary["objective_first"]
+    assert (search_run / "trajectory.png").read_bytes()[:8] == PNG
+
+
+def test_compare_trains_every_methods_top_k(search_run: Path) -> None:
+    top = pd.read_csv(search_run / "top10.csv")
+    report = json.loads((search_run / "summary.json").read_text())["compare"]
+    assert set(top["method"]) == {"fd", "random", "bayes"}
+    for method, part in top.groupby("method"):
+        assert list(part["rank"]) == list(range(1, len(part) + 1)), method
+        assert part["objective_value"].is_monotonic_increasing, method
+        assert part["arch_hash"].is_unique, method
+        assert len(part) == 3
+    assert (top["status"] == "complete").all()
+    assert top["test_accuracy"].between(0, 1).all()
+    assert set(report["mann_whitney"]) == {"fd vs random", "fd vs bayes", "random vs bayes"}
+    for method, figures in report["methods"].items():
+        # the descent may stall early on the smoke space (few distinct feature points)
+        assert 2 <= figures["evaluations"][0] <= 16, method
+        median = figures["top_k_test_accuracy"]["median"]
+        assert median == pytest.approx(top.loc[top["method"] == method, "test_accuracy"].median())
+    assert report["budget_mode"] == "evaluations"
+    assert (search_run / "compare.png").read_bytes()[:8] == PNG
+
+
+def test_every_search_evaluation_is_a_store_row(search_run: Path) -> None:
+    with sqlite3.connect(search_run / "results.sqlite") as conn:
+        rows = conn.execute(
+            "SELECT method, evaluator, COUNT(*) FROM evaluations WHERE run = 'compare' "
+            "GROUP BY method, evaluator"
+        ).fetchall()
+        states = {r[0] for r in conn.execute("SELECT name FROM state")}
+    counts = {(m, e): n for m, e, n in rows}
+    report = json.loads((search_run / "summary.json").read_text())["compare"]
+    for method in ("fd", "random", "bayes"):  # every distinct evaluation a row of its own
+        assert counts[(method, "supernet")] == report["methods"][method]["evaluations"][0]
+    assert counts[("random", "supernet")] == counts[("bayes", "supernet")] == 16
+    assert 1 <= counts[("top10", "standalone")] <= 9  # top-k shared between methods train once
+    assert {"compare/fd/0", "compare/random/0", "compare/bayes/0", "trajectory/fd/0"} <= states
+
+
+def test_rerun_resumes_and_changes_nothing(search_run: Path) -> None:
+    before = pd.read_csv(search_run / "top10.csv")
+    with sqlite3.connect(search_run / "results.sqlite") as conn:
+        count = conn.execute("SELECT COUNT(*) FROM evaluations").fetchone()[0]
+    assert main(["compare", "--preset", "smoke", "--run", str(search_run), "--no-progress"]) == 0
+    with sqlite3.connect(search_run / "results.sqlite") as conn:
+        assert conn.execute("SELECT COUNT(*) FROM evaluations").fetchone()[0] == count
+    pd.testing.assert_frame_equal(pd.read_csv(search_run / "top10.csv"), before)
+
+
+def test_plot_redraws_and_report_shows_everything(
+    search_run: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    (search_run / "compare.png").unlink()
+    (search_run / "trajectory.png").unlink()
+    assert main(["plot", str(search_run)]) == 0
+    assert (search_run / "compare.png").read_bytes()[:8] == PNG
+    assert (search_run / "trajectory.png").read_bytes()[:8] == PNG
+    assert main(["report", str(search_run)]) == 0
+    report = (search_run / "report.md").read_text()
+    for text in ("![trajectories per dimension per cell](trajectory.png)",
+                 "![top-k stand-alone accuracies per method](compare.png)",
+                 "Mann-Whitney", "| fd vs random |", "## Configs"):  # fmt: skip
+        assert text in report, text
+    capsys.readouterr()
+
+
+def test_plot_of_a_directory_that_is_not_a_run_fails_in_one_line(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    assert main(["plot", str(tmp_path)]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "run directory" in err
+
+
+def test_bad_search_options_fail_in_one_line(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    code = main(["compare", "--preset", "smoke", "--run", str(tmp_path / "r"), "--budget", "1",
+                 "--no-progress"])  # fmt: skip
+    assert code == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "'budget'" in err and "got 1" in err
+    assert not (tmp_path / "r").exists()
+
+
+def test_demo_smoke_runs_every_job_and_writes_the_report(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    run = tmp_path / "demo"
+    assert main(["demo", "--preset", "smoke", "--run", str(run), "--no-progress"]) == 0
+    out = capsys.readouterr().out
+    assert "report:" in out and str(run / "report.md") in out
+    summary = json.loads((run / "summary.json").read_text())
+    assert set(summary) == {"validate", "trajectory", "compare"}
+    report = (run / "report.md").read_text()
+    for image in ("space6.png", "validation.png", "trajectory.png", "compare.png"):
+        assert f"({image})" in report and (run / image).read_bytes()[:8] == PNG
