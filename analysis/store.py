@@ -61,6 +61,7 @@ from analysis.errors import (
     StoreRecoveredWarning,
     StoreValueError,
 )
+from dagspace.io import atomic_write
 
 try:  # POSIX only; without it, opening (and recovering) a store is not serialised across processes
     import fcntl
@@ -414,16 +415,13 @@ class ResultsStore(abc.ABC):
         """Write :meth:`to_frame` to ``path`` atomically (a reader sees the old or the new file).
 
         The CSV is written to a temporary file in the same directory, flushed and fsynced, then
-        renamed over ``path``. Times are written as ISO-8601 UTC. Returns ``path``.
+        renamed over ``path`` (:func:`dagspace.io.atomic_write`). Times are written as ISO-8601
+        UTC. Returns ``path``.
         """
         path = Path(path)
         frame = self.to_frame(run=run, method=method, status=status, evaluator=evaluator)
-        _atomic_write(
-            path,
-            lambda handle: frame.to_csv(
-                handle, index=False, date_format="%Y-%m-%dT%H:%M:%S.%f+00:00"
-            ),
-        )
+        with atomic_write(path, newline="", encoding="utf-8") as handle:
+            frame.to_csv(handle, index=False, date_format="%Y-%m-%dT%H:%M:%S.%f+00:00")
         return path
 
     def __enter__(self) -> Self:
@@ -525,7 +523,9 @@ _KEY_WHERE = "arch_hash = ? AND evaluator = ? AND evaluator_config_hash = ? AND 
 
 _SQLITE_BUSY = 5
 _SQLITE_LOCKED = 6
+_SQLITE_IOERR = 10
 _SQLITE_CORRUPT = 11
+_SQLITE_FULL = 13
 _SQLITE_NOTADB = 26
 
 # Connections that a forked child inherited. The child never uses them, and never closes them
@@ -846,7 +846,9 @@ class SQLiteStore(ResultsStore):
         config_hash = hashlib.sha256(config_text.encode()).hexdigest()
 
         def txn(conn: sqlite3.Connection) -> None:
-            row = conn.execute("SELECT config_hash FROM runs WHERE name = ?", (run,)).fetchone()
+            row = conn.execute(
+                "SELECT config_hash, config_json FROM runs WHERE name = ?", (run,)
+            ).fetchone()
             if row is None:
                 conn.execute(
                     "INSERT INTO runs (name, config_json, config_hash, created_at) "
@@ -857,9 +859,10 @@ class SQLiteStore(ResultsStore):
                 raise RunConflictError(
                     f"Run {run!r} is already registered in {self.path} with config hash "
                     f"{row[0]}, but the config given now hashes to {config_hash}. Nothing was "
-                    f"changed: the results already stored for {run!r} are intact. Use a new run "
-                    f"name (or run directory) for the new config, or the original config to "
-                    f"resume."
+                    f"changed: the results already stored for {run!r} are intact. The configs "
+                    f"differ in (stored != given): {_config_differences(row[1], config_text)}. "
+                    f"Use a new run name (or run directory) for the new config, or the original "
+                    f"config to resume."
                 )
 
         self._run(txn, write=True, what="register_run")
@@ -1037,6 +1040,12 @@ class SQLiteStore(ResultsStore):
                 f"The results store {self.path} stayed locked for more than "
                 f"{self._lock_timeout:g} s, so {what} gave up ({err})."
             )
+        if _error_code(err) in (_SQLITE_IOERR, _SQLITE_FULL):
+            return StoreError(
+                f"The results store {self.path}: {what} failed: {err} (is the disk full, or a "
+                f"file-size limit reached?). Nothing of this {what} was stored and every record "
+                f"stored before is intact; free some space and run again to resume."
+            )
         return StoreError(f"The results store {self.path}: {what} failed: {err}.")
 
     def _open(self) -> sqlite3.Connection:
@@ -1114,9 +1123,22 @@ class SQLiteStore(ResultsStore):
         conn.execute(f"PRAGMA user_version = {SCHEMA_VERSION}")
 
     def _diagnose(self) -> str | None:
-        """None if ``path`` is absent, empty or passes ``quick_check``; else what is wrong."""
+        """None if ``path`` is absent, empty, whole pages and passes ``quick_check``; else what
+        is wrong.
+
+        A file cut part-way through its last page passes ``quick_check`` (SQLite reads the
+        missing bytes as zeros), so its size is checked first: a few times, a moment apart, in
+        case a live process is extending it right now.
+        """
         if not self.path.exists() or self.path.stat().st_size == 0:
             return None
+        for wait in (0.0, 0.05, 0.2):
+            time.sleep(wait)
+            partial = _partial_page(self.path)
+            if partial is None:
+                break
+        else:
+            return partial
 
         def check() -> str | None:
             conn = sqlite3.connect(self.path, timeout=self._busy_timeout, isolation_level=None)
@@ -1356,6 +1378,29 @@ def _canonical_json(value: Any, what: str) -> str:
         ) from None
 
 
+def _config_differences(stored_text: str, given_text: str, limit: int = 5) -> str:
+    """``"key: A != B"`` for the top-level keys where two configs (canonical JSON) differ."""
+    try:
+        stored, given = json.loads(stored_text), json.loads(given_text)
+    except ValueError:
+        return "the stored config is not readable JSON"
+    if not isinstance(stored, dict) or not isinstance(given, dict):
+        return f"{stored_text:.100} != {given_text:.100}"
+
+    def shown(config: dict[str, Any], name: str) -> str:
+        if name not in config:
+            return "(absent)"
+        return f"{json.dumps(config[name], sort_keys=True):.80}"
+
+    diffs = [
+        f"{name}: {shown(stored, name)} != {shown(given, name)}"
+        for name in sorted(set(stored) | set(given))
+        if shown(stored, name) != shown(given, name)
+    ]
+    more = f"; and {len(diffs) - limit} more" if len(diffs) > limit else ""
+    return "; ".join(diffs[:limit]) + more
+
+
 def _canonical_arch(arch_json: Any) -> str:
     """``arch_json`` (text or objects) as canonical JSON text, after a structural check."""
     if isinstance(arch_json, str):
@@ -1509,6 +1554,33 @@ def _salvage(damaged: Path) -> _Salvage:
     return _Salvage(_number_attempts(evaluations), runs, state, issued)
 
 
+def _header_page_size(header: bytes) -> int | None:
+    """The page size that a database file's 100-byte header states, or None if it is not one."""
+    if len(header) < 100 or not header.startswith(b"SQLite format 3\x00"):
+        return None
+    page_size = int.from_bytes(header[16:18], "big")
+    page_size = 65536 if page_size == 1 else page_size
+    if page_size < 512 or page_size & (page_size - 1):
+        return None
+    return page_size
+
+
+def _partial_page(path: Path) -> str | None:
+    """What is wrong if ``path`` ends part-way through a page; None if it ends on a page edge."""
+    try:
+        with path.open("rb") as handle:
+            page_size = _header_page_size(handle.read(100))
+            size = handle.seek(0, os.SEEK_END)
+    except OSError:
+        return None  # SQLite itself will say what is wrong
+    if page_size is None or size % page_size == 0:
+        return None
+    return (
+        f"the file ends part-way through page {size // page_size + 1}: {size} bytes is not a "
+        f"whole number of {page_size}-byte pages"
+    )
+
+
 def _drop_partial_page(path: Path) -> None:
     """Cut a file that ends mid-page back to whole pages.
 
@@ -1516,12 +1588,8 @@ def _drop_partial_page(path: Path) -> None:
     still points to as rows with fields cut short; without the page they are simply unreadable.
     """
     with path.open("r+b") as handle:
-        header = handle.read(100)
-        if len(header) < 100 or not header.startswith(b"SQLite format 3\x00"):
-            return
-        page_size = int.from_bytes(header[16:18], "big")
-        page_size = 65536 if page_size == 1 else page_size
-        if page_size < 512 or page_size & (page_size - 1):
+        page_size = _header_page_size(handle.read(100))
+        if page_size is None:
             return
         size = handle.seek(0, os.SEEK_END)
         handle.truncate(size - size % page_size)
@@ -1692,24 +1760,3 @@ def _write_salvage(path: Path, salvage: _Salvage) -> None:
         _transaction(conn, fill, write=True)
     finally:
         conn.close()
-
-
-def _atomic_write(path: Path, write: Callable[[Any], object]) -> None:
-    """Write ``path`` through a temporary file in its directory, fsync, rename, fsync the dir."""
-    fd, temporary = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(fd, "w", newline="", encoding="utf-8") as handle:
-            write(handle)
-            handle.flush()
-            os.fsync(handle.fileno())
-        os.replace(temporary, path)
-    except BaseException:
-        with contextlib.suppress(OSError):
-            os.unlink(temporary)
-        raise
-    with contextlib.suppress(OSError):  # make the rename itself durable, where dirs open
-        dir_fd = os.open(path.parent, os.O_RDONLY)
-        try:
-            os.fsync(dir_fd)
-        finally:
-            os.close(dir_fd)

@@ -83,6 +83,12 @@ def _check_ops(ops: Any, num_vertices: int) -> tuple[str, ...] | None:
             f"The 'ops' of a cell must be a sequence of {num_vertices} names; got {ops!r}."
         )
     ops = tuple(ops)
+    names = [op for op in ops if not isinstance(op, str)]
+    if names:  # before any comparison: an array or a list among the names would not compare
+        raise InvalidCellError(
+            f"The 'ops' of a cell must be operation names (strings); got "
+            f"{type(names[0]).__name__} {names[0]!r:.100} in {list(ops)!r:.200}."
+        )
     if len(ops) != num_vertices:
         raise InvalidCellError(
             f"The 'ops' of a cell must have one name per vertex ({num_vertices}); "
@@ -176,7 +182,8 @@ class CellSpec:
         unknown = set(data) - {"matrix", "ops"}
         if unknown:
             raise InvalidCellError(
-                f"A cell mapping takes the keys 'matrix' and 'ops'; got also {sorted(unknown)}."
+                f"A cell mapping takes the keys 'matrix' and 'ops'; got also "
+                f"{sorted(unknown, key=repr)!r:.200}."
             )
         return cls(data["matrix"], data.get("ops"))
 
@@ -184,7 +191,7 @@ class CellSpec:
     def from_json(cls, text: str | bytes) -> CellSpec:
         try:
             data = json.loads(text)
-        except (TypeError, ValueError) as err:
+        except (TypeError, ValueError, RecursionError) as err:  # RecursionError: deep nesting
             raise InvalidCellError(f"A cell's JSON could not be parsed: {err}.") from None
         return cls.from_dict(data)
 

@@ -1,5 +1,11 @@
 """Atomic file output for every package: write a temporary file beside the target, flush, fsync,
-rename. (It lives in dagspace, the package every other one may import.)"""
+rename, fsync the directory. (It lives in dagspace, the package every other one may import.)
+
+A reader, or a run that is interrupted (an exception, Ctrl-C, a full disk), sees either the old
+complete file or the new complete one, never a partial file at the target path. Only a process
+killed outright (``SIGKILL``, a power cut) can leave its hidden temporary file
+(``.<name>.<random><suffix>``) beside the target; the target itself is still whole.
+"""
 
 from __future__ import annotations
 
@@ -31,6 +37,7 @@ def atomic_path(path: str | os.PathLike) -> Iterator[Path]:
         os.replace(tmp, path)
     finally:
         Path(tmp).unlink(missing_ok=True)
+    _fsync_directory(path.parent)
 
 
 @contextlib.contextmanager
@@ -40,3 +47,13 @@ def atomic_write(path: str | os.PathLike, mode: str = "w", **open_kwargs: object
     with atomic_path(path) as tmp, open(tmp, mode, **open_kwargs) as handle:
         yield handle
         handle.flush()
+
+
+def _fsync_directory(directory: Path) -> None:
+    """Make a rename in ``directory`` durable, where directories can be opened (POSIX)."""
+    with contextlib.suppress(OSError):
+        fd = os.open(directory, os.O_RDONLY)
+        try:
+            os.fsync(fd)
+        finally:
+            os.close(fd)

@@ -178,16 +178,29 @@ class Space:
         """
         path = Path(path)
         try:
-            with np.load(path, allow_pickle=False) as data:
+            data = np.load(path, allow_pickle=False)
+        except FileNotFoundError:
+            raise InvalidSpaceError(f"No space file at {path}.") from None
+        except Exception as err:  # numpy's header parser raises what its tokenizer raises
+            detail = " ".join(str(err).split())
+            raise InvalidSpaceError(f"{path} is not a readable .npz space file: {detail}") from None
+        if not isinstance(data, np.lib.npyio.NpzFile):  # a lone .npy array
+            raise InvalidSpaceError(
+                f"{path} is not a dagrank space file: expected an .npz archive, got a single "
+                f"array of shape {getattr(data, 'shape', '?')}."
+            )
+        try:
+            with data:
                 if "format" not in data.files or str(data["format"]) != _FORMAT:
                     raise InvalidSpaceError(
                         f"{path} is not a dagrank space file (expected format {_FORMAT!r})."
                     )
                 fields = {name: data[name] for name in data.files}
-        except FileNotFoundError:
-            raise InvalidSpaceError(f"No space file at {path}.") from None
+        except InvalidSpaceError:
+            raise
         except (OSError, ValueError, zipfile.BadZipFile, EOFError) as err:
-            raise InvalidSpaceError(f"{path} is not a readable .npz space file: {err}") from None
+            detail = " ".join(str(err).split())
+            raise InvalidSpaceError(f"{path} is not a readable .npz space file: {detail}") from None
         try:
             max_edges = int(fields["max_edges"])
             return cls(

@@ -176,7 +176,10 @@ def _float(
         ok = isinstance(value, (int, float, np.integer, np.floating)) and not isinstance(
             value, bool
         )
-        x = float(value) if ok else math.nan
+        try:
+            x = float(value) if ok else math.nan
+        except OverflowError:  # an int beyond float's range
+            x = math.inf
         ok = ok and math.isfinite(x)
         ok = ok and (x > low if low_open else x >= low)
         if high is not None:
@@ -279,9 +282,14 @@ def config_from_dict(data: Mapping[str, Any], base: SupernetConfig | None = None
             f"A config must be a mapping of keys to values; got {type(data).__name__}."
         )
     values = dict(data)
+    bad = [name for name in values if not isinstance(name, str)]
+    if bad:
+        raise ConfigError(
+            f"The keys of a config must be strings; got {type(bad[0]).__name__} {bad[0]!r:.100}."
+        )
     preset = values.pop("preset", None)
     if preset is not None:
-        if preset not in PRESETS:
+        if not isinstance(preset, str) or preset not in PRESETS:
             _fail("preset", f"one of {sorted(PRESETS)}", preset)
         base = PRESETS[preset]
     return (base or SupernetConfig()).replace(**values)
@@ -305,6 +313,11 @@ def load_config(path: str | Path, base: SupernetConfig | None = None) -> Superne
         data = tomllib.loads(raw.decode()) if suffix == ".toml" else json.loads(raw)
     except (ValueError, UnicodeDecodeError) as err:  # TOMLDecodeError, JSONDecodeError
         raise ConfigError(f"Cannot parse the config file {str(path)!r}: {err}.") from None
+    except RecursionError:
+        raise ConfigError(
+            f"Cannot parse the config file {str(path)!r}: it nests too deeply for a flat table "
+            f"of config keys."
+        ) from None
     try:
         return config_from_dict(data, base)
     except ConfigError as err:

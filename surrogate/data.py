@@ -238,6 +238,8 @@ def _as_labels(y: Any, num_examples: int, source: str) -> np.ndarray:
             f"examples of 'x'; got shape {tuple(y.shape)}."
         )
     if y.dtype.kind == "f":
+        with np.errstate(over="ignore"):  # a long double beyond float64 becomes inf: refused
+            y = y.astype(np.float64)
         if not np.all(np.isfinite(y)) or np.any(y != np.round(y)):
             raise DatasetError(
                 f"{source}: 'y' must hold integer labels; got non-integral values such as "
@@ -441,13 +443,19 @@ class _CifarUnpickler(pickle.Unpickler):
         return getattr(importlib.import_module(home), name)
 
 
+def _one_line(err: BaseException) -> str:
+    """A foreign error's message on one line (numpy quotes file headers, newlines and all)."""
+    return " ".join(str(err).split())[:300]
+
+
 def _unpickle(path: Path) -> Any:
     try:
         with path.open("rb") as handle:
             return _CifarUnpickler(handle, encoding="bytes").load()
     except Exception as err:  # a corrupt pickle can raise almost any exception type
         raise DatasetError(
-            f"{path}: cannot read a CIFAR-10 python batch pickle ({type(err).__name__}: {err})."
+            f"{path}: cannot read a CIFAR-10 python batch pickle ({type(err).__name__}: "
+            f"{_one_line(err)})."
         ) from err
 
 
@@ -512,8 +520,16 @@ def _read_npz(path: Path) -> tuple[np.ndarray, np.ndarray]:
         raise
     except Exception as err:  # zipfile, pickle refusal, OSError, bad headers: all malformed
         raise DatasetError(
-            f"{path}: cannot read the .npz archive ({type(err).__name__}: {err})."
+            f"{path}: cannot read the .npz archive ({type(err).__name__}: {_one_line(err)})."
         ) from err
+
+
+def _expand(text: str) -> Path:
+    """``text`` as a path, with ``~`` and ``~user`` expanded."""
+    try:
+        return Path(text).expanduser()
+    except RuntimeError as err:  # "~someone" who has no home directory here
+        raise DatasetError(f"Cannot expand the dataset path {text!r} ({err}).") from None
 
 
 def _load_npz(path: Path) -> _Arrays:
@@ -540,9 +556,9 @@ def _load_arrays(
     if not isinstance(name, str):
         raise DatasetError(f"A dataset name must be a string; got {type(name).__name__}.")
     if name.startswith("npz:"):
-        return _load_npz(Path(name[4:]).expanduser())
+        return _load_npz(_expand(name[4:]))
     if name.endswith(".npz"):
-        return _load_npz(Path(name).expanduser())
+        return _load_npz(_expand(name))
     loader = _LOADERS.get(name)
     if loader is None:
         raise DatasetError(

@@ -11,6 +11,7 @@ multinomials, losses and accuracies are recorded and a checkpoint that resumes t
 
 from __future__ import annotations
 
+import io
 import itertools
 import math
 import os
@@ -410,9 +411,23 @@ class _Trainer:
 
 
 def _atomic_torch_save(obj: Any, path: Path) -> None:
-    """``torch.save`` to a temporary file beside ``path``, fsync, then ``os.replace``."""
-    with atomic_write(path, "wb") as handle:
-        torch.save(obj, handle)
+    """``torch.save`` to memory, then write the bytes atomically (temporary file, fsync, rename).
+
+    Serialising first makes a failed write (a full disk, a file-size limit) the ``OSError`` of
+    the write itself, not torch's internal error, and it becomes a :class:`TrainingError` that
+    names the cause; the previous checkpoint at ``path`` is left as it was.
+    """
+    buffer = io.BytesIO()
+    torch.save(obj, buffer)
+    try:
+        with atomic_write(path, "wb") as handle:
+            handle.write(buffer.getbuffer())
+    except OSError as err:
+        raise TrainingError(
+            f"Cannot write the supernet checkpoint {str(path)!r} ({err.strerror or err}); the "
+            f"previous checkpoint there, if any, is intact. Free some space and run again to "
+            f"resume from it."
+        ) from err
 
 
 def train_supernet(
@@ -436,7 +451,8 @@ def train_supernet(
 
     Raises:
         ConfigError: the checkpoint belongs to another config, or the device is unavailable.
-        TrainingError: the checkpoint is unreadable, a loss or a Gumbel sample is not finite.
+        TrainingError: the checkpoint is unreadable or cannot be written (a full disk), a loss
+            or a Gumbel sample is not finite.
         DatasetError: a split has fewer than 2 examples.
     """
     if not isinstance(config, SupernetConfig):
