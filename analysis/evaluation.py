@@ -70,40 +70,17 @@ def train_architectures(
     config_hash = probe[0].evaluator_config_hash() if probe else ""
     keys = [_key(r, config_hash) for r in requests]
     done: dict[EvalKey, EvalRecord] = {}
+    chunk = max(1, int(getattr(executor, "capacity", 1)))
     pending = list(range(len(requests)))
     while pending:
-        tasks, owners = [], {}
-        for i in pending:
-            if keys[i] in done or keys[i] in owners.values():
-                continue
-            claim = store.claim(
-                keys[i], run=run, method=method, arch_json=probe[i].arch_json,
-                max_attempts=max_attempts,
-            )  # fmt: skip
-            if not claim.must_evaluate:
-                done[keys[i]] = claim.record
-                if on_record is not None:
-                    on_record(requests[i], claim.record)
-                continue
-            task_id = str(claim.record.id)
-            tasks.append(
-                CandidateTask(task_id, arch[i], dataset, config, requests[i].seed,
-                              attempt=claim.record.attempt, fault=faults.get(i))
-            )  # fmt: skip
-            owners[task_id] = keys[i]
         retry: set[EvalKey] = set()
-        for task, result in executor.map(tasks):
-            record = store.finish(
-                int(task.task_id), EvalStatus[result.status.name], result.metrics(), result.error
-            )
-            key = owners[task.task_id]
-            died = (result.error or "").startswith(WORKER_DIED)
-            if died and record.attempt < max_attempts:
-                retry.add(key)
-                continue
-            done[key] = record
-            if on_record is not None:
-                on_record(requests[keys.index(key)], record)
+        # claim no more than the executor runs at once: a killed driver then leaves at most
+        # that many records RUNNING (each later reaped as a dead worker's failed attempt)
+        for start in range(0, len(pending), chunk):
+            retry |= _round(store, requests, pending[start : start + chunk], keys, probe, arch,
+                            done, run=run, method=method, dataset=dataset, config=config,
+                            executor=executor, max_attempts=max_attempts, on_record=on_record,
+                            faults=faults)  # fmt: skip
         pending = [i for i in pending if keys[i] in retry]
         for i in pending:
             faults.pop(i, None)  # an injected fault strikes the first attempt only
@@ -116,3 +93,42 @@ def default_executor(device: str = "auto") -> Any:
 
     devices = None if device in (None, "auto") else [device]
     return LocalExecutor(workers=1, devices=devices)
+
+
+def _round(store, requests, indices, keys, probe, arch, done, *, run, method, dataset, config,
+           executor, max_attempts, on_record, faults) -> set[EvalKey]:  # fmt: skip
+    """Claim ``indices``, train what was acquired, finish it; return the keys to retry."""
+    from surrogate.executors import CandidateTask
+
+    tasks, owners = [], {}
+    for i in indices:
+        if keys[i] in done or any(keys[j] == keys[i] for j in owners.values()):
+            continue
+        claim = store.claim(
+            keys[i], run=run, method=method, arch_json=probe[i].arch_json,
+            max_attempts=max_attempts,
+        )  # fmt: skip
+        if not claim.must_evaluate:
+            done[keys[i]] = claim.record
+            if on_record is not None:
+                on_record(requests[i], claim.record)
+            continue
+        task_id = str(claim.record.id)
+        tasks.append(
+            CandidateTask(task_id, arch[i], dataset, config, requests[i].seed,
+                          attempt=claim.record.attempt, fault=faults.get(i))
+        )  # fmt: skip
+        owners[task_id] = i
+    retry: set[EvalKey] = set()
+    for task, result in executor.map(tasks):
+        i = owners[task.task_id]
+        record = store.finish(
+            int(task.task_id), EvalStatus[result.status.name], result.metrics(), result.error
+        )
+        if (result.error or "").startswith(WORKER_DIED) and record.attempt < max_attempts:
+            retry.add(keys[i])
+            continue
+        done[keys[i]] = record
+        if on_record is not None:
+            on_record(requests[i], record)
+    return retry

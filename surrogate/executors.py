@@ -295,7 +295,12 @@ class Executor(abc.ABC):
     reruns, one at a time, the tasks that were running beside it; Ray reruns a task up to
     ``max_retries`` times, and a FAILED result's error says how often). Use an executor as a
     context manager, or call :meth:`close`.
+
+    ``capacity`` is how many candidates the backend trains at once: a driver hands it batches
+    of about that size, so that a killed driver leaves no more than that many in flight.
     """
+
+    capacity: int = 1
 
     @abc.abstractmethod
     def map(
@@ -368,6 +373,7 @@ class LocalExecutor(Executor):
         threads_per_worker: int | None = None,
     ) -> None:
         self.workers = _check_int("LocalExecutor", "workers", workers, 1)
+        self.capacity = self.workers
         if devices is None:
             devices = [d for d in available_devices() if d != "cpu"] or ["cpu"]
         if isinstance(devices, str) or not devices:
@@ -573,6 +579,11 @@ class RayExecutor(Executor):
         self._remote = ray.remote(
             num_cpus=self.threads, num_gpus=self.gpus, max_retries=self.max_retries
         )(_ray_run)
+        resources = ray.cluster_resources()
+        slots = resources.get("CPU", 1) // self.threads
+        if self.gpus > 0:
+            slots = min(slots, resources.get("GPU", 0) // self.gpus)
+        self.capacity = max(1, int(slots))
 
     def map(
         self, tasks: Iterable[CandidateTask]
