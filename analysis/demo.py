@@ -40,10 +40,9 @@ def run_demo(
     log: Any = print,
 ) -> DemoResult:
     """Run every job at ``preset`` scale into ``run`` (see the module docstring)."""
-    from analysis.report import write_report
-    from analysis.search import run_compare, run_trajectory, search_preset
+    from analysis.search import search_preset
     from analysis.space_plot import plot_space
-    from analysis.validation import run_validation, validation_preset
+    from analysis.validation import validation_preset
     from dagspace import Space, enumerate_space
 
     start = time.perf_counter()
@@ -62,6 +61,22 @@ def run_demo(
     supernet = validation.supernet.replace(vertices=DEMO_VERTICES[preset])
     validation = dataclasses.replace(validation, supernet=supernet)
     search = dataclasses.replace(search_preset(preset), supernet=supernet)
+
+    from analysis.evaluation import default_executor
+
+    own = executor is None
+    executor = executor or default_executor(supernet.device)
+    try:
+        return _jobs(run, validation, search, executor, progress, log, start)
+    finally:
+        if own:
+            executor.close()
+
+
+def _jobs(run, validation, search, executor, progress, log, start) -> DemoResult:
+    from analysis.report import write_report
+    from analysis.search import run_compare, run_trajectory
+    from analysis.validation import run_validation
 
     result = run_validation(run, validation, executor=executor, progress=progress)
     tau = result.summary.surrogate_kendall

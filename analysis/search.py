@@ -178,6 +178,12 @@ class _Context:
         )  # fmt: skip
 
     job: str = "compare"
+    own_executor: bool = False
+
+    def close(self) -> None:
+        self.store.close()
+        if self.own_executor:
+            self.executor.close()
 
 
 def _pseudo_data(ctx: _Context) -> Any:
@@ -207,9 +213,10 @@ def _open(run: str | os.PathLike, config: SearchConfig, job: str, executor: Any,
         )
     store = SQLiteStore(run / "results.sqlite")
     store.register_run(job, config.to_dict())
+    own = executor is None
     executor = executor or default_executor(config.supernet.device)
     return _Context(run, config, sn, sn.ranking.space, store, _dataset_spec(config.supernet),
-                    executor, progress, job=job)  # fmt: skip
+                    executor, progress, job=job, own_executor=own)  # fmt: skip
 
 
 # -- driving one strategy ---------------------------------------------------------------------
@@ -340,7 +347,7 @@ def run_trajectory(
         update_summary(ctx.run, "trajectory", report)
         ctx.store.export_csv(ctx.run / "evaluations.csv")
     finally:
-        ctx.store.close()
+        ctx.close()
     return TrajectoryResult(frame, report, ctx.run)
 
 
@@ -424,7 +431,7 @@ def run_compare(
         update_summary(ctx.run, "compare", report)
         ctx.store.export_csv(ctx.run / "evaluations.csv")
     finally:
-        ctx.store.close()
+        ctx.close()
     return CompareResult(frame, report, ctx.run)
 
 

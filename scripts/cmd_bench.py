@@ -21,6 +21,19 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--device", default="cpu")
     p.add_argument("--seed", type=int, default=0)
     p.set_defaults(handler=run_supernet)
+    p = sub.add_parser("train", help="candidates per minute: one at a time vs batched (K=8, 32)")
+    p.add_argument("--ks", default="8,32", help="comma-separated batch sizes K (max(K) archs)")
+    p.add_argument("--preset", choices=("smoke", "quick", "paper"), default="smoke")
+    p.add_argument("--device", default="cpu")
+    p.add_argument("--threads", type=int, default=1, help="torch threads, the same for all modes")
+    p.add_argument("--seed", type=int, default=0)
+    p.set_defaults(handler=run_train)
+    p = sub.add_parser("bo", help="one q-batch Bayesian proposal on the NAS-Bench-101 space")
+    p.add_argument("--q", type=int, default=8)
+    p.add_argument("--observations", type=int, default=64, help="random observations first")
+    p.add_argument("--cells", type=int, default=3, help="supernet cells per architecture")
+    p.add_argument("--seed", type=int, default=0)
+    p.set_defaults(handler=run_bo)
 
 
 def run_space(args: argparse.Namespace) -> int:
@@ -37,4 +50,29 @@ def run_supernet(args: argparse.Namespace) -> int:
         channels=args.channels, epochs=args.epochs, device=args.device, seed=args.seed
     )
     print(json.dumps({"bench": "supernet", **result}))
+    return 0
+
+
+def run_bo(args: argparse.Namespace) -> int:
+    import time
+
+    from dagspace import NASBENCH101_OPS, enumerate_space
+    from dagspace.bench import bench_bo
+
+    start = time.perf_counter()
+    space = enumerate_space(7, NASBENCH101_OPS, max_edges=9)
+    enumerate_s = round(time.perf_counter() - start, 3)
+    result = bench_bo(space, q=args.q, n_train=args.observations, seed=args.seed,
+                      num_cells=args.cells)  # fmt: skip
+    print(json.dumps({"bench": "bo", "cells": len(space), "enumerate_s": enumerate_s, **result}))
+    return 0
+
+
+def run_train(args: argparse.Namespace) -> int:
+    from surrogate.bench import bench_train
+
+    ks = tuple(int(k) for k in args.ks.split(","))
+    result = bench_train(None, ks, config=args.preset, device=args.device, threads=args.threads,
+                         seed=args.seed)  # fmt: skip
+    print(json.dumps({"bench": "train", **result}))
     return 0

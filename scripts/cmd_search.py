@@ -37,8 +37,14 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--repeats", type=int, help="seeds per method")
     p.add_argument("--top-k", type=int, dest="top_k", help="architectures trained per method")
     p.add_argument("--methods", help="comma-separated subset of fd,random,bayes")
-    p.add_argument("--executor", choices=("local", "ray"), default="local")
-    p.add_argument("--workers", type=int, default=1, help="local candidates trained at once")
+    p.add_argument(
+        "--executor",
+        choices=("local", "batched", "ray"),
+        default="local",
+        help="local: a pool of one single-threaded worker per core (or per GPU); "
+        "batched: candidates stacked in one process; ray: a Ray cluster",
+    )
+    p.add_argument("--workers", type=int, help="local candidates trained at once")
     p.add_argument("--address", help="Ray cluster address (default: a local Ray instance)")
     p.set_defaults(handler=run_compare_command)
 
@@ -78,11 +84,12 @@ def run_trajectory_command(args: argparse.Namespace) -> int:
 
 
 def run_compare_command(args: argparse.Namespace) -> int:
+    from analysis.evaluation import make_job_executor
     from analysis.search import run_compare
-    from surrogate.executors import make_executor
 
-    options = {"address": args.address} if args.executor == "ray" else {"workers": args.workers}
-    with make_executor(args.executor, **options) as executor:
+    executor = make_job_executor(args.executor, workers=args.workers, address=args.address,
+                                 device=args.device)  # fmt: skip
+    with executor:
         result = run_compare(args.run, search_config(args), executor=executor,
                              progress=not args.no_progress)  # fmt: skip
     methods = result.report["methods"]

@@ -16,8 +16,14 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--preset", choices=("smoke", "quick", "paper"), default="quick")
     p.add_argument("--n", type=int, help="architectures to train (default: the preset's)")
     p.add_argument("--seeds", default="0", help="comma-separated training seeds")
-    p.add_argument("--executor", choices=("local", "ray"), default="local")
-    p.add_argument("--workers", type=int, default=1, help="local candidates trained at once")
+    p.add_argument(
+        "--executor",
+        choices=("local", "batched", "ray"),
+        default="local",
+        help="local: a pool of one single-threaded worker per core (or per GPU); "
+        "batched: candidates stacked in one process; ray: a Ray cluster",
+    )
+    p.add_argument("--workers", type=int, help="local candidates trained at once")
     p.add_argument("--address", help="Ray cluster address (default: a local Ray instance)")
     p.add_argument("--device", help="auto, cpu, cuda or cuda:N (supernet and candidates)")
     p.add_argument("--no-progress", action="store_true")
@@ -27,9 +33,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 def run(args: argparse.Namespace) -> int:
     import dataclasses
 
+    from analysis.evaluation import make_job_executor
     from analysis.validation import run_validation, validation_preset
     from surrogate.errors import ConfigError
-    from surrogate.executors import make_executor
 
     config = validation_preset(args.preset)
     try:
@@ -43,10 +49,9 @@ def run(args: argparse.Namespace) -> int:
     if args.device is not None:
         changes["supernet"] = config.supernet.replace(device=args.device)
     config = dataclasses.replace(config, **changes)
-    options = {"address": args.address} if args.executor == "ray" else {"workers": args.workers}
-    if args.executor == "local" and args.device is not None:
-        options["devices"] = [args.device] if args.device != "auto" else None
-    with make_executor(args.executor, **options) as executor:
+    executor = make_job_executor(args.executor, workers=args.workers, address=args.address,
+                                 device=args.device)  # fmt: skip
+    with executor:
         result = run_validation(args.run, config, executor=executor, progress=not args.no_progress)
     s = result.summary
     tau, rho = s.surrogate_kendall, s.surrogate_spearman

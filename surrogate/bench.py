@@ -1,4 +1,5 @@
-"""Benchmark: the time of a supernet training epoch with hard sampling vs a soft mixture.
+"""Benchmarks: a supernet training epoch with hard sampling vs a soft mixture; stand-alone
+candidates trained one at a time vs batched.
 
 Hard (GDAS) sampling computes one operation per module and only the vertices of the sampled,
 pruned cell; the soft mixture (DARTS/SNAS-like) computes every operation of every module over
@@ -9,22 +10,26 @@ machine hit both alike, and the medians are compared.
 
 from __future__ import annotations
 
+import math
 import platform
 import statistics
 import time
 from collections.abc import Sequence
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import torch
 
-from dagspace.cell import NASBENCH101_OPS
+from dagspace.cell import NASBENCH101_OPS, CellSpec
 from surrogate.config import SupernetConfig
 from surrogate.data import Dataset
 from surrogate.device import resolve_device
 from surrogate.errors import ConfigError
 from surrogate.training import _Trainer
 
-__all__ = ["bench_supernet"]
+if TYPE_CHECKING:
+    from surrogate.candidate import CandidateConfig
+
+__all__ = ["bench_supernet", "bench_train"]
 
 
 def _sync(device: torch.device) -> None:
@@ -123,3 +128,198 @@ def bench_supernet(
         "threads": torch.get_num_threads(),
         "python": platform.python_version(),
     }
+
+
+# ------------------------------------------------------------------- stand-alone training
+
+
+def _matmul_gflops(device: torch.device, dtype: torch.dtype, size: int, repeats: int = 5) -> float:
+    """The best GFLOP/s of ``size x size`` matrix products on ``device``: the measured peak."""
+    generator = torch.Generator().manual_seed(0)
+    a = torch.randn(size, size, generator=generator).to(device=device, dtype=dtype)
+    b = torch.randn(size, size, generator=generator).to(device=device, dtype=dtype)
+    a @ b  # warm up
+    best = math.inf
+    for _ in range(repeats):
+        _sync(device)
+        started = time.perf_counter()
+        a @ b
+        _sync(device)
+        best = min(best, time.perf_counter() - started)
+    return 2.0 * size**3 / best / 1e9
+
+
+def _timed(device: torch.device, run: Any) -> tuple[float, Any]:
+    """Seconds that ``run()`` takes (device work included), and what it returned."""
+    _sync(device)
+    started = time.perf_counter()
+    out = run()
+    _sync(device)
+    return time.perf_counter() - started, out
+
+
+def _sample_architectures(
+    count: int, cells: int, vertices: int, ops: Sequence[str], seed: int
+) -> list[tuple[CellSpec, ...]]:
+    from dagspace.random import check_random_state
+    from dagspace.space import enumerate_space
+
+    space = enumerate_space(vertices, ops=tuple(ops))
+    rng = check_random_state(seed)
+    return [
+        tuple(space[int(i)] for i in rng.integers(0, len(space), size=cells)) for _ in range(count)
+    ]
+
+
+def bench_train(
+    architectures: Sequence[Sequence[CellSpec]] | None = None,
+    ks: Sequence[int] = (8, 32),
+    *,
+    dataset: Dataset | str = "digits",
+    config: CandidateConfig | str = "smoke",
+    cells: int = 3,
+    vertices: int = 5,
+    ops: Sequence[str] = NASBENCH101_OPS,
+    device: str = "cpu",
+    threads: int | None = None,
+    seed: int = 0,
+) -> dict[str, Any]:
+    """Candidates trained per minute: one at a time (``train_candidate`` in a loop) vs batched
+    (:func:`surrogate.batched.train_candidates`, ``K`` at a time for each ``K`` of ``ks``).
+
+    All modes train the same architectures with the same seeds (seed ``i`` for architecture
+    ``i``), in one process, one after the other, after an untimed warm-up of each; the
+    architectures are split into batches of ``K`` in order (the last may be smaller).
+
+    Args:
+        architectures: the candidates; default ``max(ks)`` architectures of ``cells`` cells
+            drawn (seeded by ``seed``) from the labelled space of ``vertices`` vertices and
+            ``ops`` (the supernet's default space).
+        ks: the batch sizes to time.
+        dataset: a :class:`Dataset`, or a name for :func:`surrogate.data.load_dataset`.
+        config: the recipe, or a :data:`~surrogate.candidate.CANDIDATE_PRESETS` name.
+        device: where everything runs. threads: torch's intra-op threads for every mode
+            (default: this process's setting); restored afterwards.
+
+    Returns:
+        A flat, JSON-ready mapping: the setting (``device``, ``threads``, ``dataset``,
+        ``train_examples``, ``config``, ``candidates``, ``cells``, ``vertices``, ``torch``,
+        ``python``); ``single_s`` and ``single_per_min``; for each ``K``: ``k{K}_s``,
+        ``k{K}_per_min``, ``k{K}_ratio`` (batched over one-at-a-time rate),
+        ``k{K}_max_val_accuracy_diff`` and ``k{K}_max_train_loss_rel_diff`` (against the
+        one-at-a-time results); the achieved ``*_gflops`` (``flops_counted`` says what is
+        counted) and ``*_peak_fraction`` of ``peak_gflops``, which is *measured* in the same
+        run (``peak_method``), not a vendor figure.
+    """
+    from surrogate.batched import train_candidates
+    from surrogate.candidate import CANDIDATE_PRESETS, CandidateConfig, train_candidate
+    from surrogate.data import load_dataset
+    from surrogate.device import amp_policy
+
+    if isinstance(config, str):
+        if config not in CANDIDATE_PRESETS:
+            raise ConfigError(
+                f"The 'config' of bench_train must be a CandidateConfig or one of "
+                f"{sorted(CANDIDATE_PRESETS)}; got {config!r}."
+            )
+        config = CANDIDATE_PRESETS[config]
+    if not isinstance(config, CandidateConfig):
+        raise ConfigError(
+            f"The 'config' of bench_train must be a CandidateConfig or a preset name; got "
+            f"{type(config).__name__}."
+        )
+    sizes = list(ks) if not isinstance(ks, (int, str)) else [ks]
+    if not sizes or any(isinstance(k, bool) or not isinstance(k, int) or k < 1 for k in sizes):
+        raise ConfigError(f"The 'ks' of bench_train must be ints >= 1; got {ks!r}.")
+    if threads is not None and (isinstance(threads, bool) or not isinstance(threads, int)
+                                or threads < 1):  # fmt: skip
+        raise ConfigError(f"The 'threads' of bench_train must be an int >= 1; got {threads!r}.")
+    target = resolve_device(device)
+    archs = (
+        _sample_architectures(max(sizes), cells, vertices, ops, seed)
+        if architectures is None
+        else [tuple(a) for a in architectures]
+    )
+    if not archs:
+        raise ConfigError("The 'architectures' of bench_train must not be empty.")
+    if isinstance(dataset, str):
+        dataset = load_dataset(dataset, seed=seed, device=target)
+    seeds = list(range(len(archs)))
+    before = torch.get_num_threads()
+    try:
+        if threads is not None:
+            torch.set_num_threads(threads)
+        warm = config.replace(epochs=1)  # imports, kernels and caches, untimed
+        train_candidate(archs[0], dataset, warm, 0, target)
+        train_candidates(archs[:2], dataset, warm, seeds[:2], target)
+
+        def one_at_a_time() -> list[Any]:
+            return [
+                train_candidate(a, dataset, config, s, target)
+                for a, s in zip(archs, seeds, strict=True)
+            ]
+
+        def batched_by(k: int) -> list[Any]:
+            out = []
+            for i in range(0, len(archs), k):
+                out += train_candidates(archs[i : i + k], dataset, config, seeds[i : i + k], target)
+            return out
+
+        single_s, single = _timed(target, one_at_a_time)
+        batched = {k: _timed(target, lambda k=k: batched_by(k)) for k in sizes}
+        policy = amp_policy(target, config.amp)
+        dtype = policy.dtype if policy.enabled and not policy.needs_scaler else torch.float32
+        matmul = 2048 if target.type == "cpu" else 8192
+        peak = _matmul_gflops(target, dtype, matmul)
+        used_threads = torch.get_num_threads()
+    finally:
+        torch.set_num_threads(before)
+
+    examples = len(dataset.train)
+
+    def gflops(results: list[Any], seconds: float) -> float:
+        flops = sum(2.0 * (r.macs or 0) * examples * 3 * r.epochs_run for r in results)
+        return flops / seconds / 1e9
+
+    n = len(archs)
+    out: dict[str, Any] = {
+        "device": str(target),
+        "threads": used_threads,
+        "dataset": dataset.name,
+        "train_examples": examples,
+        "config": config.to_dict(),
+        "candidates": n,
+        "cells": len(archs[0]),
+        "vertices": max(c.num_vertices for a in archs for c in a),
+        "single_s": single_s,
+        "single_per_min": 60.0 * n / single_s,
+        "single_gflops": gflops(single, single_s),
+    }
+    for k, (seconds, results) in batched.items():
+        pairs = list(zip(single, results, strict=True))
+        out[f"k{k}_s"] = seconds
+        out[f"k{k}_per_min"] = 60.0 * n / seconds
+        out[f"k{k}_ratio"] = single_s / seconds
+        out[f"k{k}_gflops"] = gflops(results, seconds)
+        out[f"k{k}_max_val_accuracy_diff"] = max(
+            abs(a.val_accuracy - b.val_accuracy) for a, b in pairs
+        )
+        out[f"k{k}_max_train_loss_rel_diff"] = max(
+            abs(a.train_loss - b.train_loss) / max(abs(a.train_loss), 1e-12) for a, b in pairs
+        )
+    out["peak_gflops"] = peak
+    out["single_peak_fraction"] = out["single_gflops"] / peak
+    for k in batched:
+        out[f"k{k}_peak_fraction"] = out[f"k{k}_gflops"] / peak
+    out["flops_counted"] = (
+        "2 * MACs * train_examples * 3 * epochs per candidate (forward + backward of the "
+        "convolutions and the classifier); evaluation, norms, pooling and setup not counted"
+    )
+    out["peak_method"] = (
+        f"measured in this run: best of 5 {matmul}^2 {str(dtype).removeprefix('torch.')} "
+        "matrix products on the same "
+        "device and threads (not a vendor figure)"
+    )
+    out["torch"] = torch.__version__
+    out["python"] = platform.python_version()
+    return out

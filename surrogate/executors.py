@@ -336,6 +336,21 @@ def _init_worker(counter: Any, devices: tuple[str, ...], threads: int) -> None:
         counter.value += 1
     _WORKER_DEVICE = devices[index % len(devices)]
     torch.set_num_threads(threads)
+    _exit_with_parent(os.getppid())
+
+
+def _exit_with_parent(parent: int, interval: float = 1.0) -> None:
+    """End this worker within ``interval`` seconds of its driver's death (a SIGKILLed driver
+    cannot shut its pool down; an orphaned worker would train on for nobody and hold the
+    driver's output pipes open)."""
+    import threading
+
+    def watch() -> None:
+        while os.getppid() == parent:
+            time.sleep(interval)
+        os._exit(0)
+
+    threading.Thread(target=watch, name="exit-with-parent", daemon=True).start()
 
 
 def _pool_run(task: CandidateTask) -> CandidateResult:
