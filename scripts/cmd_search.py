@@ -7,6 +7,8 @@ import dataclasses
 from pathlib import Path
 from typing import Any
 
+from scripts.cmd_validate import add_executor_arguments
+
 __all__ = ["register"]
 
 
@@ -37,15 +39,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--repeats", type=int, help="seeds per method")
     p.add_argument("--top-k", type=int, dest="top_k", help="architectures trained per method")
     p.add_argument("--methods", help="comma-separated subset of fd,random,bayes")
-    p.add_argument(
-        "--executor",
-        choices=("local", "batched", "ray"),
-        default="local",
-        help="local: a pool of one single-threaded worker per core (or per GPU); "
-        "batched: candidates stacked in one process; ray: a Ray cluster",
-    )
-    p.add_argument("--workers", type=int, help="local candidates trained at once")
-    p.add_argument("--address", help="Ray cluster address (default: a local Ray instance)")
+    add_executor_arguments(p)
     p.set_defaults(handler=run_compare_command)
 
 

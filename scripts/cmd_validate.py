@@ -8,14 +8,8 @@ from pathlib import Path
 __all__ = ["register"]
 
 
-def register(subparsers: argparse._SubParsersAction) -> None:
-    p = subparsers.add_parser(
-        "validate", help="correlate the surrogate's ranking with stand-alone training"
-    )
-    p.add_argument("--run", type=Path, required=True, metavar="DIR", help="run directory")
-    p.add_argument("--preset", choices=("smoke", "quick", "paper"), default="quick")
-    p.add_argument("--n", type=int, help="architectures to train (default: the preset's)")
-    p.add_argument("--seeds", default="0", help="comma-separated training seeds")
+def add_executor_arguments(p: argparse.ArgumentParser) -> None:
+    """--executor, --workers, --address: how a job trains its candidates."""
     p.add_argument(
         "--executor",
         choices=("local", "batched", "ray"),
@@ -25,6 +19,17 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     )
     p.add_argument("--workers", type=int, help="local candidates trained at once")
     p.add_argument("--address", help="Ray cluster address (default: a local Ray instance)")
+
+
+def register(subparsers: argparse._SubParsersAction) -> None:
+    p = subparsers.add_parser(
+        "validate", help="correlate the surrogate's ranking with stand-alone training"
+    )
+    p.add_argument("--run", type=Path, required=True, metavar="DIR", help="run directory")
+    p.add_argument("--preset", choices=("smoke", "quick", "paper"), default="quick")
+    p.add_argument("--n", type=int, help="architectures to train (default: the preset's)")
+    p.add_argument("--seeds", default="0", help="comma-separated training seeds")
+    add_executor_arguments(p)
     p.add_argument("--device", help="auto, cpu, cuda or cuda:N (supernet and candidates)")
     p.add_argument("--no-progress", action="store_true")
     p.set_defaults(handler=run)

@@ -73,6 +73,7 @@ from surrogate.candidate import (
     FaultPlan,
     _check_architecture,
     _chunks,
+    build_network,
     train_candidate,
 )
 from surrogate.data import Dataset, Split
@@ -991,15 +992,7 @@ def _build_member(
 ) -> _Member:
     """Candidate ``index``'s network, seeded exactly as ``train_candidate`` seeds it."""
     init_seed, order_seed, shift_seed = derive_seeds(seed, 3)
-    with torch.random.fork_rng(devices=[]):  # as train_candidate: the global RNG is untouched
-        network = Network(
-            architecture,
-            data.input_shape,
-            data.num_classes,
-            channels=config.channels,
-            num_stages=config.num_stages,
-            seed=init_seed,
-        ).to(device)
+    network = build_network(architecture, data, config, init_seed, device)
     return _Member(
         index=index,
         network=network,

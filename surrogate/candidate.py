@@ -495,6 +495,25 @@ def train_candidate(
     return CandidateResult.failure(error, device=str(target), seconds=time.perf_counter() - started)
 
 
+def build_network(
+    cells: Sequence[CellSpec],
+    dataset: Dataset,
+    config: CandidateConfig,
+    init_seed: int,
+    device: torch.device,
+) -> Network:
+    """A candidate's fresh network, initialised from ``init_seed``, on ``device``.
+
+    torch's layers draw their default initialisation from the global RNG before the seeded
+    initialisation replaces it: the global RNG is forked, so building leaves it untouched.
+    """
+    with torch.random.fork_rng(devices=[]):
+        return Network(
+            cells, dataset.input_shape, dataset.num_classes, channels=config.channels,
+            num_stages=config.num_stages, seed=init_seed,
+        ).to(device)  # fmt: skip
+
+
 def _train(
     cells: tuple[CellSpec, ...],
     dataset: Dataset,
@@ -506,17 +525,7 @@ def _train(
 ) -> CandidateResult:
     init_seed, order_seed, shift_seed = derive_seeds(seed, 3)
     data = dataset.to(device)
-    # torch's layers draw their default initialisation from the global RNG before the seeded
-    # initialisation replaces it: fork it, so that training a candidate leaves it untouched
-    with torch.random.fork_rng(devices=[]):
-        network = Network(
-            cells,
-            dataset.input_shape,
-            dataset.num_classes,
-            channels=config.channels,
-            num_stages=config.num_stages,
-            seed=init_seed,
-        ).to(device)
+    network = build_network(cells, dataset, config, init_seed, device)
     params, macs = count_parameters(network), count_macs(network, dataset.input_shape)
     optimizer = torch.optim.SGD(
         network.parameters(),
