@@ -131,3 +131,37 @@ def test_demo_smoke_runs_every_job_and_writes_the_report(
     report = (run / "report.md").read_text()
     for image in ("space6.png", "validation.png", "trajectory.png", "compare.png"):
         assert f"({image})" in report and (run / image).read_bytes()[:8] == PNG
+
+
+def test_compare_on_equal_compute_with_repeats(tmp_path: Path) -> None:
+    """--budget-mode compute: random search spends on stand-alone training the time the supernet
+    and the descent took; two repeats report their spread; the mode is recorded."""
+    run = tmp_path / "compute"
+    assert main(["compare", "--preset", "smoke", "--run", str(run), "--no-progress",
+                 "--budget-mode", "compute", "--methods", "fd,random", "--repeats", "2",
+                 "--top-k", "2"]) == 0  # fmt: skip
+    report = json.loads((run / "summary.json").read_text())["compare"]
+    assert report["budget_mode"] == "compute" and report["config"]["budget_mode"] == "compute"
+    fd, rnd = report["methods"]["fd"], report["methods"]["random"]
+    assert fd["search_objective"] == "surrogate" and rnd["search_objective"] == "standalone"
+    assert len(rnd["repeat_medians"]) == 2 and rnd["repeat_median_spread"]["n"] == 2
+    assert all(n >= 1 for n in rnd["evaluations"])
+    top = pd.read_csv(run / "top10.csv")
+    assert sorted(set(top["repeat"])) == [0, 1]
+    with sqlite3.connect(run / "results.sqlite") as conn:
+        standalone = conn.execute(
+            "SELECT COUNT(*) FROM evaluations WHERE method = 'random' AND evaluator = 'standalone'"
+        ).fetchone()[0]
+    # random's search evaluations were trainings (an architecture both repeats drew: one row)
+    assert max(rnd["evaluations"]) <= standalone <= sum(rnd["evaluations"])
+
+
+def test_trajectory_over_the_supernet_pseudo_environment(tmp_path: Path) -> None:
+    run = tmp_path / "pseudo"
+    assert main(["trajectory", "--preset", "smoke", "--run", str(run), "--no-progress",
+                 "--objective", "supernet", "--epochs", "3"]) == 0  # fmt: skip
+    summary = json.loads((run / "summary.json").read_text())["trajectory"]
+    assert summary["objective"] == "supernet" and summary["epochs"] >= 1
+    frame = pd.read_csv(run / "trajectories.csv")
+    assert (frame["objective"] > 0).all()  # a cross-entropy on the validation split
+    assert list((run / "pseudo_env").glob("*.pt"))  # the shared weights' state, for resume
