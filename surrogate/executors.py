@@ -328,7 +328,7 @@ class Executor(abc.ABC):
 _WORKER_DEVICE = "cpu"  # set in each pool worker by _init_worker
 
 
-def _init_worker(counter: Any, devices: tuple[str, ...], threads: int) -> None:
+def _init_worker(counter: Any, devices: tuple[str, ...], threads: int, driver: int) -> None:
     """Pool initializer: this worker's device (round-robin over ``devices``) and threads."""
     global _WORKER_DEVICE
     with counter.get_lock():
@@ -336,7 +336,7 @@ def _init_worker(counter: Any, devices: tuple[str, ...], threads: int) -> None:
         counter.value += 1
     _WORKER_DEVICE = devices[index % len(devices)]
     torch.set_num_threads(threads)
-    _exit_with_parent(os.getppid())
+    _exit_with_parent(driver)  # the driver's pid, taken before the spawn: it may be dead now
 
 
 def _exit_with_parent(parent: int, interval: float = 1.0) -> None:
@@ -438,7 +438,7 @@ class LocalExecutor(Executor):
             max_workers=self.workers,
             mp_context=context,
             initializer=_init_worker,
-            initargs=(counter, self.devices, threads),
+            initargs=(counter, self.devices, threads, os.getpid()),
         )
 
     def _drop_pool(self, *, wait: bool) -> None:
