@@ -20,7 +20,7 @@ from typing import Any
 from analysis.errors import RunConflictError
 from dagspace.io import atomic_write
 
-__all__ = ["SupernetRun", "check_run_config", "supernet_run", "update_summary"]
+__all__ = ["SupernetRun", "check_run_config", "dataset_spec", "supernet_run", "update_summary"]
 
 
 @dataclass(frozen=True)
@@ -31,6 +31,7 @@ class SupernetRun:
     result: Any
     ranking: Any
     run_dir: Path
+    dataset: Any = None  # the splits it trained on, on its device
 
 
 def _csv_text(columns: Sequence[str], rows: Iterable[Sequence[Any]]) -> str:
@@ -73,7 +74,6 @@ def check_run_config(run: Path, config: Any) -> None:
 def supernet_run(run: Path, config: Any, *, progress: bool = True, top_k: int = 10) -> SupernetRun:
     """Train (or resume) the supernet of ``config`` in ``run``, write its files, rank its space."""
     from analysis.plots import plot_multinomial_history, plot_multinomials
-    from surrogate import data
     from surrogate.device import resolve_device
     from surrogate.training import (
         HISTORY_COLUMNS,
@@ -86,15 +86,7 @@ def supernet_run(run: Path, config: Any, *, progress: bool = True, top_k: int = 
     run = Path(run)
     check_run_config(run, config)
     device = resolve_device(config.device)
-    dataset = data.load_dataset(
-        config.dataset,
-        seed=config.seed,
-        root=config.data_root,
-        val_fraction=config.val_fraction,
-        test_fraction=config.test_fraction,
-        limit=config.data_limit,
-        device=device,
-    )
+    dataset = dataset_spec(config).load(device)
     run.mkdir(parents=True, exist_ok=True)
     if not (run / "config.json").exists():
         _write_text(run / "config.json", config.to_json())
@@ -112,7 +104,17 @@ def supernet_run(run: Path, config: Any, *, progress: bool = True, top_k: int = 
         title=f"Op probabilities after {len(history)} epochs ({config.dataset})",
     )
     plot_multinomial_history(history, run / "multinomial_history.png", config.ops)
-    return SupernetRun(result, _rank(run, result.supernet, config, top_k), run)
+    return SupernetRun(result, _rank(run, result.supernet, config, top_k), run, dataset)
+
+
+def dataset_spec(config: Any) -> Any:
+    """The :class:`surrogate.executors.DatasetSpec` of a supernet config: the data (and split)
+    that the supernet, the pseudo environment and every stand-alone candidate of a run use."""
+    from surrogate.executors import DatasetSpec
+
+    c = config
+    return DatasetSpec(name=c.dataset, seed=c.seed, root=c.data_root, limit=c.data_limit,
+                       val_fraction=c.val_fraction, test_fraction=c.test_fraction)  # fmt: skip
 
 
 def _rank(run: Path, supernet: Any, config: Any, top_k: int) -> Any:

@@ -169,7 +169,7 @@ class _Context:
             return SurrogateObjective(self.supernet_run.ranking)
         if name == "supernet":
             return SupernetObjective(
-                self.supernet_run.result.supernet, _pseudo_data(self), self.space,
+                self.supernet_run.result.supernet, self.supernet_run.dataset, self.space,
                 steps=self.config.pseudo_steps, seed=self.config.seed + repeat,
             )  # fmt: skip
         return StandaloneObjective(
@@ -186,23 +186,11 @@ class _Context:
             self.executor.close()
 
 
-def _pseudo_data(ctx: _Context) -> Any:
-    from surrogate import data
-    from surrogate.device import resolve_device
-
-    c = ctx.config.supernet
-    return data.load_dataset(
-        c.dataset, seed=c.seed, root=c.data_root, val_fraction=c.val_fraction,
-        test_fraction=c.test_fraction, limit=c.data_limit, device=resolve_device(c.device),
-    )  # fmt: skip
-
-
 def _open(run: str | os.PathLike, config: SearchConfig, job: str, executor: Any,
           progress: bool) -> _Context:  # fmt: skip
     from analysis.evaluation import default_executor
-    from analysis.runs import supernet_run
+    from analysis.runs import dataset_spec, supernet_run
     from analysis.store import SQLiteStore
-    from analysis.validation import _dataset_spec
 
     run = Path(run)
     sn = supernet_run(run, config.supernet, progress=progress)
@@ -215,7 +203,7 @@ def _open(run: str | os.PathLike, config: SearchConfig, job: str, executor: Any,
     store.register_run(job, config.to_dict())
     own = executor is None
     executor = executor or default_executor(config.supernet.device)
-    return _Context(run, config, sn, sn.ranking.space, store, _dataset_spec(config.supernet),
+    return _Context(run, config, sn, sn.ranking.space, store, dataset_spec(config.supernet),
                     executor, progress, job=job, own_executor=own)  # fmt: skip
 
 

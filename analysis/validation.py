@@ -214,20 +214,6 @@ class ValidationResult:
     report: dict
 
 
-def _dataset_spec(supernet_config: Any) -> Any:
-    from surrogate.executors import DatasetSpec
-
-    c = supernet_config
-    return DatasetSpec(
-        name=c.dataset,
-        seed=c.seed,
-        root=c.data_root,
-        limit=c.data_limit,
-        val_fraction=c.val_fraction,
-        test_fraction=c.test_fraction,
-    )
-
-
 def run_validation(
     run: str | os.PathLike,
     config: ValidationConfig,
@@ -244,7 +230,7 @@ def run_validation(
     from tqdm.auto import tqdm
 
     from analysis.evaluation import Request, default_executor, train_architectures
-    from analysis.runs import supernet_run, update_summary
+    from analysis.runs import dataset_spec, supernet_run, update_summary
     from analysis.store import EvalStatus, SQLiteStore
     from dagspace import canonical_hash
     from dagspace.io import atomic_write
@@ -260,7 +246,7 @@ def run_validation(
         [c.log_probability for c in ranking.cells], config.n, seed=config.seed
     )
     space = ranking.space
-    dataset = _dataset_spec(config.supernet)
+    dataset = dataset_spec(config.supernet)
     store = SQLiteStore(run / "results.sqlite")
     store.register_run(RUN_NAME, config.to_dict())
 

@@ -72,13 +72,14 @@ from surrogate.candidate import (
     CandidateStatus,
     FaultPlan,
     _check_architecture,
+    _check_dataset,
     _chunks,
     build_network,
     train_candidate,
 )
 from surrogate.data import Dataset, Split
 from surrogate.device import AmpPolicy, amp_policy, derive_seeds, resolve_device, torch_generator
-from surrogate.errors import ConfigError, DatasetError
+from surrogate.errors import ConfigError
 from surrogate.executors import CandidateTask, Executor, _check_unique
 from surrogate.network import Cell, Network, count_macs, count_parameters, macro_layout
 
@@ -878,16 +879,7 @@ def train_candidates(
             "The 'config' parameter of train_candidates must be a CandidateConfig; got "
             f"{type(config).__name__}."
         )
-    if not isinstance(dataset, Dataset):
-        raise DatasetError(
-            f"The 'dataset' parameter of train_candidates must be a Dataset; got "
-            f"{type(dataset).__name__}."
-        )
-    if len(dataset.train) < 2:
-        raise DatasetError(
-            "Stand-alone training needs at least 2 training examples (batch norm uses batch "
-            f"statistics); got {len(dataset.train)}."
-        )
+    _check_dataset(dataset, "train_candidates")
     archs = _check_list("architectures", architectures, None, "architectures")
     count = len(archs)
     for k, arch in enumerate(archs):

@@ -412,11 +412,10 @@ def _check_architecture(architecture: Any, config: CandidateConfig) -> tuple[Cel
     return cells
 
 
-def _check_dataset(dataset: Any) -> Dataset:
+def _check_dataset(dataset: Any, owner: str = "train_candidate") -> Dataset:
     if not isinstance(dataset, Dataset):
         raise DatasetError(
-            f"The 'dataset' parameter of train_candidate must be a Dataset; got "
-            f"{type(dataset).__name__}."
+            f"The 'dataset' parameter of {owner} must be a Dataset; got {type(dataset).__name__}."
         )
     if len(dataset.train) < 2:
         raise DatasetError(
