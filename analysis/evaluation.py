@@ -19,7 +19,10 @@ from typing import Any
 from analysis.store import EvalKey, EvalRecord, EvalStatus, ResultsStore
 from dagspace import CellSpec, canonical_hash
 
-__all__ = ["Request", "default_executor", "train_architectures"]
+__all__ = ["GPU_BATCH", "Request", "default_executor", "train_architectures"]
+
+# candidates stacked at once by the default executor on one GPU
+GPU_BATCH = 32
 
 WORKER_DIED = "worker died"
 
@@ -92,9 +95,14 @@ def default_executor(device: str | None = "auto") -> Any:
 
     On the CPU: a pool of one single-threaded worker per core. Small cell networks do not
     scale over threads, so this trains about ``cores`` times as many candidates per minute as
-    one multi-threaded process, and each candidate's numbers are those of one thread, however
+    one multi-threaded process (on the 2-core CPU of the tests, as many as batched training:
+    ``dagrank bench train``), and each candidate's numbers are those of one thread, however
     many cores run the pool (a resumed run gets exactly the numbers of an uninterrupted one).
-    With GPUs: one worker per GPU.
+
+    On one GPU: :class:`surrogate.batched.BatchedExecutor`, :data:`GPU_BATCH` candidates
+    stacked in one process, since one small network at a time leaves a GPU waiting on kernel
+    launches (a stack that does not fit trains its candidates one at a time, with a warning).
+    With several GPUs: one worker per GPU, so that every GPU is busy.
     """
     from surrogate.executors import LocalExecutor, _cpu_count
 
@@ -107,6 +115,10 @@ def default_executor(device: str | None = "auto") -> Any:
         devices = [device]
     if devices == ["cpu"]:
         return LocalExecutor(workers=max(1, _cpu_count()), devices=devices, threads_per_worker=1)
+    if len(devices) == 1:
+        from surrogate.batched import BatchedExecutor
+
+        return BatchedExecutor(batch_size=GPU_BATCH, device=devices[0])
     return LocalExecutor(workers=len(devices), devices=devices)
 
 

@@ -14,8 +14,9 @@ def add_executor_arguments(p: argparse.ArgumentParser) -> None:
         "--executor",
         choices=("local", "batched", "ray"),
         default="local",
-        help="local: a pool of one single-threaded worker per core (or per GPU); "
-        "batched: candidates stacked in one process; ray: a Ray cluster",
+        help="local: a pool of one single-threaded worker per core (on one GPU: 32 candidates "
+        "stacked; with several GPUs: one worker per GPU); batched: candidates stacked in one "
+        "process; ray: a Ray cluster",
     )
     p.add_argument("--workers", type=int, help="local candidates trained at once")
     p.add_argument("--address", help="Ray cluster address (default: a local Ray instance)")
