@@ -129,10 +129,13 @@ def make_job_executor(
     address: str | None = None,
     device: str | None = None,
     batch_size: int = 8,
+    gpus_per_candidate: float | str = "auto",
 ) -> Any:
     """The executor the command line asks for: ``local`` (:func:`default_executor` unless
     ``workers`` is given), ``batched`` (:class:`surrogate.batched.BatchedExecutor`, ``batch_size``
-    candidates stacked in one process) or ``ray`` (a cluster at ``address``, or a local one)."""
+    candidates stacked in one process) or ``ray`` (a cluster at ``address``, or a local one;
+    ``gpus_per_candidate`` GPUs reserved per candidate, ``"auto"``: a quarter of one where the
+    cluster has GPUs)."""
     from surrogate.executors import make_executor
 
     if kind == "local" and workers is None:
@@ -145,7 +148,10 @@ def make_job_executor(
 
         return BatchedExecutor(batch_size=batch_size,
                                device="cpu" if device in (None, "auto") else device)  # fmt: skip
-    return make_executor(kind, **({"address": address} if address else {}))
+    options: dict[str, Any] = {"num_gpus_per_task": gpus_per_candidate}
+    if address:
+        options["address"] = address
+    return make_executor(kind, **options)
 
 
 def _round(store, requests, indices, keys, probe, arch, done, *, run, method, dataset, config,

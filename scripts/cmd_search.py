@@ -82,7 +82,8 @@ def run_compare_command(args: argparse.Namespace) -> int:
     from analysis.search import run_compare
 
     executor = make_job_executor(args.executor, workers=args.workers, address=args.address,
-                                 device=args.device)  # fmt: skip
+                                 device=args.device,
+                                 gpus_per_candidate=args.gpus_per_candidate)  # fmt: skip
     with executor:
         result = run_compare(args.run, search_config(args), executor=executor,
                              progress=not args.no_progress)  # fmt: skip

@@ -20,6 +20,26 @@ def add_executor_arguments(p: argparse.ArgumentParser) -> None:
     )
     p.add_argument("--workers", type=int, help="local candidates trained at once")
     p.add_argument("--address", help="Ray cluster address (default: a local Ray instance)")
+    p.add_argument(
+        "--gpus-per-candidate",
+        type=_gpu_share,
+        default="auto",
+        metavar="SHARE",
+        help="Ray: GPUs reserved per candidate, e.g. 0.25 packs four on a GPU (default auto: "
+        "0.25 where the cluster has GPUs, else 0)",
+    )
+
+
+def _gpu_share(text: str) -> float | str:
+    if text == "auto":
+        return text
+    try:
+        value = float(text)
+    except ValueError:
+        value = -1.0
+    if not value >= 0:
+        raise argparse.ArgumentTypeError(f"expected 'auto' or a number >= 0, got {text!r}")
+    return value
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
@@ -56,7 +76,8 @@ def run(args: argparse.Namespace) -> int:
         changes["supernet"] = config.supernet.replace(device=args.device)
     config = dataclasses.replace(config, **changes)
     executor = make_job_executor(args.executor, workers=args.workers, address=args.address,
-                                 device=args.device)  # fmt: skip
+                                 device=args.device,
+                                 gpus_per_candidate=args.gpus_per_candidate)  # fmt: skip
     with executor:
         result = run_validation(args.run, config, executor=executor, progress=not args.no_progress)
     s = result.summary

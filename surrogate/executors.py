@@ -41,6 +41,7 @@ from surrogate.errors import ConfigError
 
 __all__ = [
     "EXECUTORS",
+    "RAY_GPU_FRACTION",
     "CandidateTask",
     "DatasetSpec",
     "Executor",
@@ -51,6 +52,10 @@ __all__ = [
 ]
 
 WORKER_DIED = "worker died"  # how the error of a task whose worker process died begins
+
+# the share of a GPU a Ray task reserves under num_gpus_per_task="auto": four small candidate
+# networks (far from filling a GPU one at a time) are packed on each GPU
+RAY_GPU_FRACTION = 0.25
 
 
 def _check_int(owner: str, name: str, value: Any, low: int) -> int:
@@ -544,7 +549,9 @@ class RayExecutor(Executor):
             If Ray is already initialised in this process, that instance is used (and left
             running by :meth:`close`).
         num_cpus_per_task: CPUs Ray reserves for a task (also its torch threads).
-        num_gpus_per_task: GPUs per task; with a GPU, the task trains on it.
+        num_gpus_per_task: GPUs Ray reserves per task (a fraction packs several small
+            candidates on one GPU); with a GPU, the task trains on it. ``"auto"``:
+            :data:`RAY_GPU_FRACTION` of a GPU when the cluster has GPUs, else none.
         max_retries: how often Ray reruns a task whose worker process died; after that the
             task is FAILED with ``"worker died (...)"``.
 
@@ -560,20 +567,20 @@ class RayExecutor(Executor):
         self,
         address: str | None = None,
         num_cpus_per_task: int = 1,
-        num_gpus_per_task: float = 0,
+        num_gpus_per_task: float | str = 0,
         max_retries: int = 2,
         *,
         num_cpus: int | None = None,
     ) -> None:
         self.threads = _check_int("RayExecutor", "num_cpus_per_task", num_cpus_per_task, 1)
         self.max_retries = _check_int("RayExecutor", "max_retries", max_retries, 0)
+        auto = num_gpus_per_task == "auto"
         ok = isinstance(num_gpus_per_task, (int, float)) and not isinstance(num_gpus_per_task, bool)
-        if not ok or not 0 <= num_gpus_per_task:
+        if not auto and (not ok or not 0 <= num_gpus_per_task):  # type: ignore[operator]
             raise ConfigError(
-                "The 'num_gpus_per_task' parameter of RayExecutor must be a number >= 0; got "
-                f"{num_gpus_per_task!r}."
+                "The 'num_gpus_per_task' parameter of RayExecutor must be a number >= 0 or "
+                f"'auto'; got {num_gpus_per_task!r}."
             )
-        self.gpus = float(num_gpus_per_task)
         if num_cpus is not None:
             _check_int("RayExecutor", "num_cpus", num_cpus, 1)
         ray = self._ray = _import_ray()
@@ -591,10 +598,14 @@ class RayExecutor(Executor):
                 **options,
             )
             self._owns_ray = True
+        resources = ray.cluster_resources()
+        if auto:
+            self.gpus = RAY_GPU_FRACTION if resources.get("GPU", 0) > 0 else 0.0
+        else:
+            self.gpus = float(num_gpus_per_task)  # type: ignore[arg-type]
         self._remote = ray.remote(
             num_cpus=self.threads, num_gpus=self.gpus, max_retries=self.max_retries
         )(_ray_run)
-        resources = ray.cluster_resources()
         slots = resources.get("CPU", 1) // self.threads
         if self.gpus > 0:
             slots = min(slots, resources.get("GPU", 0) // self.gpus)

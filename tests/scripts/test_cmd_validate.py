@@ -92,3 +92,26 @@ def test_a_different_config_in_the_same_run_is_refused(
     err = capsys.readouterr().err
     assert err.count("\n") == 1 and "Traceback" not in err
     assert (run / "validation.csv").read_bytes() == before
+
+
+@pytest.mark.parametrize("share", ["-1", "x", "nan"])
+def test_a_bad_gpu_share_is_refused_before_anything_runs(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], share: str
+) -> None:
+    run = tmp_path / "run"
+    with pytest.raises(SystemExit) as stop:
+        main(["validate", "--preset", "smoke", "--run", str(run), "--gpus-per-candidate", share])
+    assert stop.value.code == 2
+    assert f"expected 'auto' or a number >= 0, got {share!r}" in capsys.readouterr().err
+    assert not run.exists()
+
+
+def test_the_gpu_share_reaches_the_ray_executor(monkeypatch: pytest.MonkeyPatch) -> None:
+    import analysis.evaluation as evaluation
+    import surrogate.executors as executors
+
+    seen: list[dict[str, object]] = []
+    monkeypatch.setattr(executors, "make_executor", lambda kind, **options: seen.append(options))
+    evaluation.make_job_executor("ray", gpus_per_candidate=0.5, address="auto")
+    evaluation.make_job_executor("ray")
+    assert seen == [{"num_gpus_per_task": 0.5, "address": "auto"}, {"num_gpus_per_task": "auto"}]

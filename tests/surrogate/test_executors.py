@@ -309,7 +309,11 @@ def test_ray_executor_without_ray(monkeypatch: pytest.MonkeyPatch) -> None:
     ("kwargs", "message"),
     [
         ({"num_cpus_per_task": 0}, "'num_cpus_per_task' parameter of RayExecutor must be an int"),
-        ({"num_gpus_per_task": -1}, "'num_gpus_per_task' .* must be a number >= 0; got -1"),
+        (
+            {"num_gpus_per_task": -1},
+            "'num_gpus_per_task' .* must be a number >= 0 or 'auto'; got -1",
+        ),
+        ({"num_gpus_per_task": "all"}, "'num_gpus_per_task' .* or 'auto'; got 'all'"),
         ({"max_retries": -1}, "'max_retries' parameter of RayExecutor must be an int >= 0"),
         ({"num_cpus": 0}, "'num_cpus' parameter of RayExecutor must be an int >= 1; got 0"),
     ],
@@ -337,7 +341,8 @@ def test_ray_executor_equals_run_task_and_reports_dead_workers(
     try:
         killer = task("killer", fault=FaultPlan(kill_worker=True))
         tasks = [*BATCH, killer]
-        with make_executor("ray", max_retries=1) as executor:
+        with make_executor("ray", max_retries=1, num_gpus_per_task="auto") as executor:
+            assert executor.gpus == 0.0  # "auto" on a cluster without GPUs: CPU tasks
             results = collect(executor.map(tasks), tasks)
         assert ray.is_initialized()  # an instance the executor did not start is left running
     finally:
@@ -347,3 +352,21 @@ def test_ray_executor_equals_run_task_and_reports_dead_workers(
     assert died.error.startswith(f"{WORKER_DIED} (WorkerCrashedError")
     assert died.error.endswith("retried 1x)")  # Ray ran it twice, and both workers died
     assert {k: numbers(r) for k, r in results.items()} == expected
+
+
+@pytest.mark.slow
+def test_ray_packs_small_candidates_by_gpu_fractions() -> None:
+    ray = pytest.importorskip("ray")
+    from surrogate.executors import RAY_GPU_FRACTION
+
+    # a local instance that declares one GPU (no task runs, so none is needed)
+    ray.init(num_cpus=8, num_gpus=1, include_dashboard=False, log_to_driver=False,
+             object_store_memory=80 * 1024**2, configure_logging=False)  # fmt: skip
+    try:
+        auto = RayExecutor(num_gpus_per_task="auto")
+        assert auto.gpus == RAY_GPU_FRACTION == 0.25
+        assert auto.capacity == 4  # four candidates share the one GPU
+        assert RayExecutor(num_gpus_per_task=0.5).capacity == 2
+        assert RayExecutor(num_gpus_per_task=0).capacity == 8  # CPU tasks: one per CPU
+    finally:
+        ray.shutdown()
