@@ -26,6 +26,12 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--preset", choices=("smoke", "quick", "paper"), default="smoke")
     p.add_argument("--device", default="cpu")
     p.add_argument("--threads", type=int, default=1, help="torch threads, the same for all modes")
+    p.add_argument(
+        "--pool-workers",
+        type=int,
+        help="also time the jobs' CPU default, a pool of this many single-threaded workers "
+        "(default: one per core on the CPU, none on a GPU; 0: no pool)",
+    )
     p.add_argument("--seed", type=int, default=0)
     p.set_defaults(handler=run_train)
     p = sub.add_parser("bo", help="one q-batch Bayesian proposal on the NAS-Bench-101 space")
@@ -70,9 +76,13 @@ def run_bo(args: argparse.Namespace) -> int:
 
 def run_train(args: argparse.Namespace) -> int:
     from surrogate.bench import bench_train
+    from surrogate.executors import _cpu_count
 
     ks = tuple(int(k) for k in args.ks.split(","))
+    pool = args.pool_workers
+    if pool is None:
+        pool = _cpu_count() if args.device == "cpu" else 0
     result = bench_train(None, ks, config=args.preset, device=args.device, threads=args.threads,
-                         seed=args.seed)  # fmt: skip
+                         seed=args.seed, pool_workers=pool)  # fmt: skip
     print(json.dumps({"bench": "train", **result}))
     return 0

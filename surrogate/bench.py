@@ -28,6 +28,7 @@ from surrogate.training import _Trainer
 
 if TYPE_CHECKING:
     from surrogate.candidate import CandidateConfig
+    from surrogate.executors import DatasetSpec
 
 __all__ = ["bench_supernet", "bench_train"]
 
@@ -171,11 +172,38 @@ def _sample_architectures(
     ]
 
 
+def _timed_pool(
+    archs: Sequence[tuple[CellSpec, ...]],
+    seeds: Sequence[int],
+    spec: Any,
+    config: Any,
+    device: torch.device,
+    workers: int,
+) -> tuple[float, list[Any]]:
+    """The wall time of a pool of ``workers`` single-threaded processes training ``archs``
+    (after an untimed warm-up task per worker), and the results in order."""
+    from surrogate.executors import CandidateTask, LocalExecutor
+
+    def tasks(prefix: str, recipe: Any, count: int) -> list[CandidateTask]:
+        return [
+            CandidateTask(f"{prefix}-{i}", a, spec, recipe, s)
+            for i, (a, s) in enumerate(zip(archs[:count], seeds[:count], strict=True))
+        ]
+
+    with LocalExecutor(workers=workers, devices=[str(device)], threads_per_worker=1) as pool:
+        list(pool.map(tasks("warm", config.replace(epochs=1), min(workers, len(archs)))))
+        todo = tasks("bench", config, len(archs))
+        start = time.perf_counter()
+        done = dict(pool.map(todo))
+        seconds = time.perf_counter() - start
+    return seconds, [done[t] for t in todo]
+
+
 def bench_train(
     architectures: Sequence[Sequence[CellSpec]] | None = None,
     ks: Sequence[int] = (8, 32),
     *,
-    dataset: Dataset | str = "digits",
+    dataset: Dataset | DatasetSpec | str = "digits",
     config: CandidateConfig | str = "smoke",
     cells: int = 3,
     vertices: int = 5,
@@ -183,9 +211,12 @@ def bench_train(
     device: str = "cpu",
     threads: int | None = None,
     seed: int = 0,
+    pool_workers: int = 0,
 ) -> dict[str, Any]:
     """Candidates trained per minute: one at a time (``train_candidate`` in a loop) vs batched
-    (:func:`surrogate.batched.train_candidates`, ``K`` at a time for each ``K`` of ``ks``).
+    (:func:`surrogate.batched.train_candidates`, ``K`` at a time for each ``K`` of ``ks``),
+    and, with ``pool_workers``, vs the jobs' CPU default: a pool of that many single-threaded
+    workers (:class:`~surrogate.executors.LocalExecutor`), each one candidate at a time.
 
     All modes train the same architectures with the same seeds (seed ``i`` for architecture
     ``i``), in one process, one after the other, after an untimed warm-up of each; the
@@ -196,10 +227,14 @@ def bench_train(
             drawn (seeded by ``seed``) from the labelled space of ``vertices`` vertices and
             ``ops`` (the supernet's default space).
         ks: the batch sizes to time.
-        dataset: a :class:`Dataset`, or a name for :func:`surrogate.data.load_dataset`.
+        dataset: a :class:`Dataset`, a :class:`~surrogate.executors.DatasetSpec`, or a name for
+            :func:`surrogate.data.load_dataset` (seeded by ``seed``); the pool needs a spec or
+            a name (its workers load the data themselves).
         config: the recipe, or a :data:`~surrogate.candidate.CANDIDATE_PRESETS` name.
         device: where everything runs. threads: torch's intra-op threads for every mode
             (default: this process's setting); restored afterwards.
+        pool_workers: the pool's workers (0: no pool); its start, imports and data loading are
+            an untimed warm-up, as for the other modes.
 
     Returns:
         A flat, JSON-ready mapping: the setting (``device``, ``threads``, ``dataset``,
@@ -209,12 +244,13 @@ def bench_train(
         ``k{K}_max_val_accuracy_diff`` and ``k{K}_max_train_loss_rel_diff`` (against the
         one-at-a-time results); the achieved ``*_gflops`` (``flops_counted`` says what is
         counted) and ``*_peak_fraction`` of ``peak_gflops``, which is *measured* in the same
-        run (``peak_method``), not a vendor figure.
+        run (``peak_method``), not a vendor figure. With a pool: ``pool_workers``, ``pool_s``,
+        ``pool_per_min``, ``pool_ratio`` and ``pool_max_val_accuracy_diff``.
     """
     from surrogate.batched import train_candidates
     from surrogate.candidate import CANDIDATE_PRESETS, CandidateConfig, train_candidate
-    from surrogate.data import load_dataset
     from surrogate.device import amp_policy
+    from surrogate.executors import DatasetSpec
 
     if isinstance(config, str):
         if config not in CANDIDATE_PRESETS:
@@ -234,6 +270,16 @@ def bench_train(
     if threads is not None and (isinstance(threads, bool) or not isinstance(threads, int)
                                 or threads < 1):  # fmt: skip
         raise ConfigError(f"The 'threads' of bench_train must be an int >= 1; got {threads!r}.")
+    if isinstance(pool_workers, bool) or not isinstance(pool_workers, int) or pool_workers < 0:
+        raise ConfigError(
+            f"The 'pool_workers' of bench_train must be an int >= 0; got {pool_workers!r}."
+        )
+    spec = DatasetSpec(name=dataset, seed=seed) if isinstance(dataset, str) else dataset
+    if pool_workers and not isinstance(spec, DatasetSpec):
+        raise ConfigError(
+            "The pool of bench_train loads the data in its workers: give 'dataset' as a name "
+            f"or a DatasetSpec, not a {type(dataset).__name__}."
+        )
     target = resolve_device(device)
     archs = (
         _sample_architectures(max(sizes), cells, vertices, ops, seed)
@@ -242,8 +288,8 @@ def bench_train(
     )
     if not archs:
         raise ConfigError("The 'architectures' of bench_train must not be empty.")
-    if isinstance(dataset, str):
-        dataset = load_dataset(dataset, seed=seed, device=target)
+    if isinstance(spec, DatasetSpec):
+        dataset = spec.load(target)
     seeds = list(range(len(archs)))
     before = torch.get_num_threads()
     try:
@@ -267,6 +313,9 @@ def bench_train(
 
         single_s, single = _timed(target, one_at_a_time)
         batched = {k: _timed(target, lambda k=k: batched_by(k)) for k in sizes}
+        pool = None
+        if pool_workers:
+            pool = _timed_pool(archs, seeds, spec, config, target, pool_workers)
         policy = amp_policy(target, config.amp)
         dtype = policy.dtype if policy.enabled and not policy.needs_scaler else torch.float32
         matmul = 2048 if target.type == "cpu" else 8192
@@ -306,6 +355,15 @@ def bench_train(
         )
         out[f"k{k}_max_train_loss_rel_diff"] = max(
             abs(a.train_loss - b.train_loss) / max(abs(a.train_loss), 1e-12) for a, b in pairs
+        )
+    if pool is not None:
+        pool_s, pooled = pool
+        out["pool_workers"] = pool_workers
+        out["pool_s"] = pool_s
+        out["pool_per_min"] = 60.0 * n / pool_s
+        out["pool_ratio"] = single_s / pool_s
+        out["pool_max_val_accuracy_diff"] = max(
+            abs(a.val_accuracy - b.val_accuracy) for a, b in zip(single, pooled, strict=True)
         )
     out["peak_gflops"] = peak
     out["single_peak_fraction"] = out["single_gflops"] / peak

@@ -428,9 +428,27 @@ def test_bench_train_reports_rates_ratios_and_flops(data: Dataset) -> None:
     assert torch.get_num_threads() == 1  # restored to this test's setting
 
 
+@pytest.mark.slow
+def test_bench_train_times_the_pool_on_the_same_candidates() -> None:
+    spec = DatasetSpec(limit=200)
+    out = bench_train(
+        ARCHS, ks=(3,), dataset=spec, config=CONFIG.replace(epochs=1), threads=1, pool_workers=2
+    )
+    assert out["pool_workers"] == 2 and out["pool_s"] > 0
+    assert out["pool_per_min"] == pytest.approx(60 * 3 / out["pool_s"])
+    assert out["pool_ratio"] == pytest.approx(out["single_s"] / out["pool_s"])
+    # single-threaded workers, one candidate each: the one-at-a-time numbers (1 thread here)
+    assert out["pool_max_val_accuracy_diff"] == 0.0
+    assert out["train_examples"] == len(spec.load().train)
+
+
 def test_bench_train_rejects_bad_arguments(data: Dataset) -> None:
     with pytest.raises(ConfigError, match="'ks' of bench_train must be ints >= 1; got \\(0,\\)"):
         bench_train(ARCHS, ks=(0,), dataset=data)
     presets = "\\['paper', 'quick', 'smoke'\\]"
     with pytest.raises(ConfigError, match=f"CandidateConfig or one of {presets}; got 'fast'"):
         bench_train(ARCHS, dataset=data, config="fast")
+    with pytest.raises(ConfigError, match="'pool_workers' of bench_train must be an int >= 0"):
+        bench_train(ARCHS, dataset=data, pool_workers=-1)
+    with pytest.raises(ConfigError, match="give 'dataset' as a name or a DatasetSpec, not a "):
+        bench_train(ARCHS, dataset=data, pool_workers=2)
