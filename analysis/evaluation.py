@@ -95,7 +95,7 @@ def default_executor(device: str | None = "auto") -> Any:
 
     On the CPU: a pool of one single-threaded worker per core. Small cell networks do not
     scale over threads, so this trains about ``cores`` times as many candidates per minute as
-    one multi-threaded process (on the 2-core CPU of the tests, as many as batched training:
+    one multi-threaded process (on the project's 2-core CPU, more than batched training too:
     ``dagrank bench train``), and each candidate's numbers are those of one thread, however
     many cores run the pool (a resumed run gets exactly the numbers of an uninterrupted one).
 
