@@ -80,7 +80,7 @@ from surrogate.candidate import (
 from surrogate.data import Dataset, Split
 from surrogate.device import AmpPolicy, amp_policy, derive_seeds, resolve_device, torch_generator
 from surrogate.errors import ConfigError
-from surrogate.executors import CandidateTask, Executor, _check_unique
+from surrogate.executors import CandidateTask, Executor
 from surrogate.network import Cell, Network, count_macs, count_parameters, macro_layout
 
 __all__ = ["BatchedExecutor", "StackedNetwork", "train_candidates"]
@@ -1035,12 +1035,6 @@ class BatchedExecutor(Executor):
             f"BatchedExecutor(batch_size={self.batch_size}, device={self.device!r}, "
             f"threads={self.threads})"
         )
-
-    def map(
-        self, tasks: Iterable[CandidateTask]
-    ) -> Iterator[tuple[CandidateTask, CandidateResult]]:
-        todo = _check_unique(tasks)
-        return self._map(todo)
 
     def _map(self, tasks: list[CandidateTask]) -> Iterator[tuple[CandidateTask, CandidateResult]]:
         groups: dict[Any, list[CandidateTask]] = {}

@@ -307,11 +307,19 @@ class Executor(abc.ABC):
 
     capacity: int = 1
 
-    @abc.abstractmethod
     def map(
         self, tasks: Iterable[CandidateTask]
     ) -> Iterator[tuple[CandidateTask, CandidateResult]]:
-        """Evaluate ``tasks``; yield ``(task, result)`` as each result comes in."""
+        """Evaluate ``tasks``; yield ``(task, result)`` as each result comes in.
+
+        Raises (at once, before anything runs):
+            ConfigError: an item is not a CandidateTask, or two tasks share an id.
+        """
+        return self._map(_check_unique(tasks))
+
+    @abc.abstractmethod
+    def _map(self, tasks: list[CandidateTask]) -> Iterator[tuple[CandidateTask, CandidateResult]]:
+        """Evaluate the checked ``tasks``, as :meth:`map` promises."""
 
     def close(self) -> None:  # noqa: B027 - a no-op unless a backend holds resources
         """Release the executor's workers (idempotent)."""
@@ -415,13 +423,8 @@ class LocalExecutor(Executor):
             f"threads_per_worker={self.threads_per_worker})"
         )
 
-    def map(
-        self, tasks: Iterable[CandidateTask]
-    ) -> Iterator[tuple[CandidateTask, CandidateResult]]:
-        todo = _check_unique(tasks)
-        if self.workers == 1:
-            return self._map_here(todo)
-        return self._map_pool(todo)
+    def _map(self, tasks: list[CandidateTask]) -> Iterator[tuple[CandidateTask, CandidateResult]]:
+        return self._map_here(tasks) if self.workers == 1 else self._map_pool(tasks)
 
     def _map_here(
         self, tasks: list[CandidateTask]
@@ -610,12 +613,6 @@ class RayExecutor(Executor):
         if self.gpus > 0:
             slots = min(slots, resources.get("GPU", 0) // self.gpus)
         self.capacity = max(1, int(slots))
-
-    def map(
-        self, tasks: Iterable[CandidateTask]
-    ) -> Iterator[tuple[CandidateTask, CandidateResult]]:
-        todo = _check_unique(tasks)
-        return self._map(todo)
 
     def _map(self, tasks: list[CandidateTask]) -> Iterator[tuple[CandidateTask, CandidateResult]]:
         ray = self._ray
