@@ -4,8 +4,10 @@ An architecture is a tuple of cell indices into the ranked space, one per supern
 strategies' representation). Three objectives:
 
 ``surrogate`` (:class:`SurrogateObjective`, the default)
-    ``-log P(architecture)`` under the trained multinomials: the relative surrogate as the
-    landscape the search moves over. Exact and free.
+    minus the relative surrogate's score of the architecture (by default the log-likelihood
+    ratio of the trained multinomials against the untrained ones; see
+    :mod:`surrogate.relative`): the surrogate as the landscape the search moves over. Exact
+    and free.
 ``supernet`` (:class:`SupernetObjective`)
     The pseudo environment: the architecture's validation loss on the supernet's shared
     weights. Between descent steps (:meth:`SupernetObjective.advance`) the shared weights are
@@ -41,17 +43,19 @@ Architecture = tuple[int, ...]
 
 
 class SurrogateObjective:
-    """``-sum_i log P_i(cell_i)``: the relative surrogate's score, negated (vectorised)."""
+    """``-sum_i s_i(cell_i)``: the relative surrogate's score (the ranking's, by default the
+    likelihood ratio against the untrained prior), negated (vectorised)."""
 
     name = "surrogate"
     evaluator = "supernet"
 
-    def __init__(self, ranking: Any) -> None:
+    def __init__(self, ranking: Any, score: str | None = None) -> None:
         self.ranking = ranking
-        self._logp = np.stack([c.log_probability for c in ranking.cells])  # (K, N)
+        self.score = score or ranking.score
+        self._logp = np.stack(ranking.cell_scores(self.score))  # (K, N)
 
     def config(self) -> dict[str, Any]:
-        return {"objective": self.name}
+        return {"objective": self.name, "score": self.score}
 
     def __call__(self, architectures: Sequence[Architecture]) -> list[float]:
         if not architectures:

@@ -143,9 +143,33 @@ def _supernet_section(run: Path) -> list[str]:
     lines += _image(run, "multinomials.png", "operation probabilities")
     lines += _image(run, "multinomial_history.png", "multinomials over the epochs")
     if (run / "joint_topk.csv").exists():
-        top = pd.read_csv(run / "joint_topk.csv")[["rank", "log_probability", "arch_hash"]]
-        lines += ["Most probable architectures (exact joint top-k):", "", _table(top.head(10)), ""]
+        lines += _top_architectures(pd.read_csv(run / "joint_topk.csv"))
     return lines
+
+
+def _cell_text(cell: dict[str, Any]) -> str:
+    """A cell as its matrix rows and ops, e.g. ``0110/0001/0001/0000 in,conv3x3,maxpool,out``."""
+    rows = "/".join("".join(str(int(b)) for b in row) for row in cell["matrix"])
+    short = {"input": "in", "output": "out", "conv3x3-bn-relu": "conv3x3",
+             "conv1x1-bn-relu": "conv1x1", "maxpool3x3": "maxpool"}  # fmt: skip
+    ops = cell.get("ops")
+    return rows if ops is None else f"{rows} {','.join(short.get(o, o) for o in ops)}"
+
+
+def _top_architectures(top: pd.DataFrame, limit: int = 10) -> list[str]:
+    """The joint top-k as a table of cells drawn as matrix rows and ops, not hashes only."""
+    import json
+
+    name = str(top["score_name"].iloc[0]) if "score_name" in top and len(top) else "score"
+    score = "score" if "score" in top else "log_probability"
+    lines = [f"Best architectures under the surrogate's `{name}` score (exact joint top-k; each "
+             "cell as its adjacency rows and ops):", "",
+             "| rank | score | log p | cells |", "|---|---|---|---|"]  # fmt: skip
+    for _, row in top.head(limit).iterrows():
+        cells = "<br>".join(f"`{_cell_text(c)}`" for c in json.loads(row["architecture"]))
+        lines.append(f"| {row['rank']} | {_fmt(row[score])} | {_fmt(row['log_probability'])} | "
+                     f"{cells} |")  # fmt: skip
+    return [*lines, ""]
 
 
 def _validate_section(run: Path, section: dict[str, Any]) -> list[str]:

@@ -77,10 +77,10 @@ def _train(args: argparse.Namespace) -> int:
     resumed = f", resumed at epoch {result.resumed_epochs}" if result.resumed_epochs else ""
     ranked = " | no ranking: the space is too large to enumerate"
     if ranking is not None:
-        best = ranking.top_k(1).log_probability.iloc[0]
+        best = ranking.top_k(1).score.iloc[0]
         ranked = (
             f" | ranked {len(ranking.space):,} cells x {len(ranking.cells)} in "
-            f"{ranking.seconds:.2f} s, best architecture log p = {best:.3f}"
+            f"{ranking.seconds:.2f} s, best architecture {ranking.score} = {best:.3f}"
         )
     print(
         f"supernet trained: {args.run} | epochs {len(result.history)}{resumed} | val acc "

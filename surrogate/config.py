@@ -55,7 +55,19 @@ class SupernetConfig:
     annealed to ``weight_lr_min`` by a cosine schedule over the epochs, ``weight_momentum``,
     ``weight_decay``, gradient-norm clipping at ``grad_clip``, 0 disables); the architecture
     parameters with Adam (``arch_lr``, ``arch_weight_decay``); the Gumbel-softmax temperature
-    annealed exponentially from ``tau_start`` to ``tau_end``.
+    annealed exponentially from ``tau_start`` to ``tau_end`` (with hard straight-through
+    samples the gradient to the logits shrinks as the temperature falls: ``tau_start =
+    tau_end = 1`` keeps it constant).
+
+    Remedies for a supernet that learns the wrong preferences (each measured; the defaults
+    reproduce the original GDAS-style training): ``warmup_epochs`` weight-only epochs before any
+    architecture update; ``weight_sampling`` ``"learned"`` (weight steps sample from the
+    multinomials) or ``"uniform"`` (single-path one-shot, Guo et al. 2020: every weight step runs
+    a cell drawn uniformly from the space's distinct cells, so no cell gets the weights' attention
+    because the sampler produces it often); ``edge_lr`` the edge logits' own Adam learning rate
+    (``None``: ``arch_lr``); ``shortcut`` ``"learned"`` or ``"frozen"`` (the input -> output edge
+    keeps probability 1/2: shared weights co-adapt to that shortcut, the skip-connection collapse
+    of DARTS, Zela et al. 2020, so its logit is not learned).
 
     Run: ``seed`` (data split, weights, batches and samples), ``device`` (``auto``, ``cpu``,
     ``cuda``, ``cuda:N``), ``amp`` (mixed precision, used on CUDA only).
@@ -85,6 +97,10 @@ class SupernetConfig:
     arch_weight_decay: float = 1e-3
     tau_start: float = 10.0
     tau_end: float = 0.1
+    warmup_epochs: int = 0
+    weight_sampling: str = "learned"
+    edge_lr: float | None = None
+    shortcut: str = "learned"
     seed: int = 0
     device: str = "auto"
     amp: bool = False
@@ -102,6 +118,8 @@ class SupernetConfig:
                 f"{self.val_fraction})",
                 self.test_fraction,
             )
+        if self.warmup_epochs >= self.epochs:
+            _fail("warmup_epochs", f"an int < epochs ({self.epochs})", self.warmup_epochs)
         if self.weight_lr_min > self.weight_lr:
             _fail("weight_lr_min", f"a float <= weight_lr ({self.weight_lr})", self.weight_lr_min)
         if self.topology is not None:
@@ -193,6 +211,18 @@ def _float(
     return check
 
 
+def _optional(check: Any) -> Any:
+    def optional(key: str, value: Any) -> Any:
+        if value is None:
+            return None
+        try:
+            return check(key, value)
+        except ConfigError as err:
+            raise ConfigError(str(err).replace("; got", " or null; got", 1)) from None
+
+    return optional
+
+
 def _bool(key: str, value: Any) -> bool:
     if not isinstance(value, (bool, np.bool_)):
         _fail(key, "true or false", value)
@@ -266,6 +296,10 @@ _CHECKS: dict[str, Any] = {
     "arch_weight_decay": _float(0.0, low_open=False),
     "tau_start": _float(0.0, low_open=True),
     "tau_end": _float(0.0, low_open=True),
+    "warmup_epochs": _int(0),
+    "weight_sampling": _str(("learned", "uniform")),
+    "edge_lr": _optional(_float(0.0, low_open=True)),
+    "shortcut": _str(("learned", "frozen")),
     "seed": _int(0, 2**32 - 1),
     "device": _device,
     "amp": _bool,

@@ -25,7 +25,22 @@ This is exact for every space that :func:`dagspace.enumerate_space` can build (u
 2,097,152 edge sets). :func:`monte_carlo_probabilities` estimates the same numbers by sampling,
 one canonical hash per sample, with standard errors; the tests check one against the other.
 
-An architecture (one cell per supernet cell) scores the sum of its cells' log-probabilities;
+**The score** (:data:`SCORES`). The raw probability ranks by how often the process *produces* a
+cell, not by what the supernet learned: under untrained multinomials every kept module costs
+``ln n_ops`` and every edge decision ``ln 2``, pruning pools every raw sample that collapses onto a
+small cell and isomorphism pools every relabelling of a wide one, so the empty cell is the
+most probable cell of an untrained supernet. The default score is therefore the log-likelihood
+ratio against the untrained prior,
+
+    ``likelihood_ratio``: ``s(c) = log P_theta(c) - log P_0(c)``,
+
+where ``P_0`` is the same exact process with every logit at 0 (ops uniform, edges 1/2). The
+pruning and isomorphism multiplicities cancel, and ``s`` is identically 0 before training.
+``sampling`` is the raw ``log P_theta(c)``; ``per_decision`` is the likelihood ratio divided by
+the number of decisions that describe the cell (its modules plus the vertex pairs of its
+matrix, ``(v - 2) + v (v - 1) / 2``), so cells of different sizes are compared per choice.
+
+An architecture (one cell per supernet cell) scores the sum of its cells' scores;
 :func:`joint_top_k` finds the best ``k`` architectures by an exact k-best merge.
 """
 
@@ -49,14 +64,22 @@ from dagspace.random import SeedLike, check_random_state
 from surrogate.errors import ConfigError
 
 __all__ = [
+    "DEFAULT_SCORE",
+    "SCORES",
     "CellScores",
     "Ranking",
     "SampleMap",
     "cell_probabilities",
     "joint_top_k",
     "monte_carlo_probabilities",
+    "prior_probabilities",
     "rank_space",
+    "score_cells",
 ]
+
+SCORES = ("likelihood_ratio", "sampling", "per_decision")
+"""The relative surrogate's scores (see the module docstring); the first is the default."""
+DEFAULT_SCORE = SCORES[0]
 
 
 @dataclass(frozen=True)
@@ -81,13 +104,7 @@ class CellScores:
 
     def ranks(self) -> np.ndarray:
         """``(N,)`` rank of every cell, 1 = most probable (ties share the lowest rank)."""
-        order = np.argsort(-self.probability, kind="stable")
-        sorted_p = self.probability[order]
-        first = np.r_[0, np.flatnonzero(np.diff(sorted_p)) + 1]
-        rank_sorted = np.repeat(first + 1, np.diff(np.r_[first, len(order)]))
-        ranks = np.empty(len(order), dtype=np.int64)
-        ranks[order] = rank_sorted
-        return ranks
+        return _ranks(self.probability)
 
 
 def _prune_all(bits: np.ndarray, v: int) -> np.ndarray:
@@ -314,6 +331,50 @@ def cell_probabilities(
     return [sample_map.probabilities(op_probs[c], edge_probs[c]) for c in range(len(edge_probs))]
 
 
+def prior_probabilities(space: Space, sample_map: SampleMap | None = None) -> CellScores:
+    """The distribution of an *untrained* supernet cell: every logit 0 (ops uniform, edges 1/2).
+
+    The reference ``P_0`` of the default score; one distribution serves every supernet cell.
+    """
+    sample_map = sample_map or SampleMap(space)
+    v = space.max_vertices
+    n_ops = len(space.op_names) if space.is_labelled else 1
+    op_probs = np.full((v - 2, n_ops), 1.0 / n_ops) if space.is_labelled else None
+    return sample_map.probabilities(op_probs, np.full(v * (v - 1) // 2, 0.5))
+
+
+def num_decisions(space: Space) -> np.ndarray:
+    """``(N,)`` the decisions that describe each cell: its modules' operations (labelled spaces)
+    plus one present/absent choice per vertex pair of its matrix, ``(v-2) + v(v-1)/2``."""
+    v = space.num_vertices.astype(np.int64)
+    modules = (v - 2) if space.is_labelled else 0
+    return modules + v * (v - 1) // 2
+
+
+def score_cells(
+    scores: CellScores, prior: CellScores, kind: str = DEFAULT_SCORE, space: Space | None = None
+) -> np.ndarray:
+    """``(N,)`` the relative surrogate's score of every cell under ``kind`` (:data:`SCORES`).
+
+    ``likelihood_ratio``: ``log P_theta - log P_0`` (exactly 0 where the distributions agree);
+    ``sampling``: ``log P_theta``; ``per_decision``: the likelihood ratio over
+    :func:`num_decisions` (needs ``space``). Cells the trained process never produces score
+    ``-inf``.
+    """
+    if kind not in SCORES:
+        raise ConfigError(f"The 'score' must be one of {list(SCORES)}; got {kind!r}.")
+    if kind == "sampling":
+        return scores.log_probability
+    with np.errstate(invalid="ignore"):
+        ratio = scores.log_probability - prior.log_probability
+    ratio = np.where(scores.probability == prior.probability, 0.0, ratio)  # exact null
+    if kind == "likelihood_ratio":
+        return ratio
+    if space is None:
+        raise ConfigError("The 'per_decision' score needs the space (its cells' sizes).")
+    return ratio / num_decisions(space)
+
+
 def monte_carlo_probabilities(
     space: Space,
     op_probs: np.ndarray | None,
@@ -376,16 +437,50 @@ def architecture_hash(space: Space, indices: Sequence[int]) -> str:
     return canonical_hash([space[int(i)] for i in indices])
 
 
+def _ranks(values: np.ndarray) -> np.ndarray:
+    """``(N,)`` rank of every value, 1 = highest (ties share the lowest rank)."""
+    order = np.argsort(-values, kind="stable")
+    sorted_v = values[order]
+    first = np.r_[0, np.flatnonzero(sorted_v[1:] != sorted_v[:-1]) + 1]
+    rank_sorted = np.repeat(first + 1, np.diff(np.r_[first, len(order)]))
+    ranks = np.empty(len(order), dtype=np.int64)
+    ranks[order] = rank_sorted
+    return ranks
+
+
 @dataclass(frozen=True)
 class Ranking:
-    """The relative surrogate's answer for a trained supernet: one distribution per cell."""
+    """The relative surrogate's answer for a trained supernet: one distribution per cell, the
+    untrained prior they are measured against, and the name of the score that ranks them."""
 
     space: Space
     cells: tuple[CellScores, ...]
     seconds: float
+    prior: CellScores | None = None
+    score: str = DEFAULT_SCORE
+
+    def __post_init__(self) -> None:
+        if self.score not in SCORES:
+            raise ConfigError(f"The 'score' must be one of {list(SCORES)}; got {self.score!r}.")
+        if self.prior is None:
+            object.__setattr__(self, "prior", prior_probabilities(self.space))
+
+    def cell_scores(self, kind: str | None = None) -> list[np.ndarray]:
+        """One ``(N,)`` score array per supernet cell under ``kind`` (default: the ranking's)."""
+        assert self.prior is not None
+        kind = kind or self.score
+        return [score_cells(c, self.prior, kind, self.space) for c in self.cells]
+
+    def architecture_scores(self, indices: np.ndarray, kind: str | None = None) -> np.ndarray:
+        """``(n,)`` the score of each architecture of ``indices`` ``(n, K)`` (summed over cells)."""
+        idx = np.asarray(indices, dtype=np.int64).reshape(-1, len(self.cells))
+        per_cell = self.cell_scores(kind)
+        return np.sum([per_cell[c][idx[:, c]] for c in range(len(self.cells))], axis=0)
 
     def frame(self) -> pd.DataFrame:
-        """One row per (supernet cell, space cell): probability, log-probability and rank."""
+        """One row per (supernet cell, space cell): probability, log-probability, the prior's
+        log-probability, every score, and the rank under the ranking's score."""
+        assert self.prior is not None
         parts = []
         base = self.space.to_frame()[
             ["hash", "num_vertices", "num_edges", "edges"]
@@ -398,21 +493,29 @@ class Ranking:
             part.insert(0, "cell", c)
             part["probability"] = scores.probability
             part["log_probability"] = scores.log_probability
-            part["rank"] = scores.ranks()
+            part["log_prior"] = self.prior.log_probability
+            for kind in SCORES[:1] + SCORES[2:]:
+                part[kind] = score_cells(scores, self.prior, kind, self.space)
+            main = score_cells(scores, self.prior, self.score, self.space)
+            part["score"] = main
+            part["score_name"] = self.score
+            part["rank"] = _ranks(main)
             parts.append(part.sort_values(["rank", "space_index"]))
         return pd.concat(parts, ignore_index=True)
 
     def top_k(self, k: int) -> pd.DataFrame:
-        """The ``k`` most probable architectures (exact), with their cells in NAS-Bench-101 JSON."""
+        """The ``k`` best architectures under the ranking's score (exact), with their cells in
+        NAS-Bench-101 JSON and their raw log-probability beside the score."""
         rows = []
-        for rank, (score, idx) in enumerate(
-            joint_top_k([s.log_probability for s in self.cells], k), start=1
-        ):
+        logp = [s.log_probability for s in self.cells]
+        for rank, (score, idx) in enumerate(joint_top_k(self.cell_scores(), k), start=1):
             cells = [self.space[i] for i in idx]
             rows.append(
                 {
                     "rank": rank,
-                    "log_probability": score,
+                    "score": score,
+                    "score_name": self.score,
+                    "log_probability": float(sum(lp[i] for lp, i in zip(logp, idx, strict=True))),
                     "arch_hash": canonical_hash(cells),
                     "cell_hashes": ",".join(self.space.hashes[list(idx)]),
                     "architecture": json.dumps([cell.to_dict() for cell in cells]),
@@ -426,13 +529,18 @@ def rank_space(
     op_probs: np.ndarray,
     edge_probs: np.ndarray,
     op_names: Sequence[str] | None = None,
+    score: str = DEFAULT_SCORE,
 ) -> Ranking:
-    """Rank ``space`` for every supernet cell (exact; see the module docstring)."""
+    """Rank ``space`` for every supernet cell under ``score`` (exact; see the module docstring)."""
+    if score not in SCORES:
+        raise ConfigError(f"The 'score' must be one of {list(SCORES)}; got {score!r}.")
     if space.max_vertices * (space.max_vertices - 1) // 2 != np.shape(edge_probs)[-1]:
         raise ConfigError(
             f"The space has {space.max_vertices} vertices but the supernet's edge probabilities "
             f"have shape {np.shape(edge_probs)}."
         )
     start = time.perf_counter()
-    cells = cell_probabilities(space, op_probs, edge_probs, op_names)
-    return Ranking(space, tuple(cells), time.perf_counter() - start)
+    sample_map = SampleMap(space)
+    cells = cell_probabilities(space, op_probs, edge_probs, op_names, sample_map)
+    prior = prior_probabilities(space, sample_map)
+    return Ranking(space, tuple(cells), time.perf_counter() - start, prior, score)

@@ -174,6 +174,20 @@ def build_supernet(
     )
 
 
+def _space_cells(config: SupernetConfig) -> Any:
+    """The distinct labelled cells of the config's space (for uniform weight sampling)."""
+    from dagspace import enumerate_space
+    from dagspace.enumeration import MAX_ENUMERATION_VERTICES
+
+    if config.vertices > MAX_ENUMERATION_VERTICES:
+        raise ConfigError(
+            f"The config key 'weight_sampling' can be 'uniform' only for spaces of at most "
+            f"{MAX_ENUMERATION_VERTICES} vertices (they are enumerated); got vertices = "
+            f"{config.vertices}."
+        )
+    return enumerate_space(config.vertices, config.ops)
+
+
 def _chunks(n: int, batch_size: int) -> list[slice]:
     """Near-equal slices covering ``range(n)``, none larger than ``batch_size`` (so none is
     left with a single example when ``n >= 2``: batch norm needs two)."""
@@ -226,9 +240,15 @@ class _Trainer:
             momentum=config.weight_momentum,
             weight_decay=config.weight_decay,
         )
+        lrs = [config.arch_lr, config.arch_lr if config.edge_lr is None else config.edge_lr]
         self.arch_optimizer = torch.optim.Adam(
-            self.arch, lr=config.arch_lr, betas=(0.5, 0.999), weight_decay=config.arch_weight_decay
+            [{"params": [p], "lr": lr} for p, lr in zip(self.arch, lrs, strict=False)],
+            lr=config.arch_lr,
+            betas=(0.5, 0.999),
+            weight_decay=config.arch_weight_decay,
         )
+        self.uniform_cells = _space_cells(config) if config.weight_sampling == "uniform" else None
+        self.shortcut = config.vertices - 2  # the input -> output edge, triu order
         self.scheduler = torch.optim.lr_scheduler.CosineAnnealingLR(
             self.weight_optimizer, T_max=config.epochs, eta_min=config.weight_lr_min
         )
@@ -264,11 +284,13 @@ class _Trainer:
             file=sys.stderr,
             dynamic_ncols=True,
         )
+        warm = epoch < config.warmup_epochs  # weights only: no architecture update yet
         for step in bar:
             idx = order[step * batch : (step + 1) * batch]
             loss, correct = self._weight_step(train.x[idx], train.y[idx], tau, epoch, step)
             vidx = val_order[step * val_batch : (step + 1) * val_batch]
-            val_loss, val_correct = self._arch_step(val.x[vidx], val.y[vidx], tau, epoch, step)
+            arch_step = self._val_step if warm else self._arch_step
+            val_loss, val_correct = arch_step(val.x[vidx], val.y[vidx], tau, epoch, step)
             sums += (loss * batch, correct, val_loss * val_batch, val_correct)
             done_train, done_val = (step + 1) * batch, (step + 1) * val_batch
             bar.set_postfix(
@@ -324,12 +346,28 @@ class _Trainer:
             )
         return value
 
+    def _uniform_loss(self, x: torch.Tensor, y: torch.Tensor) -> tuple[torch.Tensor, int]:
+        """The loss of one architecture drawn uniformly from the space's distinct cells."""
+        assert self.uniform_cells is not None
+        picks = torch.randint(
+            len(self.uniform_cells), (self.supernet.num_cells,), generator=self.sample_generator
+        )
+        architecture = [self.uniform_cells[int(i)] for i in picks]  # Space indexing
+        with self.amp.autocast():
+            logits = self.supernet(x, architecture)  # (B, num_classes)
+        loss = F.cross_entropy(logits.float(), y)
+        return loss, int((logits.argmax(dim=1) == y).sum())
+
     def _weight_step(
         self, x: torch.Tensor, y: torch.Tensor, tau: float, epoch: int, step: int
     ) -> tuple[float, int]:
         """One SGD step of the shared weights on a training batch (a non-differentiable hard
-        sample: the architecture parameters are not in the graph)."""
-        loss, correct = self._loss(x, y, tau, differentiable=False)
+        sample, or a uniformly drawn cell with ``weight_sampling="uniform"``: the architecture
+        parameters are not in the graph)."""
+        if self.uniform_cells is None:
+            loss, correct = self._loss(x, y, tau, differentiable=False)
+        else:
+            loss, correct = self._uniform_loss(x, y)
         value = self._check_finite(loss, "training", epoch, step)
         self.weight_optimizer.zero_grad(set_to_none=True)
         self.scaler.scale(loss).backward()
@@ -348,12 +386,23 @@ class _Trainer:
         loss, correct = self._loss(x, y, tau, differentiable=True)
         value = self._check_finite(loss, "validation", epoch, step)
         grads = torch.autograd.grad(self.scaler.scale(loss), self.arch, allow_unused=True)
+        if self.config.shortcut == "frozen" and len(grads) > 1 and grads[1] is not None:
+            grads = (grads[0], grads[1].clone())
+            grads[1][:, self.shortcut] = 0.0  # the input -> output edge keeps its prior
         self.arch_optimizer.zero_grad(set_to_none=True)
         for param, grad in zip(self.arch, grads, strict=True):
             param.grad = grad  # None (skipped by Adam) when no module of it ran
         self.scaler.step(self.arch_optimizer)
         self.scaler.update()
         return value, correct
+
+    @torch.no_grad()
+    def _val_step(
+        self, x: torch.Tensor, y: torch.Tensor, tau: float, epoch: int, step: int
+    ) -> tuple[float, int]:
+        """A warm-up epoch's validation batch: the loss of a sample, no update."""
+        loss, correct = self._loss(x, y, tau, differentiable=False)
+        return self._check_finite(loss, "validation", epoch, step), correct
 
     # -- checkpoints --------------------------------------------------------------------------
     def state(self) -> dict[str, Any]:

@@ -170,3 +170,81 @@ def test_joint_top_k_equals_the_product_space(seed):
     assert got[0][1] == exhaustive[0][1]
     with pytest.raises(ConfigError, match="'k' must be a positive int"):
         joint_top_k(cells, 0)
+
+
+# -- the score: likelihood ratio against the untrained prior ---------------------------------
+def _untrained_supernet(vertices, cells=2, ops=NASBENCH101_OPS):
+    from surrogate.supernet import Supernet
+
+    return Supernet(vertices, cells, ops, input_shape=(1, 8, 8), num_classes=3, channels=4)
+
+
+@pytest.mark.parametrize(("v", "ops"), [(5, NASBENCH101_OPS), (4, NASBENCH101_OPS), (5, None)])
+def test_untrained_supernet_scores_exactly_zero_everywhere(v, ops):
+    """The null test: an untrained supernet shows no preference over the whole space."""
+    from surrogate.relative import SCORES, rank_space
+
+    net = _untrained_supernet(v)
+    space = enumerate_space(v, ops)
+    ranking = rank_space(space, net.op_probabilities(), net.edge_probabilities(), net.ops)
+    for kind in ("likelihood_ratio", "per_decision"):
+        for scores in ranking.cell_scores(kind):
+            assert np.array_equal(scores, np.zeros(len(space)))
+    assert ranking.score == SCORES[0] == "likelihood_ratio"
+    # while the raw sampling probability has a strong size preference
+    sampling = ranking.cell_scores("sampling")[0]
+    assert space.num_vertices[np.argmax(sampling)] == 2
+    top = ranking.top_k(3)
+    assert (top["score"] == 0).all() and (top["score_name"] == "likelihood_ratio").all()
+
+
+@pytest.mark.parametrize("seed", [0, 1])
+def test_likelihood_ratio_equals_brute_force(seed):
+    from surrogate.relative import prior_probabilities, score_cells
+
+    space = enumerate_space(4, NASBENCH101_OPS)
+    rng = np.random.default_rng(seed)
+    edge_probs = rng.uniform(0.05, 0.95, 6)
+    op_probs = rng.dirichlet(np.ones(3), 2)
+    sample_map = SampleMap(space)
+    scores = sample_map.probabilities(op_probs, edge_probs)
+    prior = prior_probabilities(space, sample_map)
+    expected_theta, _ = brute_force(space, op_probs, edge_probs)
+    expected_0, _ = brute_force(space, np.full((2, 3), 1 / 3), np.full(6, 0.5))
+    np.testing.assert_allclose(
+        score_cells(scores, prior), np.log(expected_theta) - np.log(expected_0), atol=1e-10
+    )
+    np.testing.assert_allclose(score_cells(scores, prior, "sampling"), np.log(expected_theta))
+
+
+def test_planted_op_preference_orders_by_modules_that_carry_it_not_by_size():
+    """conv3x3 at 0.9 in every module (edges untrained): s = a ln 2.7 + b ln 0.15 for a cell
+    with a conv3x3 modules and b others, whatever its topology or size."""
+    from surrogate.relative import rank_space
+
+    space = enumerate_space(5, NASBENCH101_OPS)
+    op_probs = np.tile([0.9, 0.05, 0.05], (2, 3, 1))  # (K, V-2, n_ops)
+    edge_probs = np.full((2, 10), 0.5)
+    ranking = rank_space(space, op_probs, edge_probs, NASBENCH101_OPS)
+    ops = space.ops[:, 1:-1]
+    interior = space.num_vertices - 2
+    a = ((ops == 2) & (np.arange(ops.shape[1]) < interior[:, None])).sum(axis=1)
+    expected = a * np.log(2.7) + (interior - a) * np.log(0.15)
+    for scores in ranking.cell_scores():
+        np.testing.assert_allclose(scores, expected, atol=1e-9)
+    # the top cell is a largest all-conv3x3 cell, not the empty cell the sampling score picks
+    best = ranking.top_k(1)
+    import json
+
+    cells = json.loads(best["architecture"].iloc[0])
+    assert all(len(c["ops"]) == 5 and set(c["ops"][1:-1]) == {"conv3x3-bn-relu"} for c in cells)
+    sampling_best = np.argmax(ranking.cell_scores("sampling")[0])
+    assert space.num_vertices[sampling_best] < 5
+
+
+def test_unknown_score_is_refused():
+    from surrogate.relative import rank_space
+
+    space = enumerate_space(4, NASBENCH101_OPS)
+    with pytest.raises(ConfigError, match="'score' must be one of"):
+        rank_space(space, np.full((1, 2, 3), 1 / 3), np.full((1, 6), 0.5), score="size")

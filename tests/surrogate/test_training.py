@@ -226,3 +226,60 @@ def test_bench_times_hard_and_soft_alternately() -> None:
     assert all(isinstance(v, (int, float, str)) for v in out.values())  # flat
     with pytest.raises(ConfigError, match="'epochs' of bench_supernet must be an int >= 1"):
         bench_supernet(random_dataset(), epochs=0)
+
+
+# --------------------------------------------------------------------------- remedies
+
+
+def test_warmup_epochs_leave_the_multinomials_at_their_prior() -> None:
+    result = train_supernet(
+        TINY.replace(epochs=3, warmup_epochs=2), random_dataset(), progress=False
+    )
+    first, second, third = result.history
+    for record in (first, second):
+        np.testing.assert_array_equal(record.op_probabilities, np.full((2, 2, 3), 1 / 3))
+        np.testing.assert_array_equal(record.edge_probabilities, np.full((2, 6), 0.5))
+        assert math.isfinite(record.val_loss)
+    assert not np.allclose(third.op_probabilities, 1 / 3)  # updates start after the warm-up
+
+
+def test_frozen_shortcut_keeps_the_input_output_edge_at_one_half() -> None:
+    result = train_supernet(TINY.replace(shortcut="frozen"), random_dataset(), progress=False)
+    edges = result.final.edge_probabilities  # (K, E); edge (0, V-1) has index V-2 = 2
+    np.testing.assert_array_equal(edges[:, 2], 0.5)
+    assert not np.allclose(np.delete(edges, 2, axis=1), 0.5)
+
+
+def test_edge_lr_moves_only_the_edges_faster() -> None:
+    base = train_supernet(TINY, random_dataset(), progress=False).final
+    fast = train_supernet(TINY.replace(edge_lr=0.3), random_dataset(), progress=False).final
+    moved = lambda p, prior: float(np.abs(p - prior).max())  # noqa: E731
+    assert moved(fast.edge_probabilities, 0.5) > 2 * moved(base.edge_probabilities, 0.5)
+
+
+def test_uniform_weight_sampling_trains_deterministically_and_learns() -> None:
+    config = TINY.replace(weight_sampling="uniform", epochs=4)
+    a = train_supernet(config, random_dataset(), progress=False)
+    b = train_supernet(config, random_dataset(), progress=False)
+    assert numbers(a.history) == numbers(b.history)
+    assert numbers(a.history) != numbers(train_supernet(TINY.replace(epochs=4), random_dataset(),
+                                                        progress=False).history)  # fmt: skip
+    assert a.history[-1].train_loss < a.history[0].train_loss
+    assert not np.allclose(a.final.op_probabilities, 1 / 3)
+
+
+@pytest.mark.parametrize(
+    ("changes", "message"),
+    [
+        ({"warmup_epochs": 3}, "'warmup_epochs' must be an int < epochs \\(3\\); got 3"),
+        (
+            {"weight_sampling": "fair"},
+            "'weight_sampling' must be one of \\['learned', 'uniform'\\]",
+        ),
+        ({"edge_lr": 0.0}, "'edge_lr' must be a finite number > 0.0 or null; got 0.0"),
+        ({"shortcut": "none"}, "'shortcut' must be one of \\['learned', 'frozen'\\]"),
+    ],
+)
+def test_remedy_options_are_checked(changes: dict, message: str) -> None:
+    with pytest.raises(ConfigError, match=message):
+        TINY.replace(**changes)
