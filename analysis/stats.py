@@ -21,11 +21,16 @@ from dagspace.random import SeedLike, check_random_state
 __all__ = [
     "Correlation",
     "MannWhitney",
+    "NoiseCeiling",
+    "PairedDifference",
     "Summary",
     "mann_whitney",
+    "noise_ceiling",
+    "paired_correlation_difference",
     "precision_at_k",
     "rank_correlation",
     "summarize",
+    "top_k_regret",
 ]
 
 _METHODS = ("kendall", "spearman")
@@ -321,3 +326,130 @@ def _top_k_probability(values: np.ndarray, k: int) -> np.ndarray:
     probability = above.astype(np.float64)
     probability[tied] = (k - above.sum()) / tied.sum()
     return probability
+
+
+@dataclass(frozen=True)
+class PairedDifference:
+    """``value = corr(a, truth) - corr(b, truth)`` on the same items, with a paired bootstrap
+    interval and two-sided p-value (the share of resamples on the other side of 0, doubled)."""
+
+    value: float
+    low: float
+    high: float
+    p_value: float
+    n: int
+    method: str
+    n_boot: int
+    reason: str | None = None
+
+
+@dataclass(frozen=True)
+class NoiseCeiling:
+    """How well one training seed predicts another: ``between_seeds`` is the mean correlation
+    over pairs of seeds, ``seed_vs_rest`` the mean over seeds of one seed against the mean of
+    the others (the ceiling for an estimator scored against a mean over seeds); intervals from
+    a bootstrap over architectures."""
+
+    between_seeds: Correlation
+    seed_vs_rest: Correlation
+    seeds: int
+
+
+def paired_correlation_difference(
+    a: Any,
+    b: Any,
+    truth: Any,
+    *,
+    method: Literal["kendall", "spearman"] = "kendall",
+    n_boot: int = 2000,
+    ci: float = 0.95,
+    seed: SeedLike = 0,
+) -> PairedDifference:
+    """Is ranking ``a`` closer to ``truth`` than ranking ``b``? A paired bootstrap over items:
+    every resample evaluates both correlations on the same items, so their shared noise cancels.
+
+    Items with a NaN in ``a``, ``b`` or ``truth`` are dropped. Too few items, or a constant
+    input, give NaN numbers and a ``reason``.
+    """
+    a, truth_a = _paired(a, truth, "paired_correlation_difference", ("a", "truth"))
+    b, _ = _paired(b, truth, "paired_correlation_difference", ("b", "truth"))
+    keep = ~(np.isnan(a) | np.isnan(b) | np.isnan(truth_a))
+    a, b, y = a[keep], b[keep], truth_a[keep]
+    nan = float("nan")
+    reason = _degenerate(a, y) or _degenerate(b, y)
+    if reason is not None or n_boot < 1:
+        return PairedDifference(nan, nan, nan, nan, int(a.size), method, int(n_boot),
+                                reason or "no bootstrap resamples")  # fmt: skip
+    ca = rank_correlation(a, y, method=method, n_boot=0).value
+    cb = rank_correlation(b, y, method=method, n_boot=0).value
+    indices = check_random_state(seed).integers(0, a.size, size=(int(n_boot), a.size))
+    diff = _resampled_correlations(a, y, indices, method) - _resampled_correlations(
+        b, y, indices, method
+    )
+    diff = diff[np.isfinite(diff)]
+    if diff.size == 0:
+        return PairedDifference(ca - cb, nan, nan, nan, int(a.size), method, int(n_boot),
+                                "every resample was degenerate")  # fmt: skip
+    alpha = (1.0 - ci) / 2.0
+    low, high = (float(q) for q in np.quantile(diff, [alpha, 1.0 - alpha]))
+    tail = min(int(np.sum(diff <= 0)), int(np.sum(diff >= 0)))
+    p = min(1.0, 2.0 * (tail + 1) / (diff.size + 1))  # never 0 from a finite bootstrap
+    return PairedDifference(float(ca - cb), low, high, float(p), int(a.size), method, int(n_boot))
+
+
+def noise_ceiling(
+    accuracies: Any,
+    *,
+    method: Literal["kendall", "spearman"] = "kendall",
+    n_boot: int = 2000,
+    ci: float = 0.95,
+    seed: SeedLike = 0,
+) -> NoiseCeiling:
+    """The noise ceiling of ``accuracies`` ``(n, S)``: architectures x training seeds (NaN for a
+    missing run; architectures without every seed are dropped). Needs ``S >= 2``."""
+    acc = np.asarray(accuracies, dtype=np.float64)
+    if acc.ndim != 2 or acc.shape[1] < 2:
+        raise AnalysisError(
+            "The 'accuracies' of noise_ceiling must be an (architectures, seeds) array with at "
+            f"least 2 seeds; got shape {acc.shape}."
+        )
+    acc = acc[np.all(np.isfinite(acc), axis=1)]
+    s = acc.shape[1]
+    pairs = [(i, j) for i in range(s) for j in range(i + 1, s)]
+    rest = [(acc[:, i], np.delete(acc, i, axis=1).mean(axis=1)) for i in range(s)]
+    between = _mean_correlation([(acc[:, i], acc[:, j]) for i, j in pairs], method, n_boot, ci,
+                                seed)  # fmt: skip
+    vs_rest = _mean_correlation(rest, method, n_boot, ci, seed)
+    return NoiseCeiling(between, vs_rest, s)
+
+
+def _mean_correlation(pairs, method, n_boot, ci, seed) -> Correlation:
+    """The mean correlation over several paired vectors of the same items, with a bootstrap
+    over items that resamples all pairs together."""
+    n = pairs[0][0].size
+    nan = float("nan")
+    reasons = [_degenerate(x, y) for x, y in pairs]
+    if any(reasons):
+        return Correlation(nan, nan, nan, n, method, nan, ci, n_boot, next(r for r in reasons if r))
+    values = [rank_correlation(x, y, method=method, n_boot=0).value for x, y in pairs]
+    low = high = nan
+    if n_boot > 0:
+        indices = check_random_state(seed).integers(0, n, size=(int(n_boot), n))
+        boot = np.mean([_resampled_correlations(x, y, indices, method) for x, y in pairs], axis=0)
+        if not np.all(np.isnan(boot)):
+            alpha = (1.0 - ci) / 2.0
+            low, high = (float(q) for q in np.nanquantile(boot, [alpha, 1.0 - alpha]))
+    return Correlation(float(np.mean(values)), low, high, n, method, nan, ci, int(n_boot))
+
+
+def top_k_regret(scores: Any, truth: Any, k: int) -> float:
+    """``max(truth) - max(truth of the k items that score highest)``: what trusting the
+    estimator's top ``k`` loses against the best item of the sample (0 = it found it).
+    NaN pairs are dropped; ties in ``scores`` at the cut are resolved by order of appearance."""
+    s, t = _paired(scores, truth, "top_k_regret", ("scores", "truth"))
+    keep = ~(np.isnan(s) | np.isnan(t))
+    s, t = s[keep], t[keep]
+    if s.size == 0:
+        return float("nan")
+    top = np.argsort(-s, kind="stable")[: max(1, min(int(k), s.size))]
+    return float(t.max() - t[top].max())

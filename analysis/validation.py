@@ -1,134 +1,265 @@
-"""Validation of the relative surrogate: stratified sampling, correlations with baselines, plot.
+"""Validation of the cheap estimators against architectures trained from scratch, with power.
 
-The surrogate scores an architecture by the sum of its cells' log-probabilities under the
-trained supernet. Validation draws ``n`` architectures *stratified over that score* (so the whole
-range is covered, not only the top), trains each from scratch, and compares the surrogate's
-ordering with the stand-alone accuracies by Kendall's tau and Spearman's rho (bootstrap 95%
-intervals) and by precision of the top-k. The same figures are given for two baselines that any
-surrogate must beat: the parameter count, and a random ranking.
+The protocol (:func:`run_validation`):
+
+1. **The sample.** A pool of ``pool`` architectures is drawn uniformly over distinct
+   architectures (each cell uniformly from the space's distinct cells); every estimator of
+   :mod:`analysis.estimators` scores the pool. The sample is the first ``n`` of the pool (the
+   unbiased, *uniform* part) plus every estimator's top ``include_top`` of the pool and the
+   surrogate's exact joint top ``include_top`` over the whole space, so the region that
+   search reaches is tested too. Its composition by cell size is reported.
+2. **Training.** Every architecture is trained from scratch once per seed of ``seeds`` (at
+   least 2), through the results store (a re-run trains nothing twice).
+3. **Figures.** The *noise ceiling* (Kendall tau between seeds, and of one seed against the
+   mean of the others); each estimator's Kendall tau and Spearman rho against the mean
+   accuracy over seeds with bootstrap 95% intervals over architectures, on the whole sample
+   and on its uniform part; tau over the ceiling; precision@k and the regret of each
+   estimator's top-k; a paired bootstrap test of ``tau(estimator) - tau(params)``; and the
+   signal-to-noise ratio of the data (spread of accuracy across architectures over the
+   seed-to-seed noise).
 """
 
 from __future__ import annotations
 
+import json
 import os
-from dataclasses import asdict, dataclass
+import time
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import pandas as pd
 
-from analysis.stats import Correlation, precision_at_k, rank_correlation
+from analysis.errors import AnalysisError
+from analysis.estimators import DEFAULT_ESTIMATORS, ESTIMATORS
+from analysis.stats import (
+    Correlation,
+    NoiseCeiling,
+    PairedDifference,
+    noise_ceiling,
+    paired_correlation_difference,
+    precision_at_k,
+    rank_correlation,
+    top_k_regret,
+)
 from dagspace.random import SeedLike, check_random_state
 
 __all__ = [
+    "EstimatorFigures",
     "ValidationConfig",
+    "ValidationError",
     "ValidationResult",
     "ValidationSummary",
     "plot_validation",
     "run_validation",
-    "stratified_architectures",
     "summarize_validation",
+    "uniform_architectures",
     "validation_preset",
 ]
 
+RUN_NAME = "validate"
+SCORE_PREFIX = "score_"
+BASELINE = "params"
 
-def stratified_architectures(
-    log_probs: list[np.ndarray],
-    n: int,
-    *,
-    seed: SeedLike = 0,
-    pool: int = 20_000,
-    include_top: int = 3,
-) -> tuple[np.ndarray, np.ndarray]:
-    """``n`` distinct architectures spread evenly over the surrogate's score.
 
-    A pool of ``pool`` architectures drawn uniformly (one cell per supernet cell, uniformly from
-    the space's cells) plus the exact joint top ``include_top`` is sorted by score and cut into
-    ``n`` strata of equal size; one architecture is drawn from each stratum (the best stratum
-    always yields the joint top-1, so the surrogate's own favourite is validated).
+class ValidationError(AnalysisError, ValueError):
+    """A validation that cannot be run as asked (too few architectures, a bad option)."""
 
-    Returns ``(indices (n, K) into the space, scores (n,))``, best score first.
+
+# -- the sample --------------------------------------------------------------------------------
+def uniform_architectures(sizes: list[int], n: int, *, seed: SeedLike = 0) -> np.ndarray:
+    """``(n, K)`` distinct architectures drawn uniformly: cell ``c`` uniform over ``sizes[c]``.
+
+    Duplicates are redrawn, so the result is a uniform sample without replacement.
     """
+    total = float(np.prod(np.asarray(sizes, dtype=np.float64)))
+    if n > total:
+        raise ValidationError(
+            f"Asked for {n} distinct architectures; the space holds only {int(total)}."
+        )
+    rng = check_random_state(seed)
+    picks: dict[tuple[int, ...], None] = {}
+    while len(picks) < n:
+        draw = np.stack([rng.integers(size, size=2 * n) for size in sizes], axis=1)
+        for row in map(tuple, draw.tolist()):
+            picks.setdefault(row, None)
+            if len(picks) == n:
+                break
+    return np.asarray(list(picks), dtype=np.int64).reshape(n, len(sizes))
+
+
+def _top(scores: np.ndarray, k: int) -> np.ndarray:
+    """Positions of the ``k`` highest finite scores (stable on ties)."""
+    order = np.argsort(-np.where(np.isnan(scores), -np.inf, scores), kind="stable")
+    return order[:k]
+
+
+def draw_sample(context: Any, config: ValidationConfig) -> tuple[np.ndarray, list[list[str]]]:
+    """The architectures to train ``(m, K)`` and the origins of each (``"uniform"``,
+    ``"top:<estimator>"``, ``"top:surrogate_exact"``); see the module docstring."""
+    from analysis.estimators import score_architectures
     from surrogate.relative import joint_top_k
 
-    rng = check_random_state(seed)
-    sizes = [len(lp) for lp in log_probs]
-    drawn = np.stack([rng.integers(size, size=pool) for size in sizes], axis=1)
-    top = np.asarray([idx for _, idx in joint_top_k(log_probs, include_top)], dtype=np.int64)
-    candidates = np.unique(np.concatenate([top.reshape(-1, len(sizes)), drawn]), axis=0)
-    scores = np.sum([lp[candidates[:, c]] for c, lp in enumerate(log_probs)], axis=0)
-    finite = np.isfinite(scores)
-    candidates, scores = candidates[finite], scores[finite]
-    if len(candidates) < n:
-        raise ValueError(
-            f"Only {len(candidates)} distinct architectures with a finite score; asked for n={n}."
-        )
-    order = np.argsort(-scores, kind="stable")
-    strata = np.array_split(order, n)
-    picks = [
-        stratum[0] if i == 0 else stratum[rng.integers(len(stratum))]
-        for i, stratum in enumerate(strata)
-    ]
-    return candidates[picks], scores[picks]
+    ranking = context.ranking
+    sizes = [len(ranking.space)] * len(ranking.cells)
+    pool = uniform_architectures(sizes, max(config.pool, config.n), seed=config.seed)
+    scores = score_architectures(context, pool, config.estimators)
+    origins: dict[tuple[int, ...], list[str]] = {}
+    for row in map(tuple, pool[: config.n].tolist()):
+        origins.setdefault(row, []).append("uniform")
+    for name in config.estimators:
+        if name == "random":
+            continue
+        for i in _top(scores[name], config.include_top):
+            origins.setdefault(tuple(pool[i].tolist()), []).append(f"top:{name}")
+    for _, idx in joint_top_k(ranking.cell_scores(), config.include_top):
+        origins.setdefault(tuple(int(i) for i in idx), []).append("top:surrogate_exact")
+    return np.asarray(list(origins), dtype=np.int64), list(origins.values())
+
+
+# -- the figures -------------------------------------------------------------------------------
+@dataclass(frozen=True)
+class EstimatorFigures:
+    """One estimator against the mean stand-alone accuracy over seeds."""
+
+    kendall: Correlation
+    spearman: Correlation
+    kendall_uniform: Correlation
+    tau_over_ceiling: float
+    precision_at_k: float
+    regret_at_k: float
+    vs_params: PairedDifference
 
 
 @dataclass(frozen=True)
 class ValidationSummary:
-    """The validation's figures: correlations of each ranking with stand-alone accuracy."""
+    """Every estimator's figures, the noise ceiling and the data's signal-to-noise ratio."""
 
     n: int
+    n_uniform: int
+    seeds: tuple[int, ...]
     target: str
     top_k: int
-    surrogate_kendall: Correlation
-    surrogate_spearman: Correlation
-    surrogate_precision_at_k: float
-    params_kendall: Correlation
-    params_spearman: Correlation
-    params_precision_at_k: float
-    random_kendall: Correlation
-    random_spearman: Correlation
-    random_precision_at_k: float
+    ceiling: NoiseCeiling | None
+    estimators: dict[str, EstimatorFigures]
+    signal_to_noise: dict[str, float]
+    composition: dict[str, dict[str, int]] = field(default_factory=dict)
+
+    @property
+    def best(self) -> str:
+        """The estimator with the highest Kendall tau (the random ranking excluded)."""
+        values = {k: v.kendall.value for k, v in self.estimators.items() if k != "random"}
+        finite = {k: v for k, v in values.items() if np.isfinite(v)}
+        return max(finite, key=finite.get) if finite else next(iter(self.estimators))
+
+    @property
+    def surrogate_kendall(self) -> Correlation:
+        return self.estimators["surrogate"].kendall
+
+    @property
+    def half_width(self) -> float:
+        """Half the width of the surrogate's tau interval (what the sample size buys; the best
+        estimator's where the surrogate was not scored)."""
+        name = "surrogate" if "surrogate" in self.estimators else self.best
+        tau = self.estimators[name].kendall
+        return float((tau.high - tau.low) / 2)
 
     def to_dict(self) -> dict:
-        return asdict(self)
+        out = asdict(self)
+        out["seeds"] = list(self.seeds)
+        out["best"] = self.best
+        out["half_width"] = self.half_width
+        return out
+
+
+def accuracy_matrix(frame: pd.DataFrame, target: str, seeds: tuple[int, ...]) -> np.ndarray:
+    """``(n, S)`` the target of every architecture under every seed (NaN where missing)."""
+    columns = [f"{target}_seed{s}" for s in seeds]
+    return frame[columns].to_numpy(dtype=float)
+
+
+def signal_to_noise(acc: np.ndarray) -> dict[str, float]:
+    """Spread of the mean accuracy across architectures against the seed-to-seed noise of one
+    training run: ``spread`` (std over architectures of the mean over seeds), ``seed_noise``
+    (root mean within-architecture variance), ``ratio`` = spread / seed_noise."""
+    done = acc[np.all(np.isfinite(acc), axis=1)]
+    if len(done) < 2 or done.shape[1] < 2:
+        return {"spread": float("nan"), "seed_noise": float("nan"), "ratio": float("nan")}
+    spread = float(np.std(done.mean(axis=1), ddof=1))
+    noise = float(np.sqrt(np.mean(np.var(done, axis=1, ddof=1))))
+    return {"spread": spread, "seed_noise": noise,
+            "ratio": spread / noise if noise > 0 else float("inf")}  # fmt: skip
 
 
 def summarize_validation(
     frame: pd.DataFrame,
     *,
+    seeds: tuple[int, ...] | None = None,
     target: str = "test_accuracy",
-    top_k: int = 5,
+    top_k: int = 10,
     seed: SeedLike = 0,
     n_boot: int = 2000,
 ) -> ValidationSummary:
-    """Correlations of ``surrogate_score``, ``params`` and a seeded random ranking with
-    ``target`` over the complete rows of ``frame`` (one row per architecture)."""
-    done = frame[np.isfinite(frame[target].to_numpy(dtype=float))]
-    truth = done[target].to_numpy(dtype=float)
-    rng = check_random_state(seed)
-    rankings = {
-        "surrogate": done["surrogate_score"].to_numpy(dtype=float),
-        "params": done["params"].to_numpy(dtype=float),
-        "random": rng.permutation(len(done)).astype(float),
-    }
+    """The figures of the module docstring from ``frame`` (one row per architecture, columns
+    ``score_<estimator>``, ``<target>_seed<s>``, ``<target>`` and ``uniform``); ``seeds``
+    default to every ``<target>_seed<s>`` column of the frame."""
+    if seeds is None:
+        prefix = f"{target}_seed"
+        seeds = tuple(int(c[len(prefix) :]) for c in frame.columns if c.startswith(prefix))
+    if not seeds:
+        raise ValidationError(f"The validation frame has no '{target}_seed<s>' column.")
+    acc = accuracy_matrix(frame, target, seeds)
+    complete = np.all(np.isfinite(acc), axis=1)
+    done = frame[complete]
+    truth = acc[complete].mean(axis=1)
+    uniform = done["uniform"].to_numpy(dtype=bool)
+    ceiling = noise_ceiling(acc[complete], n_boot=n_boot, seed=seed) if len(seeds) > 1 else None
     k = max(1, min(top_k, len(done)))
+    names = [c[len(SCORE_PREFIX) :] for c in frame.columns if c.startswith(SCORE_PREFIX)]
+    base = done[SCORE_PREFIX + BASELINE].to_numpy(dtype=float) if BASELINE in names else None
     figures = {}
-    for name, scores in rankings.items():
-        for method in ("kendall", "spearman"):
-            figures[f"{name}_{method}"] = rank_correlation(
-                scores, truth, method=method, n_boot=n_boot, seed=seed
-            )
-        figures[f"{name}_precision_at_k"] = (
-            precision_at_k(scores, truth, k) if len(done) else float("nan")
-        )
-    return ValidationSummary(n=len(done), target=target, top_k=k, **figures)
+    for name in names:
+        s = done[SCORE_PREFIX + name].to_numpy(dtype=float)
+        tau = rank_correlation(s, truth, n_boot=n_boot, seed=seed)
+        ceil = ceiling.seed_vs_rest.value if ceiling is not None else float("nan")
+        versus = (paired_correlation_difference(s, base, truth, n_boot=n_boot, seed=seed)
+                  if base is not None else PairedDifference(*([float("nan")] * 4), 0, "kendall",
+                                                            0, "no params"))  # fmt: skip
+        figures[name] = EstimatorFigures(
+            kendall=tau,
+            spearman=rank_correlation(s, truth, method="spearman", n_boot=n_boot, seed=seed),
+            kendall_uniform=rank_correlation(s[uniform], truth[uniform], n_boot=n_boot, seed=seed),
+            tau_over_ceiling=float(tau.value / ceil) if ceil and np.isfinite(ceil) else np.nan,
+            precision_at_k=precision_at_k(np.nan_to_num(s, nan=-np.inf), truth, k)
+            if len(done) else float("nan"),
+            regret_at_k=top_k_regret(s, truth, k),
+            vs_params=versus,
+        )  # fmt: skip
+    return ValidationSummary(
+        n=len(done), n_uniform=int(uniform.sum()), seeds=tuple(seeds), target=target,
+        top_k=k, ceiling=ceiling, estimators=figures, signal_to_noise=signal_to_noise(acc),
+        composition=composition(frame),
+    )  # fmt: skip
 
 
+def composition(frame: pd.DataFrame) -> dict[str, dict[str, int]]:
+    """How many cells of each vertex count the sample holds, in its uniform part and in the
+    estimators' top-k part."""
+    out: dict[str, dict[str, int]] = {}
+    for part, rows in (("uniform", frame[frame["uniform"]]), ("top_k", frame[~frame["uniform"]])):
+        sizes = [int(v) for text in rows["cell_vertices"] for v in str(text).split(",")]
+        values, counts = np.unique(sizes, return_counts=True) if sizes else ([], [])
+        out[part] = {f"{int(v)} vertices": int(c) for v, c in zip(values, counts, strict=True)}
+    return out
+
+
+# -- the plot ----------------------------------------------------------------------------------
 def plot_validation(
     frame: pd.DataFrame, summary: ValidationSummary, path: str | os.PathLike
 ) -> Path:
-    """Scatter of surrogate score against stand-alone accuracy, the correlation in the title."""
+    """Every estimator's tau with its interval, the noise ceiling as a band; then the best
+    estimator's scatter against the mean stand-alone accuracy."""
     import matplotlib
 
     matplotlib.use("Agg")
@@ -136,27 +267,44 @@ def plot_validation(
 
     from dagspace.io import atomic_write
 
-    done = frame[np.isfinite(frame[summary.target].to_numpy(dtype=float))]
-    fig, ax = plt.subplots(figsize=(6.4, 4.8))
-    points = ax.scatter(
-        done["surrogate_score"],
-        done[summary.target],
-        c=np.log10(done["params"]),
-        cmap="viridis",
-        edgecolors="k",
-        linewidths=0.4,
-        s=36,
-    )
-    fig.colorbar(points, ax=ax, label="log10(parameters)")
-    tau, rho = summary.surrogate_kendall, summary.surrogate_spearman
-    ax.set_title(
-        f"Kendall τ = {tau.value:.2f} [{tau.low:.2f}, {tau.high:.2f}], "
-        f"Spearman ρ = {rho.value:.2f} [{rho.low:.2f}, {rho.high:.2f}] (n = {summary.n})",
-        fontsize=9,
-    )
-    ax.set_xlabel("surrogate score (log-probability of the architecture)")
-    ax.set_ylabel(f"stand-alone {summary.target.replace('_', ' ')}")
-    ax.grid(alpha=0.3)
+    names = list(summary.estimators)
+    taus = [summary.estimators[n].kendall for n in names]
+    fig, (bars, scatter) = plt.subplots(1, 2, figsize=(12, 0.32 * len(names) + 2.2),
+                                        gridspec_kw={"width_ratios": [1.1, 1]})  # fmt: skip
+    y = np.arange(len(names))[::-1]
+    values = np.array([t.value for t in taus])
+    low = np.array([t.low for t in taus])
+    high = np.array([t.high for t in taus])
+    colors = ["tab:red" if n.startswith("surrogate") else "tab:gray" if n == "random"
+              else "tab:blue" for n in names]  # fmt: skip
+    if summary.ceiling is not None:
+        c = summary.ceiling.seed_vs_rest
+        bars.axvspan(c.low, c.high, color="gold", alpha=0.35, label="noise ceiling (95% CI)")
+        bars.axvline(c.value, color="goldenrod", lw=1.2)
+    bars.axvline(0, color="k", lw=0.8)
+    bars.errorbar(np.nan_to_num(values), y, xerr=[np.nan_to_num(values - low),
+                  np.nan_to_num(high - values)], fmt="none", ecolor="k", lw=1)  # fmt: skip
+    bars.scatter(np.nan_to_num(values), y, c=colors, zorder=3, edgecolors="k", linewidths=0.4)
+    bars.set_yticks(y, names, fontsize=8)
+    bars.set_xlim(-1, 1)
+    bars.set_xlabel(f"Kendall τ with mean stand-alone {summary.target.replace('_', ' ')}")
+    bars.set_title(f"n = {summary.n} architectures, {len(summary.seeds)} seeds each", fontsize=9)
+    bars.legend(loc="lower right", fontsize=7)
+    bars.grid(axis="x", alpha=0.3)
+
+    best = summary.best
+    acc = accuracy_matrix(frame, summary.target, summary.seeds)
+    complete = np.all(np.isfinite(acc), axis=1)
+    done = frame[complete]
+    points = scatter.scatter(done[SCORE_PREFIX + best], acc[complete].mean(axis=1),
+                             c=np.log10(done["params"].clip(lower=1)), cmap="viridis",
+                             edgecolors="k", linewidths=0.4, s=30)  # fmt: skip
+    fig.colorbar(points, ax=scatter, label="log10(parameters)")
+    t = summary.estimators[best].kendall
+    scatter.set_title(f"best: {best}, τ = {t.value:.2f} [{t.low:.2f}, {t.high:.2f}]", fontsize=9)
+    scatter.set_xlabel(f"{best} score")
+    scatter.set_ylabel(f"mean stand-alone {summary.target.replace('_', ' ')}")
+    scatter.grid(alpha=0.3)
     fig.tight_layout()
     with atomic_write(path, "wb") as handle:
         fig.savefig(handle, format="png", dpi=110)
@@ -165,24 +313,56 @@ def plot_validation(
 
 
 # -- the validation job ------------------------------------------------------------------------
-RUN_NAME = "validate"
-
-
 @dataclass(frozen=True)
 class ValidationConfig:
     """Everything a validation run depends on; stored with the run and compared on resume.
 
     ``supernet`` is a :class:`surrogate.SupernetConfig`, ``candidate`` a
-    :class:`surrogate.candidate.CandidateConfig`; ``n`` architectures are trained once per seed
-    in ``seeds``; ``top_k`` for the precision figure; ``seed`` for the sample and the bootstrap.
+    :class:`surrogate.candidate.CandidateConfig`; ``n`` uniform architectures out of a scored
+    ``pool``, plus every estimator's top ``include_top``; each trained once per seed of
+    ``seeds``; ``top_k`` for precision and regret; ``seed`` for the sample and the bootstrap.
     """
 
     supernet: Any
     candidate: Any
-    n: int = 30
-    seeds: tuple[int, ...] = (0,)
-    top_k: int = 5
+    n: int = 150
+    seeds: tuple[int, ...] = (0, 1)
+    top_k: int = 10
+    include_top: int = 3
+    pool: int = 300
+    estimators: tuple[str, ...] = DEFAULT_ESTIMATORS
+    target: str = "test_accuracy"
     seed: int = 0
+
+    def __post_init__(self) -> None:
+        for name in ("n", "top_k", "pool"):
+            value = getattr(self, name)
+            if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+                raise ValidationError(f"The validation's {name!r} must be an int >= 1; "
+                                      f"got {value!r}.")  # fmt: skip
+        if (
+            isinstance(self.include_top, bool)
+            or not isinstance(self.include_top, int)
+            or (self.include_top < 0)
+        ):
+            raise ValidationError(
+                f"The validation's 'include_top' must be an int >= 0; got {self.include_top!r}."
+            )
+        seeds = tuple(self.seeds)
+        if not seeds or len(set(seeds)) != len(seeds):
+            raise ValidationError(f"The validation's 'seeds' must be distinct ints; got {seeds}.")
+        object.__setattr__(self, "seeds", seeds)
+        unknown = [e for e in self.estimators if e not in ESTIMATORS]
+        if unknown:
+            raise ValidationError(
+                f"Unknown estimator(s) {unknown}; expected names from {sorted(ESTIMATORS)}."
+            )
+        object.__setattr__(self, "estimators", tuple(self.estimators))
+        if self.target not in ("test_accuracy", "val_accuracy"):
+            raise ValidationError(
+                "The validation's 'target' must be 'test_accuracy' or 'val_accuracy'; "
+                f"got {self.target!r}."
+            )
 
     def to_dict(self) -> dict:
         return {
@@ -191,20 +371,35 @@ class ValidationConfig:
             "n": self.n,
             "seeds": list(self.seeds),
             "top_k": self.top_k,
+            "include_top": self.include_top,
+            "pool": self.pool,
+            "estimators": list(self.estimators),
+            "target": self.target,
             "seed": self.seed,
         }
 
 
+VALIDATION_SIZES = {
+    # (n, pool, include_top, seeds)
+    "smoke": (6, 12, 1, (0, 1)),
+    "quick": (150, 300, 3, (0, 1)),
+    "paper": (200, 1000, 5, (0, 1, 2)),
+}
+
+
 def validation_preset(name: str) -> ValidationConfig:
-    """``smoke`` (seconds: tests), ``quick`` (minutes on a CPU, 30 architectures), ``paper``
-    (a GPU: 100 architectures at NAS-Bench-101's training budget)."""
+    """``smoke`` (seconds: tests), ``quick`` (a CPU: 150 uniform architectures, 2 seeds: a tau
+    interval of about +/-0.11), ``paper`` (a GPU: 200 architectures, 3 seeds)."""
     from surrogate.candidate import CANDIDATE_PRESETS
     from surrogate.config import PRESETS
 
-    sizes = {"smoke": 6, "quick": 30, "paper": 100}
-    if name not in sizes:
-        raise ValueError(f"Unknown validation preset {name!r}; expected one of {sorted(sizes)}.")
-    return ValidationConfig(PRESETS[name], CANDIDATE_PRESETS[name], n=sizes[name])
+    if name not in VALIDATION_SIZES:
+        raise ValidationError(
+            f"Unknown validation preset {name!r}; expected one of {sorted(VALIDATION_SIZES)}."
+        )
+    n, pool, include_top, seeds = VALIDATION_SIZES[name]
+    return ValidationConfig(PRESETS[name], CANDIDATE_PRESETS[name], n=n, pool=pool,
+                            include_top=include_top, seeds=seeds)  # fmt: skip
 
 
 @dataclass(frozen=True)
@@ -221,84 +416,51 @@ def run_validation(
     executor: Any = None,
     progress: bool = True,
 ) -> ValidationResult:
-    """Train (or reuse) the supernet in ``run``, draw ``config.n`` architectures stratified over
-    its score, train each from scratch (cached in ``run/results.sqlite``: a re-run trains
-    nothing twice), and write ``validation.csv``, ``summary.json``, ``validation.png`` and
+    """Train (or reuse) the supernet in ``run``, draw the sample, score it with every estimator,
+    train each architecture once per seed (cached in ``run/results.sqlite``), and write
+    ``validation.csv``, ``estimators.csv``, ``summary.json``, ``validation.png`` and
     ``evaluations.csv``."""
-    import time
-
-    from tqdm.auto import tqdm
-
-    from analysis.evaluation import Request, default_executor, train_architectures
+    from analysis.estimators import EstimatorContext, score_architectures
     from analysis.runs import dataset_spec, supernet_run, update_summary
-    from analysis.store import EvalStatus, SQLiteStore
-    from dagspace import canonical_hash
+    from analysis.store import SQLiteStore
     from dagspace.io import atomic_write
 
     start = time.perf_counter()
     run = Path(run)
     sn = supernet_run(run, config.supernet, progress=progress)
     supernet_seconds = time.perf_counter() - start
-    ranking = sn.ranking
-    if ranking is None:
-        raise ValueError("Validation needs a space of at most 7 vertices to rank.")
-    picks, scores = stratified_architectures(
-        [c.log_probability for c in ranking.cells], config.n, seed=config.seed
-    )
-    space = ranking.space
-    dataset = dataset_spec(config.supernet)
+    if sn.ranking is None:
+        raise ValidationError("Validation needs a space of at most 7 vertices to rank.")
     store = SQLiteStore(run / "results.sqlite")
     store.register_run(RUN_NAME, config.to_dict())
+    context = EstimatorContext(sn.ranking, sn.result.supernet, sn.dataset, config.candidate,
+                               seed=config.seed)  # fmt: skip
+    picks, origins = draw_sample(context, config)
+    scores = score_architectures(context, picks, config.estimators)
+    estimate_seconds = time.perf_counter() - start - supernet_seconds
+    archs = context.cells(picks)
 
-    archs = [tuple(space[int(i)] for i in row) for row in picks]
-    requests = [Request(cells, seed) for cells in archs for seed in config.seeds]
-    own = executor is None
-    executor = executor or default_executor(config.supernet.device)
     train_start = time.perf_counter()
     stored_before = len(store.records())
-    bar = tqdm(total=len(requests), desc="candidates", unit="arch", disable=not progress)
-    finished: dict[str, float] = {}
-    score_of = {canonical_hash(list(c)): s for c, s in zip(archs, scores, strict=True)}
-
-    def advance(request: Request, record: Any) -> None:
-        bar.update()
-        if record.status is EvalStatus.COMPLETE:
-            finished[record.arch_hash] = record.metrics["test_accuracy"]
-        if len(finished) >= 3:
-            names = list(finished)
-            tau = rank_correlation([score_of[h] for h in names], [finished[h] for h in names],
-                                   n_boot=0).value  # fmt: skip
-            bar.set_postfix(tau=f"{tau:.2f}", n=len(finished))
-
-    try:
-        records = train_architectures(
-            store, requests, run=RUN_NAME, method="validate", dataset=dataset,
-            config=config.candidate, executor=executor, on_record=advance,
-        )  # fmt: skip
-    finally:
-        bar.close()
-        if own:
-            executor.close()
+    records = _train(store, archs, config, dataset_spec(config.supernet), executor, progress)
     trained_now = len(store.records()) - stored_before
-    keys = {
-        (a, seed): r.key
-        for (a, seed), r in zip(
-            ((a, seed) for a in range(len(archs)) for seed in config.seeds), records, strict=True
-        )
-    }
     train_seconds = time.perf_counter() - train_start
 
-    frame = _frame(archs, scores, keys, store, config.seeds)
-    summary = summarize_validation(frame, top_k=config.top_k, seed=config.seed)
+    frame = _frame(archs, origins, scores, records, config.seeds)
+    summary = summarize_validation(frame, seeds=config.seeds, target=config.target,
+                                   top_k=config.top_k, seed=config.seed)  # fmt: skip
     report = {
         "summary": summary.to_dict(),
+        "score": sn.ranking.score,
         "n_requested": config.n,
+        "n_trained": len(frame),
         "seeds": list(config.seeds),
         "dataset": config.supernet.dataset,
         "trained_now": trained_now,
         "statuses": frame["status"].value_counts().to_dict(),
         "timing_s": {
             "supernet_and_ranking": round(supernet_seconds, 2),
+            "estimators": round(estimate_seconds, 2),
             "candidates": round(train_seconds, 2),
             "wall": round(time.perf_counter() - start, 2),
         },
@@ -306,6 +468,8 @@ def run_validation(
     }
     with atomic_write(run / "validation.csv", newline="") as handle:
         frame.to_csv(handle, index=False)
+    with atomic_write(run / "estimators.csv", newline="") as handle:
+        estimator_table(summary).to_csv(handle, index=False)
     update_summary(run, "validate", report)
     plot_validation(frame, summary, run / "validation.png")
     store.export_csv(run / "evaluations.csv")
@@ -313,41 +477,74 @@ def run_validation(
     return ValidationResult(frame, summary, report)
 
 
-def _frame(archs, scores, keys, store, seeds) -> pd.DataFrame:
-    """One row per sampled architecture: hashes, surrogate score and rank, and the stand-alone
-    results averaged over the seeds that completed."""
-    import json
+def _train(store, archs, config, dataset, executor, progress) -> dict[tuple[int, int], Any]:
+    """Train every (architecture, seed); the records by (architecture position, seed)."""
+    from tqdm.auto import tqdm
 
+    from analysis.evaluation import Request, default_executor, train_architectures
+
+    requests = [Request(cells, seed) for cells in archs for seed in config.seeds]
+    own = executor is None
+    executor = executor or default_executor(config.supernet.device)
+    bar = tqdm(total=len(requests), desc="candidates", unit="run", disable=not progress)
+    try:
+        records = train_architectures(
+            store, requests, run=RUN_NAME, method="validate", dataset=dataset,
+            config=config.candidate, executor=executor, on_record=lambda *_: bar.update(),
+        )  # fmt: skip
+    finally:
+        bar.close()
+        if own:
+            executor.close()
+    positions = ((a, seed) for a in range(len(archs)) for seed in config.seeds)
+    return dict(zip(positions, records, strict=True))
+
+
+def _frame(archs, origins, scores, records, seeds) -> pd.DataFrame:
+    """One row per architecture: hashes, origins, every estimator's score, the stand-alone
+    results of every seed and their mean over the seeds that completed."""
     from dagspace import canonical_hash
 
     rows = []
-    order = np.argsort(-np.asarray(scores), kind="stable")
-    rank = np.empty(len(scores), dtype=int)
-    rank[order] = np.arange(1, len(scores) + 1)
     for a, cells in enumerate(archs):
-        records = [store.find(keys[(a, seed)]) for seed in seeds]
-        complete = [r for r in records if r is not None and r.status.name == "COMPLETE"]
-        statuses = [r.status.name.lower() if r is not None else "missing" for r in records]
-        means = {
-            name: float(np.mean([r.metrics[name] for r in complete])) if complete else float("nan")
-            for name in ("params", "macs", "val_accuracy", "test_accuracy")
+        runs = [records[(a, seed)] for seed in seeds]
+        complete = [r.status.name == "COMPLETE" for r in runs]
+        row: dict[str, Any] = {
+            "arch_index": a,
+            "arch_hash": canonical_hash(list(cells)),
+            "origin": ";".join(origins[a]),
+            "uniform": "uniform" in origins[a],
+            "cell_vertices": ",".join(str(c.num_vertices) for c in cells),
         }
-        rows.append(
-            {
-                "arch_index": a,
-                "arch_hash": canonical_hash(cells),
-                "cell_hashes": ",".join(canonical_hash(c) for c in cells),
-                "surrogate_score": float(scores[a]),
-                "surrogate_rank": int(rank[a]),
-                "params": means["params"],
-                "macs": means["macs"],
-                "val_accuracy": means["val_accuracy"],
-                "test_accuracy": means["test_accuracy"],
-                "seeds_complete": len(complete),
-                "status": "complete"
-                if len(complete) == len(seeds)
-                else next(s for s in statuses if s != "complete"),
-                "architecture": json.dumps([c.to_dict() for c in cells]),
-            }
-        )
+        row.update({SCORE_PREFIX + name: float(values[a]) for name, values in scores.items()})
+        for metric in ("test_accuracy", "val_accuracy"):
+            for seed, r, ok in zip(seeds, runs, complete, strict=True):
+                row[f"{metric}_seed{seed}"] = r.metrics[metric] if ok else float("nan")
+        good = [r for r, ok in zip(runs, complete, strict=True) if ok]
+        for metric in ("test_accuracy", "val_accuracy", "params", "macs"):
+            row[metric] = float(np.mean([r.metrics[metric] for r in good])) if good else np.nan
+        statuses = [r.status.name.lower() for r in runs]
+        row["seeds_complete"] = sum(complete)
+        row["status"] = next((s for s in statuses if s != "complete"), "complete")
+        row["architecture"] = json.dumps([c.to_dict() for c in cells])
+        rows.append(row)
+    return pd.DataFrame(rows)
+
+
+def estimator_table(summary: ValidationSummary) -> pd.DataFrame:
+    """One row per estimator: tau and rho with intervals, tau on the uniform part, tau over the
+    ceiling, precision and regret at k, and the paired test against the parameter count."""
+    rows = []
+    for name, f in summary.estimators.items():
+        rows.append({
+            "estimator": name, "group": ESTIMATORS[name].group if name in ESTIMATORS else "",
+            "kendall": f.kendall.value, "kendall_low": f.kendall.low,
+            "kendall_high": f.kendall.high, "spearman": f.spearman.value,
+            "spearman_low": f.spearman.low, "spearman_high": f.spearman.high,
+            "kendall_uniform": f.kendall_uniform.value, "tau_over_ceiling": f.tau_over_ceiling,
+            f"precision_at_{summary.top_k}": f.precision_at_k,
+            f"regret_at_{summary.top_k}": f.regret_at_k,
+            "delta_tau_vs_params": f.vs_params.value, "delta_low": f.vs_params.low,
+            "delta_high": f.vs_params.high, "p_vs_params": f.vs_params.p_value,
+        })  # fmt: skip
     return pd.DataFrame(rows)

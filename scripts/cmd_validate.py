@@ -48,8 +48,33 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     )
     p.add_argument("--run", type=Path, required=True, metavar="DIR", help="run directory")
     p.add_argument("--preset", choices=("smoke", "quick", "paper"), default="quick")
-    p.add_argument("--n", type=int, help="architectures to train (default: the preset's)")
-    p.add_argument("--seeds", default="0", help="comma-separated training seeds")
+    p.add_argument(
+        "--n",
+        type=int,
+        help="uniformly drawn architectures to train (default: "
+        "the preset's; every estimator's top of the pool is added)",
+    )
+    p.add_argument(
+        "--pool",
+        type=int,
+        help="architectures scored by every estimator, whose "
+        "top --include-top join the sample (default: the preset's)",
+    )
+    p.add_argument(
+        "--include-top",
+        type=int,
+        help="each estimator's top architectures of the "
+        "pool added to the sample (default: the preset's)",
+    )
+    p.add_argument(
+        "--seeds",
+        help="comma-separated training seeds, at least 2 for a noise "
+        "ceiling (default: the preset's)",
+    )
+    p.add_argument(
+        "--estimators",
+        help="comma-separated estimators (default: every one registered in analysis.estimators)",
+    )
     add_executor_arguments(p)
     p.add_argument("--device", help="auto, cpu, cuda or cuda:N (supernet and candidates)")
     p.add_argument("--no-progress", action="store_true")
@@ -64,14 +89,18 @@ def run(args: argparse.Namespace) -> int:
     from surrogate.errors import ConfigError
 
     config = validation_preset(args.preset)
-    try:
-        seeds = tuple(int(s) for s in args.seeds.split(","))
-    except ValueError:
-        message = f"--seeds must be comma-separated integers; got {args.seeds!r}."
-        raise ConfigError(message) from None
-    changes = {"seeds": seeds}
-    if args.n is not None:
-        changes["n"] = args.n
+    changes: dict = {}
+    if args.seeds is not None:
+        try:
+            changes["seeds"] = tuple(int(s) for s in args.seeds.split(","))
+        except ValueError:
+            message = f"--seeds must be comma-separated integers; got {args.seeds!r}."
+            raise ConfigError(message) from None
+    if args.estimators is not None:
+        changes["estimators"] = tuple(e.strip() for e in args.estimators.split(",") if e.strip())
+    for name in ("n", "pool", "include_top"):
+        if getattr(args, name) is not None:
+            changes[name] = getattr(args, name)
     if args.device is not None:
         changes["supernet"] = config.supernet.replace(device=args.device)
     config = dataclasses.replace(config, **changes)
@@ -81,12 +110,16 @@ def run(args: argparse.Namespace) -> int:
     with executor:
         result = run_validation(args.run, config, executor=executor, progress=not args.no_progress)
     s = result.summary
-    tau, rho = s.surrogate_kendall, s.surrogate_spearman
-    print(
-        f"validated {s.n} architectures in {result.report['timing_s']['wall']:.0f} s: "
-        f"Kendall tau {tau.value:.3f} [{tau.low:.3f}, {tau.high:.3f}], Spearman rho "
-        f"{rho.value:.3f} [{rho.low:.3f}, {rho.high:.3f}]; params tau "
-        f"{s.params_kendall.value:.3f}, random tau {s.random_kendall.value:.3f} -> "
-        f"{args.run / 'summary.json'}"
-    )
+    wall = result.report["timing_s"]["wall"]
+    print(f"validated {s.n} architectures x {len(s.seeds)} seeds in {wall:.0f} s -> "
+          f"{args.run / 'estimators.csv'}")  # fmt: skip
+    if s.ceiling is not None:
+        c = s.ceiling.seed_vs_rest
+        print(f"  noise ceiling (one seed vs the rest): Kendall tau {c.value:.3f} "
+              f"[{c.low:.3f}, {c.high:.3f}]")  # fmt: skip
+    for name, f in s.estimators.items():
+        t, d = f.kendall, f.vs_params
+        versus = "" if name == "params" else f"  vs params {d.value:+.3f} (p {d.p_value:.3f})"
+        print(f"  {name:24s} Kendall tau {t.value:+.3f} [{t.low:+.3f}, {t.high:+.3f}]{versus}")
+    print(f"  best: {s.best}; surrogate tau interval +/-{s.half_width:.2f}")
     return 0

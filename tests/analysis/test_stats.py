@@ -272,3 +272,78 @@ def test_summarize_small_and_bad_samples() -> None:
     assert empty.n == 0 and math.isnan(empty.median)
     with pytest.raises(AnalysisError, match=r"'values' of summarize must be a 1-D array of num"):
         summarize(["fast", "slow"])
+
+
+# -- noise ceiling, paired differences, regret -------------------------------------------------
+
+
+def test_paired_difference_of_a_ranking_with_itself_is_exactly_zero():
+    from analysis.stats import paired_correlation_difference
+
+    x, y = correlated(40, 0)
+    d = paired_correlation_difference(x, x.copy(), y, n_boot=500, seed=1)
+    assert d.value == 0.0 and d.low == 0.0 and d.high == 0.0 and d.p_value == 1.0
+
+
+def test_paired_difference_recovers_a_planted_better_ranking():
+    from analysis.stats import paired_correlation_difference
+
+    rng = np.random.default_rng(0)
+    truth = rng.normal(size=80)
+    good, bad = truth + 0.3 * rng.normal(size=80), rng.normal(size=80)
+    d = paired_correlation_difference(good, bad, truth, n_boot=1000, seed=0)
+    tau_good = scipy_stats.kendalltau(good, truth).statistic
+    tau_bad = scipy_stats.kendalltau(bad, truth).statistic
+    assert d.value == pytest.approx(tau_good - tau_bad)
+    assert d.low > 0 and d.p_value < 0.01
+    again = paired_correlation_difference(good, bad, truth, n_boot=1000, seed=0)
+    assert again == d
+
+
+def test_paired_difference_reports_degenerate_input():
+    from analysis.stats import paired_correlation_difference
+
+    d = paired_correlation_difference([1.0, 1.0, 1.0], [1.0, 2.0, 3.0], [1.0, 2.0, 3.0])
+    assert math.isnan(d.value) and "constant" in d.reason
+
+
+def test_noise_ceiling_of_identical_seeds_is_one_and_of_pure_noise_near_zero():
+    from analysis.stats import noise_ceiling
+
+    rng = np.random.default_rng(0)
+    truth = rng.normal(size=60)
+    same = noise_ceiling(np.stack([truth, truth, truth], axis=1), n_boot=200)
+    assert same.between_seeds.value == pytest.approx(1.0) and same.seeds == 3
+    assert same.seed_vs_rest.value == pytest.approx(1.0)
+    noise = noise_ceiling(rng.normal(size=(400, 2)), n_boot=200)
+    assert abs(noise.between_seeds.value) < 0.1
+    assert noise.between_seeds.low < 0 < noise.between_seeds.high
+
+
+def test_noise_ceiling_matches_the_hand_computation():
+    from analysis.stats import noise_ceiling
+
+    acc = np.random.default_rng(3).normal(size=(30, 3))
+    c = noise_ceiling(acc, n_boot=0)
+    tau = lambda a, b: scipy_stats.kendalltau(a, b).statistic  # noqa: E731
+    pairs = np.mean([tau(acc[:, 0], acc[:, 1]), tau(acc[:, 0], acc[:, 2]),
+                     tau(acc[:, 1], acc[:, 2])])  # fmt: skip
+    rest = np.mean([tau(acc[:, i], np.delete(acc, i, axis=1).mean(axis=1)) for i in range(3)])
+    assert c.between_seeds.value == pytest.approx(pairs)
+    assert c.seed_vs_rest.value == pytest.approx(rest)
+
+
+def test_noise_ceiling_needs_two_seeds():
+    from analysis.stats import noise_ceiling
+
+    with pytest.raises(AnalysisError, match="at least 2 seeds; got shape \\(5, 1\\)"):
+        noise_ceiling(np.zeros((5, 1)))
+
+
+def test_top_k_regret():
+    from analysis.stats import top_k_regret
+
+    truth = np.array([0.9, 0.5, 0.7, 0.95])
+    assert top_k_regret([4, 3, 2, 1], truth, 1) == pytest.approx(0.05)
+    assert top_k_regret([1, 2, 3, 4], truth, 1) == 0.0
+    assert top_k_regret([4, 3, 2, 1], truth, 4) == 0.0

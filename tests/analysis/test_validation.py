@@ -1,61 +1,108 @@
+"""Tests of :mod:`analysis.validation`: the uniform sample, the figures on planted and null
+data (noise ceiling, paired tests, regret), the composition and the plot."""
+
 from __future__ import annotations
+
+import json
 
 import numpy as np
 import pandas as pd
 import pytest
 
-from analysis.validation import plot_validation, stratified_architectures, summarize_validation
+from analysis.validation import (
+    ValidationConfig,
+    ValidationError,
+    estimator_table,
+    plot_validation,
+    summarize_validation,
+    uniform_architectures,
+)
 
 
-def test_stratified_sample_covers_the_score_range_and_includes_the_top():
-    rng = np.random.default_rng(0)
-    log_probs = [np.log(rng.dirichlet(np.ones(40))) for _ in range(3)]
-    picks, scores = stratified_architectures(log_probs, 20, seed=1)
-    assert picks.shape == (20, 3) and len({tuple(p) for p in picks.tolist()}) == 20
-    best = tuple(int(np.argmax(lp)) for lp in log_probs)
-    assert tuple(picks[0]) == best
-    np.testing.assert_allclose(
-        scores, [sum(lp[i] for lp, i in zip(log_probs, p, strict=True)) for p in picks.tolist()]
-    )
-    assert np.all(np.diff(scores) <= 0)
-    # one pick per stratum: the picks spread over the pool's range, not only its top
-    _, pool_scores = stratified_architectures(log_probs, 400, seed=1)
-    assert scores[-1] < np.quantile(pool_scores, 0.1)
-    again, _ = stratified_architectures(log_probs, 20, seed=1)
-    np.testing.assert_array_equal(picks, again)
+def test_uniform_sample_is_distinct_seeded_and_uniform():
+    picks = uniform_architectures([40, 40, 40], 200, seed=1)
+    assert picks.shape == (200, 3) and len({tuple(p) for p in picks.tolist()}) == 200
+    np.testing.assert_array_equal(picks, uniform_architectures([40, 40, 40], 200, seed=1))
+    counts = np.bincount(picks.ravel(), minlength=40)
+    assert counts.min() > 0  # every cell appears: no cell is favoured by the draw
+    small = uniform_architectures([2, 3], 6, seed=0)
+    assert {tuple(p) for p in small.tolist()} == {(a, b) for a in range(2) for b in range(3)}
+    with pytest.raises(ValidationError, match="Asked for 7 distinct architectures; the space "
+                                              "holds only 6"):  # fmt: skip
+        uniform_architectures([2, 3], 7)
 
 
-def test_stratified_sample_skips_impossible_architectures():
-    log_probs = [np.array([0.0, -np.inf, -1.0]), np.array([-np.inf, -0.5])]
-    picks, scores = stratified_architectures(log_probs, 2, seed=0, pool=100)
-    assert np.isfinite(scores).all() and set(picks[:, 1].tolist()) == {1}
-    with pytest.raises(ValueError, match="Only 2 distinct architectures"):
-        stratified_architectures(log_probs, 3, seed=0, pool=100)
-
-
-def make_frame(n=30, seed=0):
+def make_frame(n=60, seeds=(0, 1), noise=0.005, seed=0):
+    """A planted estimator (close to the truth), a pure-noise one, params, random."""
     rng = np.random.default_rng(seed)
-    score = rng.normal(size=n)
-    return pd.DataFrame(
-        {
-            "surrogate_score": score,
-            "test_accuracy": 0.8 + 0.05 * score + 0.01 * rng.normal(size=n),
-            "params": rng.integers(1000, 5000, size=n),
-        }
-    )
+    quality = rng.normal(size=n)
+    frame = pd.DataFrame({
+        "uniform": np.arange(n) < n - 10,
+        "cell_vertices": ["5,4" if i % 2 else "3,5" for i in range(n)],
+        "score_planted": quality + 0.2 * rng.normal(size=n),
+        "score_noise": rng.normal(size=n),
+        "score_params": rng.integers(1000, 5000, size=n).astype(float),
+        "score_random": rng.permutation(n).astype(float),
+        "params": 1000.0,
+    })  # fmt: skip
+    for s in seeds:
+        frame[f"test_accuracy_seed{s}"] = 0.8 + 0.02 * quality + noise * rng.normal(size=n)
+    frame["test_accuracy"] = frame[[f"test_accuracy_seed{s}" for s in seeds]].mean(axis=1)
+    return frame
 
 
-def test_summary_figures(tmp_path):
+def test_summary_recovers_a_planted_estimator_and_shows_none_in_noise(tmp_path):
     frame = make_frame()
-    frame.loc[3, "test_accuracy"] = np.nan  # a failed candidate is left out, not fatal
-    summary = summarize_validation(frame, seed=0, n_boot=300)
-    assert summary.n == 29
-    assert summary.surrogate_kendall.value > 0.6
-    assert summary.surrogate_kendall.low <= summary.surrogate_kendall.value
-    assert summary.surrogate_precision_at_k >= 0.6
-    assert abs(summary.random_kendall.value) < 0.4 and abs(summary.params_kendall.value) < 0.4
-    assert summary.to_dict()["surrogate_spearman"]["method"] == "spearman"
-    again = summarize_validation(frame, seed=0, n_boot=300)
-    assert again == summary
-    png = plot_validation(frame, summary, tmp_path / "scatter.png")
+    frame.loc[3, "test_accuracy_seed1"] = np.nan  # a failed run is left out, not fatal
+    s = summarize_validation(frame, top_k=5, n_boot=300)
+    assert s.n == 59 and s.n_uniform == 49 and s.seeds == (0, 1)
+    planted, noise = s.estimators["planted"], s.estimators["noise"]
+    assert planted.kendall.value > 0.6 and planted.kendall.low > 0.4
+    assert noise.kendall.low < 0 < noise.kendall.high
+    assert planted.vs_params.low > 0 and planted.vs_params.p_value < 0.01
+    assert noise.vs_params.p_value > 0.05  # "not distinguishable"
+    assert s.ceiling.seed_vs_rest.value > 0.7
+    assert planted.tau_over_ceiling == pytest.approx(
+        planted.kendall.value / s.ceiling.seed_vs_rest.value
+    )
+    assert planted.regret_at_k <= noise.regret_at_k
+    assert s.best == "planted"
+    assert s.signal_to_noise["ratio"] > 2
+    assert s.composition["uniform"] == {"3 vertices": 25, "4 vertices": 25, "5 vertices": 50}
+    again = summarize_validation(frame, top_k=5, n_boot=300)  # NaN != NaN: compare as JSON
+    assert json.dumps(again.to_dict(), default=float) == json.dumps(s.to_dict(), default=float)
+    table = estimator_table(s)
+    assert list(table["estimator"]) == ["planted", "noise", "params", "random"]
+    png = plot_validation(frame, s, tmp_path / "validation.png")
     assert png.read_bytes()[:4] == b"\x89PNG"
+
+
+def test_pure_noise_data_has_no_ceiling_and_no_signal():
+    frame = make_frame(n=200, noise=1.0)
+    s = summarize_validation(frame, n_boot=300)
+    assert abs(s.ceiling.between_seeds.value) < 0.15
+    assert s.signal_to_noise["ratio"] < 1
+
+
+def test_the_summary_needs_seed_columns():
+    frame = make_frame().drop(columns=["test_accuracy_seed0", "test_accuracy_seed1"])
+    with pytest.raises(ValidationError, match="no 'test_accuracy_seed<s>' column"):
+        summarize_validation(frame)
+
+
+@pytest.mark.parametrize(
+    ("changes", "message"),
+    [
+        ({"n": 0}, "'n' must be an int >= 1; got 0"),
+        ({"seeds": (1, 1)}, "'seeds' must be distinct ints; got \\(1, 1\\)"),
+        ({"estimators": ("surrogate", "magic")}, "Unknown estimator\\(s\\) \\['magic'\\]"),
+        ({"target": "loss"}, "'target' must be 'test_accuracy' or 'val_accuracy'"),
+        ({"include_top": -1}, "'include_top' must be an int >= 0; got -1"),
+    ],
+)
+def test_bad_validation_configs(changes, message):
+    from surrogate.candidate import CANDIDATE_PRESETS
+    from surrogate.config import PRESETS
+
+    with pytest.raises(ValidationError, match=message):
+        ValidationConfig(PRESETS["smoke"], CANDIDATE_PRESETS["smoke"], **changes)

@@ -23,8 +23,8 @@ def smoke_validate(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, str]
 
 def test_validate_writes_every_output(smoke_validate: tuple[Path, str]) -> None:
     run, _ = smoke_validate
-    for name in ("validation.csv", "summary.json", "validation.png", "evaluations.csv",
-                 "results.sqlite", "ranking.csv", "supernet.pt"):  # fmt: skip
+    for name in ("validation.csv", "estimators.csv", "summary.json", "validation.png",
+                 "evaluations.csv", "results.sqlite", "ranking.csv", "supernet.pt"):  # fmt: skip
         assert (run / name).stat().st_size > 0, name
     assert (run / "validation.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
 
@@ -33,42 +33,68 @@ def test_validation_csv_has_one_row_per_architecture(smoke_validate: tuple[Path,
     run, text = smoke_validate
     frame = pd.read_csv(run / "validation.csv")
     summary = json.loads(text)
-    assert len(frame) == summary["n_requested"] == 6
+    assert summary["n_requested"] == 6 and frame["uniform"].sum() == 6
+    assert len(frame) == summary["n_trained"] > 6  # the estimators' top-1 of the pool join
     assert frame["arch_hash"].is_unique
     assert set(frame["status"]) <= {"complete", "diverged", "failed"}
     done = frame[frame["status"] == "complete"]
     assert len(done) >= 5
-    assert ((done["test_accuracy"] >= 0) & (done["test_accuracy"] <= 1)).all()
+    for column in ("test_accuracy", "test_accuracy_seed0", "test_accuracy_seed1"):
+        assert ((done[column] >= 0) & (done[column] <= 1)).all()
     assert (done["params"] > 0).all()
-    # ranks follow the scores: rank 1 has the highest surrogate score
-    ordered = frame.sort_values("surrogate_rank")
-    assert ordered["surrogate_score"].is_monotonic_decreasing
-    assert sorted(frame["surrogate_rank"]) == list(range(1, 7))
+    # every origin is uniform or an estimator's top, and every estimator scored every row
+    origins = {o for text in frame["origin"] for o in text.split(";")}
+    assert "uniform" in origins and "top:surrogate_exact" in origins
+    assert origins <= {"uniform", "top:surrogate_exact"} | {
+        f"top:{c.removeprefix('score_')}" for c in frame.columns if c.startswith("score_")
+    }
+    # the stored params are the estimator's params (the same network)
+    assert (done["params"] == done["score_params"]).all()
 
 
-def test_summary_reports_correlations_with_intervals(smoke_validate: tuple[Path, str]) -> None:
-    _, text = smoke_validate
+def test_summary_reports_every_estimator_with_intervals(smoke_validate: tuple[Path, str]) -> None:
+    run, text = smoke_validate
     report = json.loads(text)
     s = report["summary"]
-    for name in ("surrogate_kendall", "surrogate_spearman", "params_kendall", "random_kendall"):
-        figure = s[name]
-        assert -1 <= figure["value"] <= 1, name
+    assert report["score"] == "likelihood_ratio"
+    names = (
+        "surrogate",
+        "surrogate_sampling",
+        "one_shot_accuracy",
+        "synflow",
+        "naswot",
+        "snip",
+        "grad_norm",
+        "jacob_cov",
+        "params",
+        "macs",
+        "random",
+        "depth",
+    )
+    for name in names:
+        figure = s["estimators"][name]["kendall"]
+        assert -1 <= figure["value"] <= 1 or math.isnan(figure["value"]), name
         assert figure["low"] <= figure["value"] <= figure["high"] or math.isnan(figure["low"])
+    ceiling = s["ceiling"]["seed_vs_rest"]
+    assert -1 <= ceiling["value"] <= 1
     assert report["dataset"] == "digits"
-    assert report["seeds"] == [0]
-    assert report["trained_now"] == 6
+    assert report["seeds"] == [0, 1]
+    assert report["trained_now"] == 2 * report["n_trained"]
     assert report["timing_s"]["wall"] > 0
+    table = pd.read_csv(run / "estimators.csv")
+    assert "p_vs_params" in table and len(table) == len(s["estimators"])
 
 
 def test_store_holds_every_evaluation(smoke_validate: tuple[Path, str]) -> None:
-    run, _ = smoke_validate
+    run, text = smoke_validate
     with sqlite3.connect(run / "results.sqlite") as conn:
         rows = conn.execute(
-            "SELECT evaluator, status, attempt FROM evaluations WHERE run = 'validate'"
+            "SELECT evaluator, status, attempt, seed FROM evaluations WHERE run = 'validate'"
         ).fetchall()
-    assert len(rows) == 6
+    assert len(rows) == 2 * json.loads(text)["n_trained"]
     assert {r[0] for r in rows} == {"standalone"}
     assert {r[2] for r in rows} == {1}
+    assert {r[3] for r in rows} == {0, 1}
 
 
 def test_rerun_trains_nothing_and_gives_the_same_figures(
@@ -79,7 +105,8 @@ def test_rerun_trains_nothing_and_gives_the_same_figures(
     again = json.loads((run / "summary.json").read_text())["validate"]
     assert again["trained_now"] == 0
     assert again["summary"] == json.loads(text)["summary"]
-    assert "Kendall tau" in capsys.readouterr().out
+    out = capsys.readouterr().out
+    assert "noise ceiling" in out and "Kendall tau" in out and "best:" in out
 
 
 def test_a_different_config_in_the_same_run_is_refused(
