@@ -145,38 +145,50 @@ def _one_shot_loss(context: EstimatorContext, indices: np.ndarray) -> np.ndarray
 
 
 # -- zero-cost proxies and the stand-alone network's cost -------------------------------------
-def _network_figures(context: EstimatorContext, indices: np.ndarray) -> dict[tuple, dict]:
-    """Zero-cost proxies, parameters and MACs of each architecture's fresh network (cached)."""
-    import torch
-
-    from surrogate.candidate import build_network
-    from surrogate.device import derive_seeds
-    from surrogate.network import count_macs, count_parameters
-    from surrogate.zero_cost import zero_cost_scores
-
-    context.need("dataset", "candidate", estimator="zero-cost and size")
-    done: dict[tuple, dict] = context.cache.setdefault("network", {})
-    init_seed = derive_seeds(context.seed, 3)[0]
+def _cached(context: EstimatorContext, key: str, indices: np.ndarray, compute) -> np.ndarray:
+    """``compute(cells) -> float`` for every architecture not in ``context.cache[key]``."""
+    done: dict[tuple, float] = context.cache.setdefault(key, {})
     for row, cells in zip(np.asarray(indices), context.cells(indices), strict=True):
-        if tuple(row) in done:
-            continue
-        figures = zero_cost_scores(
-            cells, context.dataset, context.candidate, seed=context.seed,
-            batch_size=context.proxy_batch,
-        )  # fmt: skip
-        with torch.random.fork_rng(devices=[]):
-            network = build_network(cells, context.dataset, context.candidate, init_seed,
-                                    torch.device("cpu"))  # fmt: skip
-        figures["params"] = float(count_parameters(network))
-        figures["macs"] = float(count_macs(network, context.dataset.input_shape))
-        done[tuple(row)] = figures
-    return done
+        if tuple(row) not in done:
+            done[tuple(row)] = float(compute(cells))
+    return np.array([done[tuple(row)] for row in np.asarray(indices)], dtype=np.float64)
 
 
-def _network_figure(name: str) -> EstimatorFn:
+def _proxy(name: str) -> EstimatorFn:
     def score(context: EstimatorContext, indices: np.ndarray) -> np.ndarray:
-        done = _network_figures(context, indices)
-        return np.array([done[tuple(row)][name] for row in np.asarray(indices)], dtype=float)
+        from surrogate.zero_cost import zero_cost_scores
+
+        context.need("dataset", "candidate", estimator=name)
+
+        def compute(cells: tuple) -> float:
+            scores = zero_cost_scores(cells, context.dataset, context.candidate,
+                                      seed=context.seed, batch_size=context.proxy_batch,
+                                      proxies=[name])  # fmt: skip
+            return scores[name]
+
+        return _cached(context, f"proxy:{name}", indices, compute)
+
+    return score
+
+
+def _network_cost(name: str) -> EstimatorFn:
+    """``params`` or ``macs`` of the architecture's fresh stand-alone network."""
+
+    def score(context: EstimatorContext, indices: np.ndarray) -> np.ndarray:
+        import torch
+
+        from surrogate.candidate import build_network
+        from surrogate.network import count_macs, count_parameters
+
+        context.need("dataset", "candidate", estimator=name)
+
+        def compute(cells: tuple) -> float:
+            net = build_network(cells, context.dataset, context.candidate, 0, torch.device("cpu"))
+            if name == "params":
+                return count_parameters(net)
+            return count_macs(net, context.dataset.input_shape)
+
+        return _cached(context, name, indices, compute)
 
     return score
 
@@ -213,13 +225,13 @@ for _name, _fn, _group, _text in [
      "validation accuracy on the supernet's shared weights"),
     ("one_shot_loss", _one_shot_loss, "one-shot",
      "minus the validation loss on the supernet's shared weights"),
-    ("synflow", _network_figure("synflow"), "zero-cost", "SynFlow at initialisation"),
-    ("naswot", _network_figure("naswot"), "zero-cost", "NASWOT activation-pattern score"),
-    ("jacob_cov", _network_figure("jacob_cov"), "zero-cost", "Jacobian covariance score"),
-    ("snip", _network_figure("snip"), "zero-cost", "SNIP saliency at initialisation"),
-    ("grad_norm", _network_figure("grad_norm"), "zero-cost", "gradient norm at initialisation"),
-    ("params", _network_figure("params"), "size", "trainable parameters"),
-    ("macs", _network_figure("macs"), "size", "multiply-accumulates per example"),
+    ("synflow", _proxy("synflow"), "zero-cost", "SynFlow at initialisation"),
+    ("naswot", _proxy("naswot"), "zero-cost", "NASWOT activation-pattern score"),
+    ("jacob_cov", _proxy("jacob_cov"), "zero-cost", "Jacobian covariance score"),
+    ("snip", _proxy("snip"), "zero-cost", "SNIP saliency at initialisation"),
+    ("grad_norm", _proxy("grad_norm"), "zero-cost", "gradient norm at initialisation"),
+    ("params", _network_cost("params"), "size", "trainable parameters"),
+    ("macs", _network_cost("macs"), "size", "multiply-accumulates per example"),
     ("vertices", _graph("num_vertices"), "size", "vertices, summed over the cells"),
     ("edges", _graph("num_edges"), "size", "edges, summed over the cells"),
     ("depth", _graph("longest_path"), "size", "longest input -> output path, summed"),

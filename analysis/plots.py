@@ -44,39 +44,72 @@ def _check_probs(op_probs: Any, op_names: Sequence[str], what: str, ndim: int) -
 
 
 def plot_multinomials(
-    op_probs: Any, op_names: Sequence[str], path: str | os.PathLike[str], *, title: str = ""
+    op_probs: Any,
+    op_names: Sequence[str],
+    path: str | os.PathLike[str],
+    *,
+    title: str = "",
+    edge_probs: Any = None,
 ) -> Path:
-    """Heatmaps of the final op probabilities: one panel per cell, modules x ops, annotated.
+    """Heatmaps of the final multinomials: per cell, modules x ops, and (with ``edge_probs``)
+    beside it the probability of every edge as an upper-triangular ``V x V`` matrix.
 
     Args:
         op_probs: ``(K, V-2, n_ops)`` probabilities (rows sum to 1).
         op_names: the ``n_ops`` operation names (columns).
         path: the PNG to write.
         title: an optional figure title.
+        edge_probs: ``(K, E)`` probabilities that each edge is present (``triu_indices(V, 1)``
+            order, ``E = V (V-1) / 2``), or ``None`` for the op panels only.
 
     Returns:
         The path written.
     """
     probs = _check_probs(op_probs, op_names, "'op_probs'", 3)
     cells, modules, n_ops = probs.shape
-    figure = Figure(figsize=(2.0 + 1.1 * n_ops * cells, 2.2 + 0.45 * modules), layout="constrained")
-    axes = figure.subplots(1, cells, squeeze=False)[0]
+    v = modules + 2
+    edges = None
+    if edge_probs is not None:
+        edges = np.asarray(edge_probs, dtype=np.float64)
+        if edges.shape != (cells, v * (v - 1) // 2):
+            raise AnalysisError(
+                f"The 'edge_probs' must be a ({cells}, {v * (v - 1) // 2}) array (cells x edges "
+                f"of the complete DAG on {v} vertices); got shape {edges.shape}."
+            )
+    panels = 1 if edges is None else 2
+    width = 2.0 + (1.1 * n_ops + (0.55 * v if edges is not None else 0)) * cells
+    figure = Figure(figsize=(width, 2.4 + 0.45 * max(modules, v if edges is not None else 0)),
+                    layout="constrained")  # fmt: skip
+    axes = figure.subplots(1, cells * panels, squeeze=False)[0]
     image = None
-    for k, ax in enumerate(axes):
+    for k in range(cells):
+        ax = axes[k * panels]
         image = ax.imshow(probs[k], vmin=0.0, vmax=1.0, cmap="viridis", aspect="auto")
-        for m in range(modules):
-            for o in range(n_ops):
-                value = probs[k, m, o]
-                color = "black" if value > 0.6 else "white"
-                ax.text(o, m, f"{value:.2f}", ha="center", va="center", fontsize=8, color=color)
+        _annotate(ax, probs[k])
         ax.set_xticks(range(n_ops), [str(n) for n in op_names], rotation=35, ha="right")
         ax.set_yticks(range(modules), [f"vertex {m + 1}" for m in range(modules)])
-        if k:
-            ax.tick_params(labelleft=False)
-        ax.set_title(f"cell {k}", fontsize=10)
+        ax.set_title(f"cell {k}: ops", fontsize=10)
+        if edges is not None:
+            ax = axes[k * panels + 1]
+            matrix = np.full((v, v), np.nan)
+            matrix[np.triu_indices(v, 1)] = edges[k]
+            ax.imshow(matrix, vmin=0.0, vmax=1.0, cmap="viridis", aspect="equal")
+            _annotate(ax, matrix)
+            labels = ["in", *(str(i) for i in range(1, v - 1)), "out"]
+            ax.set_xticks(range(v), labels, fontsize=8)
+            ax.set_yticks(range(v), labels, fontsize=8)
+            ax.set_title(f"cell {k}: edges (row -> column)", fontsize=10)
     figure.colorbar(image, ax=list(axes), label="probability", shrink=0.9)
-    figure.suptitle(title or "Sampling probability of each operation, per module and cell")
+    figure.suptitle(title or "Sampling probability of each operation and edge, per cell")
     return _save_png(figure, path)
+
+
+def _annotate(ax: Any, values: np.ndarray) -> None:
+    """Write every finite value of a heatmap into its square."""
+    for (r, c), value in np.ndenumerate(values):
+        if np.isfinite(value):
+            color = "black" if value > 0.6 else "white"
+            ax.text(c, r, f"{value:.2f}", ha="center", va="center", fontsize=7, color=color)
 
 
 def plot_multinomial_history(

@@ -81,9 +81,19 @@ def redraw_plots(run: str | os.PathLike) -> list[Path]:
         for cell, m, op, p in zip(last["cell"], module, last["option"], last["probability"],
                                   strict=True):  # fmt: skip
             probs[int(cell), int(m), ops.index(op)] = p
+        final = frame[frame["epoch"] == frame["epoch"].max()]
+        edge_rows = final[final["module"].str.startswith("edge ")]
+        v = probs.shape[1] + 2
+        edges = np.zeros((probs.shape[0], v * (v - 1) // 2))
+        index = {pair: e for e, pair in enumerate(zip(*np.triu_indices(v, 1), strict=True))}
+        for cell, module, p in zip(edge_rows["cell"], edge_rows["module"],
+                                   edge_rows["probability"], strict=True):  # fmt: skip
+            i, j = (int(x) for x in module.removeprefix("edge ").split("-"))
+            edges[int(cell), index[(i, j)]] = p
         dataset = json.loads(config_path.read_text()).get("dataset", "")
-        title = f"Op probabilities after {int(last['epoch'].max()) + 1} epochs ({dataset})"
-        written.append(plot_multinomials(probs, ops, run / "multinomials.png", title=title))
+        title = f"Multinomials after {int(last['epoch'].max()) + 1} epochs ({dataset})"
+        written.append(plot_multinomials(probs, ops, run / "multinomials.png", title=title,
+                                         edge_probs=edges if len(edge_rows) else None))  # fmt: skip
     if (run / "validation.csv").exists():
         from analysis.validation import plot_validation, summarize_validation
 

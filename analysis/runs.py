@@ -101,7 +101,8 @@ def supernet_run(run: Path, config: Any, *, progress: bool = True, top_k: int = 
         result.final.op_probabilities,
         config.ops,
         run / "multinomials.png",
-        title=f"Op probabilities after {len(history)} epochs ({config.dataset})",
+        title=f"Multinomials after {len(history)} epochs ({config.dataset})",
+        edge_probs=result.final.edge_probabilities,
     )
     plot_multinomial_history(history, run / "multinomial_history.png", config.ops)
     return SupernetRun(result, _rank(run, result.supernet, config, top_k), run, dataset)

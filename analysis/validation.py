@@ -60,6 +60,7 @@ __all__ = [
 
 RUN_NAME = "validate"
 SCORE_PREFIX = "score_"
+_DRAW = 1024  # architectures drawn at a time by uniform_architectures
 BASELINE = "params"
 
 
@@ -71,7 +72,9 @@ class ValidationError(AnalysisError, ValueError):
 def uniform_architectures(sizes: list[int], n: int, *, seed: SeedLike = 0) -> np.ndarray:
     """``(n, K)`` distinct architectures drawn uniformly: cell ``c`` uniform over ``sizes[c]``.
 
-    Duplicates are redrawn, so the result is a uniform sample without replacement.
+    Duplicates are redrawn, so the result is a uniform sample without replacement; the first
+    ``m`` of a sample of ``n`` are the sample of ``m`` (same seed), so a larger study reuses
+    every architecture a smaller one trained.
     """
     total = float(np.prod(np.asarray(sizes, dtype=np.float64)))
     if n > total:
@@ -80,8 +83,8 @@ def uniform_architectures(sizes: list[int], n: int, *, seed: SeedLike = 0) -> np
         )
     rng = check_random_state(seed)
     picks: dict[tuple[int, ...], None] = {}
-    while len(picks) < n:
-        draw = np.stack([rng.integers(size, size=2 * n) for size in sizes], axis=1)
+    while len(picks) < n:  # fixed-size draws: a smaller n gives a prefix of a larger one
+        draw = np.stack([rng.integers(size, size=_DRAW) for size in sizes], axis=1)
         for row in map(tuple, draw.tolist()):
             picks.setdefault(row, None)
             if len(picks) == n:

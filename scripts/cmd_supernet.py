@@ -56,6 +56,26 @@ def register(subparsers: Any) -> None:
     train.add_argument("--top-k", type=int, default=10, help="joint top-k architectures to list")
     train.set_defaults(handler=_train)
 
+    study = actions.add_parser(
+        "study",
+        help="which supernet training ranks best: variants on the same trained architectures",
+        description=(
+            "Train N uniformly drawn architectures (each once per seed) and one supernet per "
+            "variant of the preset's config, and compare the variants' rankings of the same "
+            "architectures (Kendall tau with intervals, paired tests against the first variant "
+            "and the parameter count). Writes study.csv and summary.json."
+        ),
+    )
+    study.add_argument("--run", required=True, type=Path, metavar="DIR", help="run directory")
+    study.add_argument("--preset", choices=sorted(PRESETS), default="quick")
+    study.add_argument("--dataset", help="dataset name (e.g. digits, mnist1d)")
+    study.add_argument("--n", type=int, default=150, help="architectures to train")
+    study.add_argument("--seeds", default="0,1", help="comma-separated training seeds")
+    study.add_argument("--variants", help="comma-separated names from "
+                       "analysis.supernet_study.SUPERNET_VARIANTS (default: all)")  # fmt: skip
+    study.add_argument("--no-progress", action="store_true", help="no progress bars")
+    study.set_defaults(handler=_study)
+
 
 def _resolve_config(args: argparse.Namespace) -> Any:
     from surrogate.config import PRESETS, SupernetConfig, load_config
@@ -87,4 +107,41 @@ def _train(args: argparse.Namespace) -> int:
         f"{final.val_acc:.3f} (sampled), {final.argmax_val_acc:.3f} (argmax) | "
         f"{result.train_seconds:.1f} s training on {result.device}{ranked}"
     )
+    return 0
+
+
+def _study(args: argparse.Namespace) -> int:
+    import dataclasses
+
+    from analysis.supernet_study import SUPERNET_VARIANTS, run_supernet_study
+    from analysis.validation import validation_preset
+    from surrogate.errors import ConfigError
+
+    config = validation_preset(args.preset)
+    if args.dataset is not None:
+        config = dataclasses.replace(config, supernet=config.supernet.replace(dataset=args.dataset))
+    try:
+        seeds = tuple(int(s) for s in args.seeds.split(","))
+    except ValueError:
+        raise ConfigError(
+            f"--seeds must be comma-separated integers; got {args.seeds!r}."
+        ) from None
+    config = dataclasses.replace(config, n=args.n, seeds=seeds)
+    variants = SUPERNET_VARIANTS
+    if args.variants is not None:
+        names = [v.strip() for v in args.variants.split(",") if v.strip()]
+        unknown = [v for v in names if v not in SUPERNET_VARIANTS]
+        if unknown or not names:
+            known = list(SUPERNET_VARIANTS)
+            raise ConfigError(
+                f"--variants must name variants from {known}; got {unknown or names}."
+            )
+        variants = {v: SUPERNET_VARIANTS[v] for v in names}
+    table = run_supernet_study(args.run, config, variants, progress=not args.no_progress)
+    for row in table.itertuples(index=False):
+        print(f"{row.variant:22s} {row.estimator:20s} tau {row.kendall:+.3f} "
+              f"[{row.kendall_low:+.3f}, {row.kendall_high:+.3f}]  vs reference "
+              f"{row.delta_vs_reference:+.3f} (p {row.p_vs_reference:.3f})  vs params "
+              f"{row.delta_vs_params:+.3f} (p {row.p_vs_params:.3f})")  # fmt: skip
+    print(f"-> {args.run / 'study.csv'}")
     return 0

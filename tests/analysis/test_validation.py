@@ -106,3 +106,9 @@ def test_bad_validation_configs(changes, message):
 
     with pytest.raises(ValidationError, match=message):
         ValidationConfig(PRESETS["smoke"], CANDIDATE_PRESETS["smoke"], **changes)
+
+
+def test_a_smaller_uniform_sample_is_a_prefix_of_a_larger_one():
+    small = uniform_architectures([30, 30], 50, seed=4)
+    large = uniform_architectures([30, 30], 400, seed=4)
+    np.testing.assert_array_equal(small, large[:50])
