@@ -332,6 +332,7 @@ def run_trajectory(
             frame.to_csv(handle, index=False)
         plot_trajectories(frame, ctx.run / "trajectory.png", objective=config.objective)
         report = _trajectory_report(frame, drive, config)
+        report["surrogate_score"] = ctx.supernet_run.ranking.score
         update_summary(ctx.run, "trajectory", report)
         ctx.store.export_csv(ctx.run / "evaluations.csv")
     finally:
@@ -415,6 +416,7 @@ def run_compare(
         with atomic_write(ctx.run / "top10.csv", newline="") as handle:
             frame.to_csv(handle, index=False)
         report = _compare_report(frame, drives, config, time.perf_counter() - start)
+        report["surrogate_score"] = ctx.supernet_run.ranking.score
         plot_compare(frame, ctx.run / "compare.png", report)
         update_summary(ctx.run, "compare", report)
         ctx.store.export_csv(ctx.run / "evaluations.csv")

@@ -35,6 +35,7 @@ from analysis.validation import (
 __all__ = ["STUDY_ESTIMATORS", "SUPERNET_VARIANTS", "run_supernet_study"]
 
 STUDY_ESTIMATORS = ("surrogate", "surrogate_sampling", "one_shot_accuracy")
+_IDENTITY = ("supernet", "candidate", "seeds", "target", "seed")
 
 SUPERNET_VARIANTS: dict[str, dict[str, Any]] = {
     "original": {},
@@ -74,7 +75,10 @@ def run_supernet_study(
     run = Path(run)
     run.mkdir(parents=True, exist_ok=True)
     store = SQLiteStore(run / "results.sqlite")
-    store.register_run("supernet_study", {**config.to_dict(), "variants": variants})
+    # bound to what the trained numbers depend on, so a study can grow (more architectures,
+    # more variants) in the same directory and reuse every candidate already trained
+    identity = {k: v for k, v in config.to_dict().items() if k in _IDENTITY}
+    store.register_run("supernet_study", identity)
 
     configs = {name: config.supernet.replace(**changes) for name, changes in variants.items()}
     truth = None

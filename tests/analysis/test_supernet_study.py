@@ -48,6 +48,13 @@ def test_variants_score_the_same_trained_architectures(tmp_path, tiny_config):
     with sqlite3.connect(tmp_path / "results.sqlite") as conn:
         assert conn.execute("SELECT COUNT(*) FROM evaluations").fetchone()[0] == 12
     assert np.isfinite(table["kendall"].dropna()).all()
+    # the study grows in the same directory: one more architecture trains only its 2 runs
+    grown = dataclasses.replace(tiny_config, n=7)
+    with LocalExecutor(workers=1) as executor:
+        run_supernet_study(tmp_path, grown, variants, executor=executor, progress=False,
+                           n_boot=100)  # fmt: skip
+    with sqlite3.connect(tmp_path / "results.sqlite") as conn:
+        assert conn.execute("SELECT COUNT(*) FROM evaluations").fetchone()[0] == 14
 
 
 def test_every_default_variant_is_a_valid_config(tiny_config):
