@@ -221,6 +221,17 @@ def _validate_section(run: Path, section: dict[str, Any]) -> list[str]:
                else "not distinguishable from")  # fmt: skip
     lines += ["", f"Best estimator: **{best}** (its tau is {verdict} the parameter count's at "
               "the 5% level, paired bootstrap).", ""]  # fmt: skip
+    if "surrogate" in s["estimators"] and "params" in s["estimators"]:
+        sur = s["estimators"]["surrogate"]
+        d = sur["vs_params"]
+        if d["p_value"] < 0.05 and d["value"] > 0:
+            says = "ranks better than the parameter count"
+        elif d["p_value"] < 0.05:
+            says = "ranks **worse** than the parameter count"
+        else:
+            says = "is **not distinguishable** from the parameter count"
+        lines += [f"The relative surrogate (tau {_fmt(sur['kendall']['value'])}) {says} "
+                  f"(tau - tau(params) = {_ci(d)}, p = {_fmt(d['p_value'])}).", ""]  # fmt: skip
     comp = s.get("composition", {})
     if comp:
         lines += ["Sample by cell size (cells counted once per architecture they belong to): "

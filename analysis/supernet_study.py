@@ -44,6 +44,7 @@ SUPERNET_VARIANTS: dict[str, dict[str, Any]] = {
     "frozen_shortcut": {"shortcut": "frozen"},
     "constant_temperature": {"tau_start": 1.0, "tau_end": 1.0},
     "edge_lr_x3": {"edge_lr": 9e-3},
+    "uniform_frozen": {"weight_sampling": "uniform", "shortcut": "frozen"},
     "combined": {"warmup_epochs": 10, "weight_sampling": "uniform", "shortcut": "frozen",
                  "tau_start": 1.0, "tau_end": 1.0},
 }  # fmt: skip

@@ -69,6 +69,12 @@ def register(subparsers: Any) -> None:
     study.add_argument("--run", required=True, type=Path, metavar="DIR", help="run directory")
     study.add_argument("--preset", choices=sorted(PRESETS), default="quick")
     study.add_argument("--dataset", help="dataset name (e.g. digits, mnist1d)")
+    study.add_argument(
+        "--data-limit",
+        type=int,
+        metavar="N",
+        help="a stratified subset of N examples (supernet and candidates)",
+    )
     study.add_argument("--n", type=int, default=150, help="architectures to train")
     study.add_argument("--seeds", default="0,1", help="comma-separated training seeds")
     study.add_argument("--variants", help="comma-separated names from "
@@ -118,8 +124,9 @@ def _study(args: argparse.Namespace) -> int:
     from surrogate.errors import ConfigError
 
     config = validation_preset(args.preset)
-    if args.dataset is not None:
-        config = dataclasses.replace(config, supernet=config.supernet.replace(dataset=args.dataset))
+    data = {"dataset": args.dataset, "data_limit": args.data_limit}
+    data = {k: v for k, v in data.items() if v is not None}
+    config = dataclasses.replace(config, supernet=config.supernet.replace(**data))
     try:
         seeds = tuple(int(s) for s in args.seeds.split(","))
     except ValueError:

@@ -59,15 +59,18 @@ class SupernetConfig:
     samples the gradient to the logits shrinks as the temperature falls: ``tau_start =
     tau_end = 1`` keeps it constant).
 
-    Remedies for a supernet that learns the wrong preferences (each measured; the defaults
-    reproduce the original GDAS-style training): ``warmup_epochs`` weight-only epochs before any
-    architecture update; ``weight_sampling`` ``"learned"`` (weight steps sample from the
-    multinomials) or ``"uniform"`` (single-path one-shot, Guo et al. 2020: every weight step runs
-    a cell drawn uniformly from the space's distinct cells, so no cell gets the weights' attention
-    because the sampler produces it often); ``edge_lr`` the edge logits' own Adam learning rate
-    (``None``: ``arch_lr``); ``shortcut`` ``"learned"`` or ``"frozen"`` (the input -> output edge
-    keeps probability 1/2: shared weights co-adapt to that shortcut, the skip-connection collapse
-    of DARTS, Zela et al. 2020, so its logit is not learned).
+    Remedies for a supernet that learns the wrong preferences, each measured with
+    ``dagrank supernet study`` on the same trained architectures (README): ``warmup_epochs``
+    weight-only epochs before any architecture update; ``weight_sampling`` ``"learned"`` (weight
+    steps sample from the multinomials, the original GDAS-style training) or ``"uniform"``
+    (the default; single-path one-shot, Guo et al. 2020: every weight step runs a cell drawn
+    uniformly from the space's distinct cells, so no cell gets the weights' attention because the
+    sampler produces it often; with a fixed topology the weight steps sample as ``"learned"``);
+    ``edge_lr`` the edge logits' own Adam learning rate (``None``: ``arch_lr``); ``shortcut``
+    ``"learned"`` or ``"frozen"`` (the default: the input -> output edge keeps probability 1/2;
+    shared weights co-adapt to that shortcut, the skip-connection collapse of DARTS, Zela et al.
+    2020, so its logit is not learned). ``weight_sampling="learned", shortcut="learned"`` is
+    the original training.
 
     Run: ``seed`` (data split, weights, batches and samples), ``device`` (``auto``, ``cpu``,
     ``cuda``, ``cuda:N``), ``amp`` (mixed precision, used on CUDA only).
@@ -98,9 +101,9 @@ class SupernetConfig:
     tau_start: float = 10.0
     tau_end: float = 0.1
     warmup_epochs: int = 0
-    weight_sampling: str = "learned"
+    weight_sampling: str = "uniform"
     edge_lr: float | None = None
-    shortcut: str = "learned"
+    shortcut: str = "frozen"
     seed: int = 0
     device: str = "auto"
     amp: bool = False
@@ -118,6 +121,10 @@ class SupernetConfig:
                 f"{self.val_fraction})",
                 self.test_fraction,
             )
+        if self.weight_sampling == "uniform" and self.learn_topology and self.vertices > 7:
+            _fail("weight_sampling", "'learned' for cells of more than 7 vertices (uniform "
+                  f"sampling enumerates the space; vertices is {self.vertices})",
+                  self.weight_sampling)  # fmt: skip
         if self.warmup_epochs >= self.epochs:
             _fail("warmup_epochs", f"an int < epochs ({self.epochs})", self.warmup_epochs)
         if self.weight_lr_min > self.weight_lr:

@@ -247,7 +247,8 @@ class _Trainer:
             betas=(0.5, 0.999),
             weight_decay=config.arch_weight_decay,
         )
-        self.uniform_cells = _space_cells(config) if config.weight_sampling == "uniform" else None
+        uniform = config.weight_sampling == "uniform" and config.learn_topology
+        self.uniform_cells = _space_cells(config) if uniform else None
         self.shortcut = config.vertices - 2  # the input -> output edge, triu order
         self.scheduler = torch.optim.lr_scheduler.CosineAnnealingLR(
             self.weight_optimizer, T_max=config.epochs, eta_min=config.weight_lr_min

@@ -244,7 +244,10 @@ def test_warmup_epochs_leave_the_multinomials_at_their_prior() -> None:
 
 
 def test_frozen_shortcut_keeps_the_input_output_edge_at_one_half() -> None:
+    assert TINY.shortcut == "frozen" and TINY.weight_sampling == "uniform"  # the defaults
     result = train_supernet(TINY.replace(shortcut="frozen"), random_dataset(), progress=False)
+    learned = train_supernet(TINY.replace(shortcut="learned"), random_dataset(), progress=False)
+    assert learned.final.edge_probabilities[0, 2] != 0.5
     edges = result.final.edge_probabilities  # (K, E); edge (0, V-1) has index V-2 = 2
     np.testing.assert_array_equal(edges[:, 2], 0.5)
     assert not np.allclose(np.delete(edges, 2, axis=1), 0.5)
@@ -262,7 +265,8 @@ def test_uniform_weight_sampling_trains_deterministically_and_learns() -> None:
     a = train_supernet(config, random_dataset(), progress=False)
     b = train_supernet(config, random_dataset(), progress=False)
     assert numbers(a.history) == numbers(b.history)
-    assert numbers(a.history) != numbers(train_supernet(TINY.replace(epochs=4), random_dataset(),
+    learned = TINY.replace(epochs=4, weight_sampling="learned")
+    assert numbers(a.history) != numbers(train_supernet(learned, random_dataset(),
                                                         progress=False).history)  # fmt: skip
     assert a.history[-1].train_loss < a.history[0].train_loss
     assert not np.allclose(a.final.op_probabilities, 1 / 3)
@@ -278,6 +282,7 @@ def test_uniform_weight_sampling_trains_deterministically_and_learns() -> None:
         ),
         ({"edge_lr": 0.0}, "'edge_lr' must be a finite number > 0.0 or null; got 0.0"),
         ({"shortcut": "none"}, "'shortcut' must be one of \\['learned', 'frozen'\\]"),
+        ({"vertices": 8}, "'weight_sampling' must be 'learned' for cells of more than 7"),
     ],
 )
 def test_remedy_options_are_checked(changes: dict, message: str) -> None:
