@@ -23,6 +23,7 @@ from dagspace.errors import (
 )
 from dagspace.features import DEFAULT_FEATURES, FEATURES, compute_features
 from dagspace.hashing import CanonicalForm, canonical_form, canonical_hash
+from dagspace.nasbench import nasbench101_hash, nasbench101_hashes
 from dagspace.random import check_random_state
 from dagspace.space import PAD, Space, enumerate_space
 from dagspace.strategies import (
@@ -66,6 +67,8 @@ __all__ = [
     "is_full_dag",
     "known_ops",
     "make_strategy",
+    "nasbench101_hash",
+    "nasbench101_hashes",
     "prune",
     "register_op",
     "strategy_class",
