@@ -21,8 +21,10 @@ from dagspace.errors import (
     InvalidCellError,
     InvalidSpaceError,
 )
+from dagspace.evolution import RegularizedEvolution
 from dagspace.features import DEFAULT_FEATURES, FEATURES, compute_features
 from dagspace.hashing import CanonicalForm, canonical_form, canonical_hash
+from dagspace.local_search import LocalSearch
 from dagspace.nasbench import nasbench101_hash, nasbench101_hashes
 from dagspace.random import check_random_state
 from dagspace.space import PAD, Space, enumerate_space
@@ -55,7 +57,9 @@ __all__ = [
     "FiniteDifferenceDescent",
     "InvalidCellError",
     "InvalidSpaceError",
+    "LocalSearch",
     "RandomSearch",
+    "RegularizedEvolution",
     "Space",
     "Strategy",
     "StrategyError",
