@@ -16,7 +16,7 @@ import pandas as pd
 
 from analysis.search_plots import _save
 
-__all__ = ["bootstrap_band", "plot_tabular_compare"]
+__all__ = ["bootstrap_band", "plot_premise", "plot_tabular_compare"]
 
 _COLORS = {"fd": "tab:blue", "random": "tab:gray", "bayes": "tab:orange",
            "evolution": "tab:green", "local": "tab:red"}  # fmt: skip
@@ -91,4 +91,42 @@ def plot_tabular_compare(curves: pd.DataFrame, path: str | os.PathLike,
     title = (f"{report['repeats']} repeats on {Path(report['table']).name} "
              f"({report['cells']} cells): mean and 95% bootstrap band")  # fmt: skip
     fig.suptitle(title, fontsize=10)
+    return _save(fig, path)
+
+
+def plot_premise(space: Any, y: np.ndarray, path: str | os.PathLike, *, column: str) -> Path:
+    """Accuracy over the seed's feature space: each distinct point of (eccentricity variance,
+    degree variance, edges) in the first two features, coloured by the median accuracy of its
+    cells (size: how many); and the spread of accuracy within every point, points sorted by
+    their median (what an embedding cannot see)."""
+    from dagspace import DEFAULT_FEATURES
+
+    raw = np.stack([space.feature(f) for f in DEFAULT_FEATURES], axis=1)
+    points, group = np.unique(raw, axis=0, return_inverse=True)
+    group = group.ravel()
+    frame = pd.DataFrame({"group": group, "y": y})
+    stats = frame.groupby("group")["y"].quantile([0.05, 0.5, 0.95]).unstack()
+    counts = np.bincount(group)
+    fig, axes = plt.subplots(1, 2, figsize=(12, 4.6))
+    ax = axes[0]
+    order = np.argsort(counts)[::-1]  # small markers on top
+    sc = ax.scatter(points[order, 0], points[order, 1], c=stats[0.5].to_numpy()[order],
+                    s=8 + 60 * np.sqrt(counts[order] / counts.max()), cmap="viridis",
+                    edgecolors="k", linewidths=0.2)  # fmt: skip
+    fig.colorbar(sc, ax=ax, label=f"median {column}")
+    ax.set_xlabel(DEFAULT_FEATURES[0].replace("_", " "))
+    ax.set_ylabel(DEFAULT_FEATURES[1].replace("_", " "))
+    ax.set_title(f"{len(points)} distinct feature points of {len(y)} cells", fontsize=10)
+    ax = axes[1]
+    ranked = np.argsort(stats[0.5].to_numpy())
+    x = np.arange(len(ranked))
+    band = stats[0.05].to_numpy()[ranked], stats[0.95].to_numpy()[ranked]
+    ax.fill_between(x, *band, color="tab:blue", alpha=0.3, lw=0, label="5-95% of its cells")
+    ax.plot(x, stats[0.5].to_numpy()[ranked], color="tab:blue", lw=1.2, label="median")
+    ax.set_xlabel("feature point, by median")
+    ax.set_ylabel(column)
+    ax.set_ylim(float(np.quantile(y, 0.01)), float(y.max()) + 0.002)
+    ax.legend(fontsize=8, loc="lower right")
+    ax.set_title("accuracy within each feature point", fontsize=10)
+    ax.grid(alpha=0.3)
     return _save(fig, path)

@@ -179,7 +179,18 @@ class Space:
         return self.feature("num_vertices").astype(np.int64)
 
     def feature(self, name: str) -> np.ndarray:
-        """One feature column ``(N,)``."""
+        """One feature column ``(N,)``: a stored one, or an operation-aware one
+        (:data:`dagspace.op_features.OP_FEATURES`) of a labelled space, computed once."""
+        if name not in self.feature_names and self.ops is not None:
+            from dagspace.op_features import OP_FEATURES, compute_op_feature
+
+            if name in OP_FEATURES:
+                key = f"feature:{name}"
+                if key not in self._cache:
+                    column = compute_op_feature(name, self.matrices, self.ops, self.vocabulary)
+                    column.flags.writeable = False
+                    self._cache[key] = column
+                return self._cache[key]
         if name not in self.feature_names:
             raise InvalidSpaceError(
                 f"Unknown feature {name!r}; this space has {list(self.feature_names)}."

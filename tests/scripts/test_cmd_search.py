@@ -204,3 +204,15 @@ def test_tabular_objective_errors_are_one_line_exit_2(tmp_path: Path, capsys) ->
         main(["compare", "--objective", "tabulr:x.csv", *run])
     assert exit_info.value.code == 2
     assert "expected surrogate, supernet, standalone or tabular" in capsys.readouterr().err
+
+
+def test_analyze_features_reports_every_encoding(tmp_path: Path, capsys) -> None:
+    table = _tabular_table(tmp_path / "t.csv")
+    run = tmp_path / "run"
+    assert main(["analyze", "features", "--objective", f"tabular:{table}", "--run", str(run),
+                 "--vertices", "4", "--train", "10", "--test", "10"]) == 0  # fmt: skip
+    out = capsys.readouterr().out
+    assert all(f"{e}:" in out for e in ("seed", "op_aware", "one_hot"))
+    premise = json.loads((run / "summary.json").read_text())["premise"]
+    assert premise["encodings"]["one_hot"]["variance_share"] == pytest.approx(1.0)
+    assert (run / "premise.png").read_bytes()[:8] == PNG
