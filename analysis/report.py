@@ -218,9 +218,15 @@ def write_report(run: str | os.PathLike) -> Path:
         lines += _trajectory_section(run, summary["trajectory"])
     if "compare" in summary:
         lines += _compare_section(run, summary["compare"])
+    from analysis.tabular_report import premise_section, tabular_compare_section
+
+    if "tabular_compare" in summary:
+        lines += tabular_compare_section(run, summary["tabular_compare"])
+    if "premise" in summary:
+        lines += premise_section(run, summary["premise"])
     configs = {"supernet": (run / "config.json").read_text() if (run / "config.json").exists()
                else None}  # fmt: skip
-    for job in ("validate", "trajectory", "compare"):
+    for job in ("validate", "trajectory", "compare", "tabular_compare"):
         if job in summary and "config" in summary[job]:
             configs[job] = json.dumps(summary[job]["config"], indent=2)
     lines += ["## Configs", ""]
