@@ -102,6 +102,12 @@ def redraw_plots(run: str | os.PathLike) -> list[Path]:
 
         report = _summary(run).get("compare")
         written.append(plot_compare(pd.read_csv(run / "top10.csv"), run / "compare.png", report))
+    tabular = _summary(run).get("tabular_compare")
+    if (run / "tabular_curves.csv").exists() and tabular is not None:
+        from analysis.tabular_plots import plot_tabular_compare
+
+        curves = pd.read_csv(run / "tabular_curves.csv")
+        written.append(plot_tabular_compare(curves, run / "tabular_compare.png", tabular))
     if (run / "space6.npz").exists():
         from analysis.space_plot import plot_space
         from dagspace import Space

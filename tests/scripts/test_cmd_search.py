@@ -193,6 +193,10 @@ def test_compare_and_trajectory_on_a_tabular_objective(tmp_path: Path, capsys) -
     assert (run / "tabular_compare.png").read_bytes()[:8] == PNG
     assert main(["trajectory", *argv, "--epochs", "3"]) == 0
     assert json.loads((run / "summary.json").read_text())["trajectory"]["epochs"] <= 3
+    (run / "tabular_compare.png").unlink()
+    assert main(["plot", str(run)]) == 0 and (run / "tabular_compare.png").exists()
+    assert main(["report", str(run)]) == 0
+    assert "## Search methods on a tabular benchmark" in (run / "report.md").read_text()
 
 
 def test_tabular_objective_errors_are_one_line_exit_2(tmp_path: Path, capsys) -> None:
