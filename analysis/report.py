@@ -113,6 +113,12 @@ def redraw_plots(run: str | os.PathLike) -> list[Path]:
 
         report = _summary(run).get("compare")
         written.append(plot_compare(pd.read_csv(run / "top10.csv"), run / "compare.png", report))
+    tabular = _summary(run).get("tabular_compare")
+    if (run / "tabular_curves.csv").exists() and tabular is not None:
+        from analysis.tabular_plots import plot_tabular_compare
+
+        curves = pd.read_csv(run / "tabular_curves.csv")
+        written.append(plot_tabular_compare(curves, run / "tabular_compare.png", tabular))
     if (run / "space6.npz").exists():
         from analysis.space_plot import plot_space
         from dagspace import Space
@@ -297,9 +303,15 @@ def write_report(run: str | os.PathLike) -> Path:
         lines += _trajectory_section(run, summary["trajectory"])
     if "compare" in summary:
         lines += _compare_section(run, summary["compare"])
+    from analysis.tabular_report import premise_section, tabular_compare_section
+
+    if "tabular_compare" in summary:
+        lines += tabular_compare_section(run, summary["tabular_compare"])
+    if "premise" in summary:
+        lines += premise_section(run, summary["premise"])
     configs = {"supernet": (run / "config.json").read_text() if (run / "config.json").exists()
                else None}  # fmt: skip
-    for job in ("validate", "trajectory", "compare"):
+    for job in ("validate", "trajectory", "compare", "tabular_compare"):
         if job in summary and "config" in summary[job]:
             configs[job] = json.dumps(summary[job]["config"], indent=2)
     lines += ["## Configs", ""]

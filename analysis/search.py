@@ -59,9 +59,11 @@ __all__ = [
     "search_preset",
 ]
 
-SEARCH_METHODS = ("fd", "random", "bayes")
+SEARCH_METHODS = ("fd", "random", "bayes", "evolution", "local")
+DEFAULT_METHODS = ("fd", "random", "bayes")  # the supernet jobs' default (top-k trained each)
 BUDGET_MODES = ("evaluations", "compute")
-METHOD_LABELS = {"fd": "finite-difference", "random": "random", "bayes": "Bayesian (BoTorch)"}
+METHOD_LABELS = {"fd": "finite-difference", "random": "random", "bayes": "Bayesian (BoTorch)",
+                 "evolution": "regularised evolution", "local": "local search"}  # fmt: skip
 
 
 class SearchConfigError(AnalysisError, ValueError):
@@ -84,7 +86,7 @@ class SearchConfig:
     supernet: Any
     candidate: Any
     objective: str = "surrogate"
-    methods: tuple[str, ...] = SEARCH_METHODS
+    methods: tuple[str, ...] = DEFAULT_METHODS
     budget: int = 100
     budget_mode: str = "evaluations"
     epochs: int = 100
@@ -264,7 +266,9 @@ def _drive(
                 break
             if time_budget is not None and seconds >= time_budget:
                 break
-            want = {"fd": 10**6, "random": 8}.get(method, int(ctx.config.bayes.get("q", 8)))
+            want = {"fd": 10**6, "local": 10**6, "random": 8, "evolution": 1}.get(
+                method, int(ctx.config.bayes.get("q", 8))
+            )
             if max_evals is not None:
                 want = min(want, max_evals - done)
             started = time.perf_counter()

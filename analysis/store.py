@@ -85,7 +85,7 @@ __all__ = [
 ]
 
 SCHEMA_VERSION = 2
-EVALUATORS: tuple[str, ...] = ("supernet", "standalone")
+EVALUATORS: tuple[str, ...] = ("supernet", "standalone", "tabular")
 _INT64_MAX = 2**63 - 1
 _T = TypeVar("_T")
 

@@ -21,8 +21,11 @@ from dagspace.errors import (
     InvalidCellError,
     InvalidSpaceError,
 )
+from dagspace.evolution import RegularizedEvolution
 from dagspace.features import DEFAULT_FEATURES, FEATURES, compute_features
 from dagspace.hashing import CanonicalForm, canonical_form, canonical_hash
+from dagspace.local_search import LocalSearch
+from dagspace.nasbench import nasbench101_hash, nasbench101_hashes
 from dagspace.random import check_random_state
 from dagspace.space import PAD, Space, enumerate_space
 from dagspace.strategies import (
@@ -54,7 +57,9 @@ __all__ = [
     "FiniteDifferenceDescent",
     "InvalidCellError",
     "InvalidSpaceError",
+    "LocalSearch",
     "RandomSearch",
+    "RegularizedEvolution",
     "Space",
     "Strategy",
     "StrategyError",
@@ -66,6 +71,8 @@ __all__ = [
     "is_full_dag",
     "known_ops",
     "make_strategy",
+    "nasbench101_hash",
+    "nasbench101_hashes",
     "prune",
     "register_op",
     "strategy_class",

@@ -54,6 +54,7 @@ class Space:
     max_vertices: int
     max_edges: int | None = None
     _index: dict[str, int] = field(default_factory=dict, init=False, repr=False)
+    _cache: dict[str, np.ndarray] = field(default_factory=dict, init=False, repr=False)
 
     def __post_init__(self) -> None:
         n = len(self.hashes)
@@ -88,7 +89,7 @@ class Space:
             raise TypeError(f"A space is indexed by an int; got {type(index).__name__}.")
         if not -len(self) <= index < len(self):
             raise IndexError(f"Cell index {index} out of range for a space of {len(self)} cells.")
-        v = int(self.num_vertices[index])
+        v = int(self._vertex_counts()[index])
         matrix = self.matrices[index, :v, :v]
         if self.ops is None:
             return CellSpec(matrix)
@@ -96,6 +97,69 @@ class Space:
 
     def __iter__(self) -> Iterator[CellSpec]:
         return (self[i] for i in range(len(self)))
+
+    def _vertex_counts(self) -> np.ndarray:
+        """The vertex-count column, computed once (indexing stays O(1) per cell)."""
+        if "num_vertices" not in self._cache:
+            self._cache["num_vertices"] = self.num_vertices
+        return self._cache["num_vertices"]
+
+    def nasbench101_hashes(self) -> np.ndarray:
+        """``(N,)`` every cell's NAS-Bench-101 module hash (:func:`dagspace.nasbench101_hash`),
+        computed once per space and kept with it (:meth:`save` writes it once computed).
+
+        Raises:
+            InvalidSpaceError: the space is unlabelled or has operations NAS-Bench-101 lacks.
+        """
+        if "nasbench101_hashes" not in self._cache:
+            from dagspace.nasbench import nasbench101_hashes, nasbench101_labels
+
+            if self.ops is None:
+                raise InvalidSpaceError(
+                    "NAS-Bench-101 hashes need a labelled space (ops); this one is unlabelled."
+                )
+            labels = nasbench101_labels(self.ops, self.vocabulary)
+            hashes = nasbench101_hashes(self.matrices, labels, self._vertex_counts())
+            hashes.flags.writeable = False
+            self._cache["nasbench101_hashes"] = hashes
+        return self._cache["nasbench101_hashes"]
+
+    def subset(self, indices: Sequence[int] | np.ndarray) -> Space:
+        """The space restricted to the cells ``indices`` (distinct, in the order given).
+
+        The result is a space like any other (its own indices ``0..n-1``; it saves and loads);
+        the enumeration bounds are kept, so it describes a part of the same space.
+
+        Raises:
+            InvalidSpaceError: an index is not an int in ``[0, N)`` or repeats.
+        """
+        index = np.asarray(indices)
+        if index.ndim != 1 or (index.size and index.dtype.kind not in "iu"):
+            raise InvalidSpaceError(
+                f"The 'indices' of Space.subset must be a 1-D sequence of ints; got an array "
+                f"of shape {index.shape} and dtype {index.dtype}."
+            )
+        index = index.astype(np.int64)
+        bad = index[(index < 0) | (index >= len(self))]
+        if bad.size:
+            raise InvalidSpaceError(
+                f"The 'indices' of Space.subset must lie in [0, {len(self)}); got {int(bad[0])}."
+            )
+        if len(np.unique(index)) != len(index):
+            raise InvalidSpaceError("The 'indices' of Space.subset must be distinct; got repeats.")
+        part = Space(
+            matrices=self.matrices[index],
+            ops=None if self.ops is None else self.ops[index],
+            vocabulary=self.vocabulary,
+            hashes=self.hashes[index],
+            features=self.features[index],
+            feature_names=self.feature_names,
+            max_vertices=self.max_vertices,
+            max_edges=self.max_edges,
+        )
+        for name, column in self._cache.items():
+            part._cache[name] = column[index]
+        return part
 
     def __contains__(self, spec: object) -> bool:
         return isinstance(spec, CellSpec) and self.find(spec) is not None
@@ -115,7 +179,18 @@ class Space:
         return self.feature("num_vertices").astype(np.int64)
 
     def feature(self, name: str) -> np.ndarray:
-        """One feature column ``(N,)``."""
+        """One feature column ``(N,)``: a stored one, or an operation-aware one
+        (:data:`dagspace.op_features.OP_FEATURES`) of a labelled space, computed once."""
+        if name not in self.feature_names and self.ops is not None:
+            from dagspace.op_features import OP_FEATURES, compute_op_feature
+
+            if name in OP_FEATURES:
+                key = f"feature:{name}"
+                if key not in self._cache:
+                    column = compute_op_feature(name, self.matrices, self.ops, self.vocabulary)
+                    column.flags.writeable = False
+                    self._cache[key] = column
+                return self._cache[key]
         if name not in self.feature_names:
             raise InvalidSpaceError(
                 f"Unknown feature {name!r}; this space has {list(self.feature_names)}."
@@ -165,6 +240,8 @@ class Space:
         if self.ops is not None:
             arrays["ops"] = self.ops
             arrays["vocabulary"] = np.asarray(self.vocabulary)
+        if "nasbench101_hashes" in self._cache:  # an optional column, once computed
+            arrays["nasbench101_hashes"] = self._cache["nasbench101_hashes"].astype("S32")
         with atomic_write(path, "wb") as handle:
             np.savez(handle, **arrays)
         return path
@@ -203,7 +280,7 @@ class Space:
             raise InvalidSpaceError(f"{path} is not a readable .npz space file: {detail}") from None
         try:
             max_edges = int(fields["max_edges"])
-            return cls(
+            space = cls(
                 matrices=fields["matrices"].astype(np.uint8, copy=False),
                 ops=fields["ops"].astype(np.int8, copy=False) if "ops" in fields else None,
                 vocabulary=tuple(fields["vocabulary"].tolist()) if "vocabulary" in fields else None,
@@ -213,6 +290,11 @@ class Space:
                 max_vertices=int(fields["max_vertices"]),
                 max_edges=None if max_edges < 0 else max_edges,
             )
+            if "nasbench101_hashes" in fields:
+                space._cache["nasbench101_hashes"] = _optional_column(
+                    fields["nasbench101_hashes"].astype("U32"), len(space), "nasbench101_hashes"
+                )
+            return space
         except KeyError as err:
             raise InvalidSpaceError(f"{path} lacks the array {err} of a space file.") from None
         except (TypeError, ValueError) as err:
@@ -243,6 +325,13 @@ class Space:
             for m, v in zip(distinct.tolist(), sizes.tolist(), strict=True)
         ]
         return np.asarray(text, dtype=object)[inverse].tolist()
+
+
+def _optional_column(column: np.ndarray, n: int, name: str) -> np.ndarray:
+    if column.shape != (n,):
+        raise InvalidSpaceError(f"A space's {name!r} must have shape ({n},); got {column.shape}.")
+    column.flags.writeable = False
+    return column
 
 
 def _check_bounds(num_vertices: object, max_edges: object) -> None:

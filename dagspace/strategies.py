@@ -1,5 +1,7 @@
 """Search strategies over architectures of a space: random search and finite-difference descent
-(Bayesian search with BoTorch lives in :mod:`dagspace.bayes`), behind one ask/tell contract.
+(Bayesian search with BoTorch lives in :mod:`dagspace.bayes`, regularised evolution in
+:mod:`dagspace.evolution`, local search in :mod:`dagspace.local_search`), behind one ask/tell
+contract.
 
 An *architecture* is a tuple of cell indices into a :class:`dagspace.Space`, one per supernet
 cell. Every strategy follows the same contract (:class:`Strategy`):
@@ -721,7 +723,7 @@ class FiniteDifferenceDescent(Strategy):
 
 
 # -- the registry ----------------------------------------------------------------------------------
-STRATEGIES: tuple[str, ...] = ("bayes", "fd", "random")
+STRATEGIES: tuple[str, ...] = ("bayes", "evolution", "fd", "local", "random")
 
 
 def strategy_class(name: str) -> type[Strategy]:
@@ -734,14 +736,22 @@ def strategy_class(name: str) -> type[Strategy]:
         from dagspace.bayes import BayesianSearch  # dagspace.bayes imports this module
 
         return BayesianSearch
+    if name == "evolution":
+        from dagspace.evolution import RegularizedEvolution  # it imports this module
+
+        return RegularizedEvolution
+    if name == "local":
+        from dagspace.local_search import LocalSearch  # it imports this module
+
+        return LocalSearch
     raise StrategyError(f"Unknown strategy {name!r}; expected one of {list(STRATEGIES)}.")
 
 
 def make_strategy(
     name: str, space: Space, num_cells: int, *, seed: SeedLike, **options: Any
 ) -> Strategy:
-    """Build the strategy registered as ``name`` (``"fd"``, ``"random"``, ``"bayes"``) with its
-    keyword ``options``.
+    """Build the strategy registered as ``name`` (``"fd"``, ``"random"``, ``"bayes"``,
+    ``"evolution"``, ``"local"``) with its keyword ``options``.
 
     Raises:
         StrategyError: an unknown name or an option the strategy does not take (and any bad

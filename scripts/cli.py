@@ -28,6 +28,7 @@ SUBCOMMAND_MODULES = (
     "cmd_report",
     "cmd_demo",
     "cmd_bench",
+    "cmd_analyze",
 )
 
 USER_ERRORS = (DagspaceError, SurrogateError, AnalysisError, OSError)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import json
+from pathlib import Path
 
 __all__ = ["register"]
 
@@ -40,6 +41,21 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--cells", type=int, default=3, help="supernet cells per architecture")
     p.add_argument("--seed", type=int, default=0)
     p.set_defaults(handler=run_bo)
+    p = sub.add_parser("nasbench-hash", help="NAS-Bench-101's module hash over its whole space")
+    p.add_argument("--space", type=Path, help="a saved space (.npz; default: enumerate NB101)")
+    p.add_argument("--sample", type=int, default=2000, help="cells timed for the per-cell loop")
+    p.add_argument("--seed", type=int, default=0)
+    p.set_defaults(handler=run_nasbench_hash)
+
+
+def run_nasbench_hash(args: argparse.Namespace) -> int:
+    from dagspace import Space
+    from dagspace.bench import bench_nasbench_hash
+
+    space = Space.load(args.space) if args.space is not None else None
+    result = bench_nasbench_hash(space, sample=args.sample, seed=args.seed)
+    print(json.dumps({"bench": "nasbench-hash", **result}))
+    return 0
 
 
 def run_space(args: argparse.Namespace) -> int:

@@ -15,12 +15,26 @@ __all__ = ["register"]
 def _common(p: argparse.ArgumentParser) -> None:
     p.add_argument("--run", type=Path, required=True, metavar="DIR", help="run directory")
     p.add_argument("--preset", choices=("smoke", "quick", "paper"), default="quick")
-    p.add_argument("--objective", choices=("surrogate", "supernet", "standalone"),
-                   help="what the strategies minimise (default: surrogate)")  # fmt: skip
+    p.add_argument("--objective", type=objective_name, metavar="OBJECTIVE",
+                   help="what the strategies minimise: surrogate (default), supernet, "
+                   "standalone, or tabular:FILE[:COLUMN] (a published table)")  # fmt: skip
+    p.add_argument("--features", help="embedding features of fd and bayes, comma-separated "
+                   "(tabular objectives; default: the seed's three)")  # fmt: skip
+    p.add_argument("--space", type=Path, metavar="FILE", dest="space_file",
+                   help="tabular objectives: a saved space (.npz)")  # fmt: skip
     p.add_argument("--vertices", type=int, help="vertices per cell (the supernet's space)")
     p.add_argument("--seed", type=int, help="seed of the strategies")
     p.add_argument("--device", help="auto, cpu, cuda or cuda:N")
     p.add_argument("--no-progress", action="store_true")
+
+
+def objective_name(text: str) -> str:
+    """``--objective``: one of the named objectives or ``tabular:FILE[:COLUMN]``."""
+    if text in ("surrogate", "supernet", "standalone") or text.startswith("tabular:"):
+        return text
+    raise argparse.ArgumentTypeError(
+        f"expected surrogate, supernet, standalone or tabular:FILE[:COLUMN]; got {text!r}"
+    )
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
@@ -38,7 +52,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--budget-mode", choices=("evaluations", "compute"), dest="budget_mode")
     p.add_argument("--repeats", type=int, help="seeds per method")
     p.add_argument("--top-k", type=int, dest="top_k", help="architectures trained per method")
-    p.add_argument("--methods", help="comma-separated subset of fd,random,bayes")
+    p.add_argument("--methods", help="comma-separated subset of fd,random,bayes,evolution,local")
     add_executor_arguments(p)
     p.set_defaults(handler=run_compare_command)
 
@@ -67,6 +81,11 @@ def search_config(args: argparse.Namespace) -> Any:
 def run_trajectory_command(args: argparse.Namespace) -> int:
     from analysis.search import run_trajectory
 
+    if (args.objective or "").startswith("tabular:"):
+        from scripts.cmd_tabular import run_tabular_trajectory_command
+
+        return run_tabular_trajectory_command(args)
+
     result = run_trajectory(args.run, search_config(args), progress=not args.no_progress)
     r = result.report
     print(
@@ -80,6 +99,11 @@ def run_trajectory_command(args: argparse.Namespace) -> int:
 def run_compare_command(args: argparse.Namespace) -> int:
     from analysis.evaluation import make_job_executor
     from analysis.search import run_compare
+
+    if (args.objective or "").startswith("tabular:"):
+        from scripts.cmd_tabular import run_tabular_compare_command
+
+        return run_tabular_compare_command(args)
 
     executor = make_job_executor(args.executor, workers=args.workers, address=args.address,
                                  device=args.device,

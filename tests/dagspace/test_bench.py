@@ -16,3 +16,11 @@ def test_bench_space_prints_one_json_line_of_side_by_side_timings(capsys):
     for kind in ("enumerate", "features"):
         ratio = result[f"baseline_{kind}_s"] / result[f"{kind}_s"]
         assert abs(result[f"{kind}_speedup"] - ratio) <= 0.05 * ratio + 0.1
+
+
+def test_bench_nasbench_hash_prints_one_json_line(tmp_path, capsys, space5_labelled):
+    path = space5_labelled.save(tmp_path / "s.npz")
+    assert main(["bench", "nasbench-hash", "--space", str(path), "--sample", "30"]) == 0
+    result = json.loads(capsys.readouterr().out)
+    assert result["bench"] == "nasbench-hash" and result["agree"]
+    assert result["cells"] == result["distinct"] == len(space5_labelled)

@@ -168,3 +168,43 @@ def test_to_frame(space5_labelled):
 def test_enumerate_rejects_bad_arguments(kwargs, match):
     with pytest.raises(InvalidSpaceError, match=match):
         enumerate_space(**kwargs)
+
+
+def test_subset_keeps_the_chosen_cells_and_round_trips(tmp_path, space5_labelled):
+    index = [300, 5, 77, 2]
+    part = space5_labelled.subset(index)
+    assert len(part) == 4 and [part[i] for i in range(4)] == [space5_labelled[i] for i in index]
+    np.testing.assert_array_equal(part.hashes, space5_labelled.hashes[index])
+    np.testing.assert_array_equal(part.features, space5_labelled.features[index])
+    assert part.find(space5_labelled[77]) == 2 and part.find(space5_labelled[78]) is None
+    np.testing.assert_array_equal(
+        part.nasbench101_hashes(), space5_labelled.nasbench101_hashes()[index]
+    )
+    loaded = Space.load(part.save(tmp_path / "part.npz"))
+    assert [c for c in loaded] == [c for c in part]
+    np.testing.assert_array_equal(loaded.nasbench101_hashes(), part.nasbench101_hashes())
+    assert loaded.max_vertices == part.max_vertices and loaded.max_edges == part.max_edges
+
+
+@pytest.mark.parametrize(
+    "index, match",
+    [
+        ([0, 10**6], r"must lie in \[0, \d+\); got 1000000"),
+        ([1, 1], "must be distinct; got repeats"),
+        ([[1, 2]], r"1-D sequence of ints; got an array of shape \(1, 2\)"),
+        ([0.5], "dtype float64"),
+    ],
+)
+def test_subset_rejects_bad_indices(space5_labelled, index, match):
+    with pytest.raises(InvalidSpaceError, match=match):
+        space5_labelled.subset(index)
+
+
+def test_load_rejects_a_malformed_nasbench101_column(tmp_path, space5_labelled):
+    path = space5_labelled.save(tmp_path / "s.npz")
+    with np.load(path) as data:
+        arrays = dict(data)
+    arrays["nasbench101_hashes"] = np.asarray(["ab"] * 3, dtype="S32")
+    np.savez(tmp_path / "bad.npz", **arrays)
+    with pytest.raises(InvalidSpaceError, match=r"'nasbench101_hashes' must have shape"):
+        Space.load(tmp_path / "bad.npz")

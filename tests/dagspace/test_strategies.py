@@ -13,6 +13,7 @@ from scipy.optimize import minimize
 
 from dagspace import (
     BayesianSearch,
+    CellSpec,
     Embedding,
     FiniteDifferenceDescent,
     InvalidSpaceError,
@@ -20,13 +21,21 @@ from dagspace import (
     StrategyError,
     enumerate_space,
     make_strategy,
+    try_prune,
 )
 from dagspace.bench import bench_bo
 from dagspace.strategies import project_to_hull
 
-NAMES = ("random", "fd", "bayes")
-FAST = {"random": {}, "fd": {}, "bayes": {"n_init": 6, "q": 4}}
-RUN = {"random": 24, "fd": 24, "bayes": 14}  # evaluations per contract run (each GP fit costs)
+NAMES = ("random", "fd", "bayes", "evolution", "local")
+FAST = {"random": {}, "fd": {}, "bayes": {"n_init": 6, "q": 4}, "evolution": {"population": 6,
+        "tournament": 3}, "local": {}}  # fmt: skip
+RUN = {
+    "random": 24,
+    "fd": 24,
+    "bayes": 14,
+    "evolution": 24,
+    "local": 24,
+}  # evaluations per contract run (each GP fit costs)
 
 
 @pytest.fixture(scope="module")
@@ -70,8 +79,9 @@ def run(strategy, objective, evaluations, batch=4):
 
 # -- the contract, for every strategy --------------------------------------------------------------
 def contract_space(name, space4, space6):
-    """fd descends too fast on 13 cells to run long: it gets the 6-vertex space."""
-    space = space6 if name == "fd" else space4
+    """fd, evolution and local search move too fast on 13 cells to run long: they get the
+    6-vertex space."""
+    space = space6 if name in ("fd", "evolution", "local") else space4
     return space, distance_objective(Embedding(space), 7)
 
 
@@ -109,10 +119,14 @@ def test_restored_strategy_proposes_what_the_uninterrupted_one_would(name, space
 
 
 @pytest.mark.parametrize("name", NAMES)
-def test_restored_pending_architectures_may_be_told_directly(name, space4):
-    strategy = make_strategy(name, space4, 1, seed=0, **FAST[name])
+def test_restored_pending_architectures_may_be_told_directly(name, space4, space6):
+    space = space6 if name == "local" else space4
+    strategy = make_strategy(name, space, 1, seed=0, **FAST[name])
+    if name == "local":  # one start at a time: its neighbours come once it is told
+        strategy.tell(strategy.ask(1), [1.0])
     pending = strategy.ask(2)
-    restored = make_strategy(name, space4, 1, seed=0, **FAST[name])
+    assert len(pending) == 2
+    restored = make_strategy(name, space, 1, seed=0, **FAST[name])
     restored.load_state_dict(strategy.state_dict())
     restored.tell(pending[:1], [1.0])
     again = restored.ask(1)
@@ -138,7 +152,7 @@ def test_told_architectures_are_never_asked(name, space4):
     strategy.tell([(0,)], [0.0])  # the same value again: a no-op
     asked = strategy.ask(20)
     assert strategy.pending == asked and asked
-    if name == "fd":  # one step's evaluations, minus the ones already told
+    if name in ("fd", "local"):  # one step's evaluations (a start), minus the ones told
         assert not {c for (c,) in asked} & set(range(0, 13, 2))
     else:
         assert sorted(asked) == [(c,) for c in range(1, 13, 2)]
@@ -161,7 +175,7 @@ def test_bad_input_raises_typed_errors_stating_expected_and_received(name, space
     strategy.tell([(1, 2)], [1.0])
     with pytest.raises(StrategyError, match=r"already told the value 1.0; got 2.0"):
         strategy.tell([(1, 2)], [2.0])
-    if name != "random":
+    if name in ("fd", "bayes"):  # the strategies that search an embedding
         with pytest.raises(InvalidSpaceError, match="Unknown feature 'nope'; this space has"):
             make_strategy(name, space4, 2, seed=0, features=("num_edges", "nope"))
     with pytest.raises(StrategyError, match=r"'num_cells' parameter .* an int >= 1; got 0"):
@@ -395,3 +409,76 @@ def test_bench_bo_reports_the_phases_of_one_proposal(space4):
     assert result["candidates"] <= 8**2 and result["points_per_cell"] == 8
     for key in ("propose_s", "propose_cpu_s", "fit_s", "prefilter_s", "acquisition_s"):
         assert result[key] >= 0
+
+
+# -- regularised evolution and local search -------------------------------------------------------
+def test_evolution_and_local_search_stay_inside_a_space_subset(space6):
+    part = space6.subset(np.arange(0, len(space6), 3))
+    for name in ("evolution", "local"):
+        strategy = make_strategy(name, part, 1, seed=1, **FAST[name])
+        asked = run(strategy, lambda a: float(part.features[a[0], 2]), 60)
+        assert all(0 <= c < len(part) for (c,) in asked) and len(set(asked)) == 60
+
+
+def _neighbours_by_brute_force(space, cell):
+    """The oracle: flip every edge, change every op, prune, look the cell up one at a time."""
+    spec, out = space[cell], set()
+    for i, j in itertools.combinations(range(spec.num_vertices), 2):
+        matrix = spec.matrix.copy()
+        matrix[i, j] ^= 1
+        pruned = try_prune(CellSpec(matrix, spec.ops))
+        found = None if pruned is None else space.find(pruned)
+        if found is not None and found != cell:
+            out.add(found)
+    for i in range(1, spec.num_vertices - 1) if spec.ops else ():
+        for op in set(space.op_names) - {spec.ops[i]}:
+            ops = list(spec.ops)
+            ops[i] = op
+            out.add(space.find(CellSpec(spec.matrix, ops)))
+    return sorted(out - {None})
+
+
+@pytest.mark.parametrize("labelled", [True, False])
+def test_neighbours_equal_the_brute_force_oracle(labelled, space5_labelled, space6):
+    from dagspace.neighbours import cell_neighbours, neighbour_counts
+
+    space = space5_labelled if labelled else space6
+    cells = np.random.default_rng(0).choice(len(space), size=60, replace=False).tolist()
+    for cell in cells:
+        assert cell_neighbours(space, cell).tolist() == _neighbours_by_brute_force(space, cell)
+    part = space.subset(cells)  # inside a subset: only the subset's cells
+    for i, cell in enumerate(cells[:10]):
+        expected = [cells.index(c) for c in _neighbours_by_brute_force(space, cell) if c in cells]
+        assert cell_neighbours(part, i).tolist() == sorted(expected)
+    assert neighbour_counts(part).tolist() == [len(cell_neighbours(part, i)) for i in range(60)]
+
+
+def test_evolution_mutates_the_tournament_winner(space6):
+    strategy = make_strategy("evolution", space6, 1, seed=0, population=4, tournament=4)
+    strategy.tell([(c,) for c in (500, 600, 700, 800)], [float(c) for c in (500, 600, 700, 800)])
+    from dagspace.neighbours import cell_neighbours
+
+    (child,) = strategy.ask(1)
+    assert child[0] in set(cell_neighbours(space6, 500).tolist())  # the best of all four
+    strategy.tell([child], [-1.0])
+    assert [a for a, _ in strategy.members()] == [(600,), (700,), (800,), child]  # oldest out
+
+
+def test_local_search_climbs_to_a_local_optimum_then_restarts(space6):
+    from dagspace.neighbours import cell_neighbours
+
+    f = lambda a: -float(space6.features[a[0], 2])  # noqa: E731  (more edges is better)
+    strategy = make_strategy("local", space6, 1, seed=0)
+    run(strategy, f, 200, batch=50)
+    assert strategy.restarts >= 1
+    best, value = strategy.best()
+    assert all(f((c,)) >= value for c in cell_neighbours(space6, best[0]))
+
+
+def test_new_strategies_reject_bad_options(space4):
+    with pytest.raises(StrategyError, match="'population' parameter of RegularizedEvolution"):
+        make_strategy("evolution", space4, 1, seed=0, population=0)
+    with pytest.raises(StrategyError, match="'tournament' .* an int >= 1; got 'x'"):
+        make_strategy("evolution", space4, 1, seed=0, tournament="x")
+    with pytest.raises(StrategyError, match=r"Unknown option\(s\) \['q'\] for the 'local'"):
+        make_strategy("local", space4, 1, seed=0, q=3)

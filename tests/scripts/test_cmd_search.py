@@ -165,3 +165,58 @@ def test_trajectory_over_the_supernet_pseudo_environment(tmp_path: Path) -> None
     frame = pd.read_csv(run / "trajectories.csv")
     assert (frame["objective"] > 0).all()  # a cross-entropy on the validation split
     assert list((run / "pseudo_env").glob("*.pt"))  # the shared weights' state, for resume
+
+
+# -- tabular objectives ----------------------------------------------------------------------------
+def _tabular_table(path: Path) -> Path:
+    import numpy as np
+
+    from dagspace import NASBENCH101_OPS, enumerate_space
+
+    space = enumerate_space(4, NASBENCH101_OPS)
+    acc = 0.6 + 0.01 * np.arange(len(space)) / len(space)
+    pd.DataFrame({"key": space.nasbench101_hashes(), "108_final_validation_accuracy": acc,
+                  "final_training_time": 50.0}).to_csv(path, index=False)  # fmt: skip
+    return path
+
+
+def test_compare_and_trajectory_on_a_tabular_objective(tmp_path: Path, capsys) -> None:
+    table = _tabular_table(tmp_path / "t.csv")
+    run = tmp_path / "run"
+    argv = ["--objective", f"tabular:{table}", "--run", str(run), "--vertices", "4",
+            "--no-progress"]  # fmt: skip
+    assert main(["compare", *argv, "--repeats", "2", "--budget", "8",
+                 "--methods", "random,evolution,local,fd"]) == 0  # fmt: skip
+    assert "2 repeats x 8 queries" in capsys.readouterr().out
+    regret = pd.read_csv(run / "tabular_regret.csv")
+    assert set(regret["method"]) == {"random", "evolution", "local", "fd"}
+    assert (run / "tabular_compare.png").read_bytes()[:8] == PNG
+    assert main(["trajectory", *argv, "--epochs", "3"]) == 0
+    assert json.loads((run / "summary.json").read_text())["trajectory"]["epochs"] <= 3
+    (run / "tabular_compare.png").unlink()
+    assert main(["plot", str(run)]) == 0 and (run / "tabular_compare.png").exists()
+    assert main(["report", str(run)]) == 0
+    assert "## Search methods on a tabular benchmark" in (run / "report.md").read_text()
+
+
+def test_tabular_objective_errors_are_one_line_exit_2(tmp_path: Path, capsys) -> None:
+    run = ["--run", str(tmp_path / "run"), "--vertices", "4", "--no-progress"]
+    assert main(["compare", "--objective", f"tabular:{tmp_path / 'none.csv'}", *run]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "No results table at" in err
+    with pytest.raises(SystemExit) as exit_info:
+        main(["compare", "--objective", "tabulr:x.csv", *run])
+    assert exit_info.value.code == 2
+    assert "expected surrogate, supernet, standalone or tabular" in capsys.readouterr().err
+
+
+def test_analyze_features_reports_every_encoding(tmp_path: Path, capsys) -> None:
+    table = _tabular_table(tmp_path / "t.csv")
+    run = tmp_path / "run"
+    assert main(["analyze", "features", "--objective", f"tabular:{table}", "--run", str(run),
+                 "--vertices", "4", "--train", "10", "--test", "10"]) == 0  # fmt: skip
+    out = capsys.readouterr().out
+    assert all(f"{e}:" in out for e in ("seed", "op_aware", "one_hot"))
+    premise = json.loads((run / "summary.json").read_text())["premise"]
+    assert premise["encodings"]["one_hot"]["variance_share"] == pytest.approx(1.0)
+    assert (run / "premise.png").read_bytes()[:8] == PNG

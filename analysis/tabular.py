@@ -1,0 +1,503 @@
+"""Search on a published tabular benchmark: the ``tabular:FILE[:COLUMN]`` objective, and the
+trajectory and comparison jobs on it.
+
+A table (:mod:`analysis.tables`) gives every cell it covers its metrics; the search space is the
+labelled space the table's cells belong to (NAS-Bench-101's by default: 7 vertices, its three
+operations, at most 9 edges), restricted to the table's cells when the table is partial. An
+architecture is one cell (NAS-Bench-101 repeats one cell through its network). A lookup is an
+evaluation like any other: one row of ``results.sqlite`` per architecture (evaluator
+``tabular``), and each strategy's state is saved when its run ends, so running the same command
+again resumes where it stopped and recomputes nothing. Lookups cost nothing to redo, so the
+store is opened with ``synchronous="NORMAL"`` (no fsync per row).
+
+The objective is ``1 - value`` for an accuracy column (a name containing ``accuracy``: higher is
+better) and the value itself otherwise (lower is better); ``COLUMN`` defaults to
+``108_final_validation_accuracy`` when the table has it, else its first accuracy column.
+
+``compare`` runs every method ``repeats`` times (default 25) to a budget of ``budget`` queries
+(default 150, the benchmark's convention) and writes:
+
+- ``tabular_curves.csv``: per method, repeat and query: the accuracy found, the best so far,
+  its regret (the table's best accuracy minus it) and the cumulative training time that the
+  table says those queries cost (``final_training_time``);
+- ``tabular_regret.csv``: per method and checkpoint (50, 100, 150 queries): the median (and
+  quartiles) of the best accuracy and of the regret over repeats;
+- ``tabular_compare.png``: best-found-so-far accuracy against queries and against cumulative
+  training time, the mean over repeats with a 95% bootstrap band, one line per method;
+- the ``tabular_compare`` section of ``summary.json``, with a two-sided Mann-Whitney U test
+  between every pair of methods on the best accuracy at the final budget.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import time
+from dataclasses import dataclass, field, fields, replace
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from analysis.errors import AnalysisError
+from analysis.runs import update_summary
+from analysis.stats import mann_whitney
+from analysis.tables import TableError, TabularResults, load_table
+from dagspace import NASBENCH101_OPS, Space, enumerate_space
+from dagspace.hashing import form_hash
+from dagspace.io import atomic_write
+
+__all__ = [
+    "TABULAR_METHODS",
+    "TabularCompareResult",
+    "TabularConfig",
+    "TabularConfigError",
+    "TabularObjective",
+    "is_tabular",
+    "open_table",
+    "parse_tabular",
+    "run_tabular_compare",
+    "run_tabular_trajectory",
+]
+
+TABULAR_PREFIX = "tabular:"
+TABULAR_METHODS = ("random", "bayes", "fd", "evolution", "local")
+DEFAULT_COLUMN = "108_final_validation_accuracy"
+DEFAULT_COST = "final_training_time"
+_WANT = {"fd": 10**6, "local": 10**6, "random": 8, "evolution": 1}  # batch per ask (bayes: q)
+
+
+class TabularConfigError(AnalysisError, ValueError):
+    """A tabular objective or job config is malformed."""
+
+
+def is_tabular(objective: str | None) -> bool:
+    return isinstance(objective, str) and objective.startswith(TABULAR_PREFIX)
+
+
+def parse_tabular(objective: str) -> tuple[Path, str | None]:
+    """``tabular:FILE[:COLUMN]`` to ``(FILE, COLUMN or None)``; a ``FILE`` that exists as
+    written wins over a split at its last colon.
+
+    Raises:
+        TabularConfigError: not a ``tabular:`` objective, or no file named.
+    """
+    if not is_tabular(objective):
+        raise TabularConfigError(
+            f"A tabular objective is written 'tabular:FILE[:COLUMN]'; got {objective!r}."
+        )
+    rest = objective[len(TABULAR_PREFIX) :]
+    file, column = rest, None
+    if not Path(rest).exists() and ":" in rest:
+        file, column = rest.rsplit(":", 1)
+    if not file:
+        raise TabularConfigError(
+            f"A tabular objective names a table file: 'tabular:FILE[:COLUMN]'; got {objective!r}."
+        )
+    return Path(file), column or None
+
+
+@dataclass(frozen=True)
+class TabularConfig:
+    """Everything a tabular job depends on; stored with the run.
+
+    ``table`` the file; ``column`` the metric searched (``None``: the default, see the module
+    docstring); ``cost_column`` the training time per cell (``None``: no time axis);
+    ``vertices`` / ``max_edges`` the labelled NAS-Bench-101-operation space the table's cells
+    belong to, or ``space`` a saved space file (read, never written); ``features`` the
+    embedding of finite-difference descent and Bayesian search (``None``: their default, the
+    seed's three graph features); ``fd``, ``bayes``, ``evolution``, ``local``: strategy
+    options.
+    """
+
+    table: str
+    column: str | None = None
+    cost_column: str | None = DEFAULT_COST
+    methods: tuple[str, ...] = TABULAR_METHODS
+    budget: int = 150
+    repeats: int = 25
+    checkpoints: tuple[int, ...] = (50, 100, 150)
+    epochs: int = 100
+    seed: int = 0
+    vertices: int = 7
+    max_edges: int | None = 9
+    key: str = "auto"
+    space: str | None = None
+    features: tuple[str, ...] | None = None
+    fd: dict[str, Any] = field(default_factory=dict)
+    bayes: dict[str, Any] = field(default_factory=lambda: {"q": 10, "n_init": 10})
+    evolution: dict[str, Any] = field(default_factory=dict)
+    local: dict[str, Any] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        def fail(name: str, expected: str) -> None:
+            raise TabularConfigError(
+                f"The tabular config's {name!r} must be {expected}; got {getattr(self, name)!r}."
+            )
+
+        methods = self.methods
+        if (
+            not methods
+            or any(m not in TABULAR_METHODS for m in methods)
+            or len(set(methods)) < len(methods)
+        ):
+            fail("methods", f"distinct names from {list(TABULAR_METHODS)}")
+        for name, low in (("budget", 1), ("repeats", 1), ("epochs", 1), ("seed", 0),
+                          ("vertices", 3)):  # fmt: skip
+            value = getattr(self, name)
+            if isinstance(value, bool) or not isinstance(value, int) or value < low:
+                fail(name, f"an integer >= {low}")
+        if not all(isinstance(c, int) and c >= 1 for c in self.checkpoints):
+            fail("checkpoints", "positive integers")
+        for name in ("fd", "bayes", "evolution", "local"):
+            if not isinstance(getattr(self, name), dict):
+                fail(name, "a mapping of strategy options")
+
+    def to_dict(self) -> dict[str, Any]:
+        out = {f.name: getattr(self, f.name) for f in fields(self)}
+        for name in ("methods", "checkpoints", "features"):
+            out[name] = None if out[name] is None else list(out[name])
+        return out
+
+
+# -- the objective ---------------------------------------------------------------------------------
+class TabularObjective:
+    """A table lookup per architecture (one cell): lower is better (see the module docstring).
+
+    Attributes:
+        accuracy_: ``(N,)`` the searched metric per cell of ``results.space``;
+        values_: ``(N,)`` the objective (``1 - accuracy`` for an accuracy column);
+        cost_: ``(N,)`` training seconds per cell, or ``None``.
+    """
+
+    name = "tabular"
+    evaluator = "tabular"
+
+    def __init__(self, results: TabularResults, column: str | None = None,
+                 cost_column: str | None = DEFAULT_COST) -> None:  # fmt: skip
+        self.results = results
+        self.column = column or _default_column(results)
+        self.accuracy_ = results.column(self.column)
+        self.maximise = "accuracy" in self.column.lower()
+        self.values_ = 1.0 - self.accuracy_ if self.maximise else self.accuracy_.copy()
+        has_cost = cost_column is not None and cost_column in results.metrics
+        self.cost_column = cost_column if has_cost else None
+        self.cost_ = results.column(cost_column) if has_cost else None
+
+    def config(self) -> dict[str, Any]:
+        return {"objective": self.name, "table": self.results.source, "column": self.column}
+
+    def __call__(self, architectures: Any) -> list[float]:
+        if not len(architectures):
+            return []
+        cells = np.asarray(architectures, dtype=np.int64)[:, 0]
+        return [float(v) for v in self.values_[cells]]
+
+    @property
+    def best_value(self) -> float:
+        """The best value of the searched metric over the table (the regret's reference)."""
+        return float(np.nanmax(self.accuracy_) if self.maximise else np.nanmin(self.accuracy_))
+
+
+def _default_column(results: TabularResults) -> str:
+    if DEFAULT_COLUMN in results.metrics:
+        return DEFAULT_COLUMN
+    accuracies = [m for m in results.metrics if "accuracy" in m.lower()]
+    if not accuracies:
+        raise TableError(
+            f"The table {results.source} has no accuracy column to search by default; name one "
+            f"as tabular:FILE:COLUMN (its metrics: {list(results.metrics)})."
+        )
+    return accuracies[0]
+
+
+# -- opening a table over its space ----------------------------------------------------------------
+def tabular_space(run: Path, vertices: int, max_edges: int | None,
+                  space_file: str | None = None) -> Space:  # fmt: skip
+    """The labelled space of NAS-Bench-101's operations (or the saved ``space_file``), cached
+    in ``run`` with its NAS-Bench-101 hashes (written once, never overwritten)."""
+    if space_file is not None:
+        space = Space.load(space_file)
+        path = run / f"space-{Path(space_file).stem}.npz"
+    else:
+        edges = "all" if max_edges is None else str(max_edges)
+        path = run / f"space-{vertices}v-nb101ops-{edges}e.npz"
+        space = Space.load(path) if path.exists() else None
+    if space is not None and ("nasbench101_hashes" in space._cache or not _nb101_ops(space)):
+        return space
+    if path.exists():
+        return Space.load(path)
+    if space is None:
+        space = enumerate_space(vertices, NASBENCH101_OPS, max_edges=max_edges)
+    space.nasbench101_hashes()
+    space.save(path)
+    return space
+
+
+def _nb101_ops(space: Space) -> bool:
+    return space.is_labelled and set(space.op_names) <= set(NASBENCH101_OPS)
+
+
+def open_table(run: Path, config: TabularConfig) -> tuple[Space, TabularObjective]:
+    """The table joined to its space (restricted to the table's cells), and the objective."""
+    run.mkdir(parents=True, exist_ok=True)
+    space = tabular_space(run, config.vertices, config.max_edges, config.space)
+    results = load_table(config.table, space, key=config.key, missing="subset")
+    return space, TabularObjective(results, config.column, config.cost_column)
+
+
+# -- driving --------------------------------------------------------------------------------------
+def _arch_hash(space: Space, arch: tuple[int, ...]) -> str:
+    """``canonical_hash`` of the architecture's cells, from the space's stored hashes."""
+    return form_hash("+".join(str(space.hashes[c]) for c in arch))
+
+
+@dataclass
+class _Job:
+    run: Path
+    config: TabularConfig
+    objective: TabularObjective
+    store: Any
+    name: str
+    recorded: set[str] = field(default_factory=set)
+
+    @property
+    def space(self) -> Space:
+        return self.objective.results.space
+
+    def strategy(self, method: str, repeat: int) -> Any:
+        from dagspace.strategies import make_strategy
+
+        options = dict(getattr(self.config, method, {}) or {})
+        if method in ("fd", "bayes") and self.config.features is not None:
+            options.setdefault("features", tuple(self.config.features))
+        from analysis.search import SEARCH_METHODS  # the seed streams of the supernet jobs
+
+        stream = SEARCH_METHODS.index(method)
+        seed = int(np.random.SeedSequence([self.config.seed, repeat, stream]).generate_state(1)[0])
+        return make_strategy(method, self.space, 1, seed=seed, **options)
+
+    def record(self, archs: list[tuple[int, ...]], values: list[float], method: str) -> None:
+        from analysis.store import EvalKey, EvalStatus, hash_config
+
+        config_hash = hash_config(self.objective.config())
+        for arch, value in zip(archs, values, strict=True):
+            arch_hash = _arch_hash(self.space, arch)
+            if arch_hash in self.recorded:
+                continue
+            finite = bool(np.isfinite(value))
+            cells = [self.space[c].to_dict() for c in arch]
+            metrics = {"objective": value if finite else float("nan")}
+            metrics[self.objective.column] = float(self.objective.accuracy_[arch[0]])
+            self.store.add(
+                EvalKey(arch_hash, "tabular", config_hash, 0), run=self.name, method=method,
+                arch_json=cells, metrics=metrics,
+                status=EvalStatus.COMPLETE if finite else EvalStatus.DIVERGED,
+            )  # fmt: skip
+            self.recorded.add(arch_hash)
+
+    def drive(self, method: str, repeat: int, *, budget: int | None, stop: Any = None) -> Any:
+        """Ask, look up, record, tell until the budget (or ``stop``); resume from the store."""
+        strategy = self.strategy(method, repeat)
+        state_name = f"{self.name}/{method}/{repeat}"
+        saved = self.store.get_state(state_name)
+        if saved is not None:
+            strategy.load_state_dict(json.loads(saved)["strategy"])
+        want = _WANT.get(method, int(self.config.bayes.get("q", 8)))
+        while True:
+            done = len(strategy.history)
+            if (budget is not None and done >= budget) or (stop is not None and stop(strategy)):
+                break
+            archs = strategy.ask(want if budget is None else min(want, budget - done))
+            if not archs:
+                break
+            values = self.objective(archs)
+            self.record(archs, values, method)
+            strategy.tell(archs, values)
+        self.store.set_state(state_name, json.dumps({"strategy": strategy.state_dict()}))
+        return strategy
+
+
+def _open_job(run: str | os.PathLike, config: TabularConfig, name: str) -> _Job:
+    from analysis.store import SQLiteStore
+
+    run = Path(run)
+    _, objective = open_table(run, config)
+    store = SQLiteStore(run / "results.sqlite", synchronous="NORMAL")
+    store.register_run(name, config.to_dict())
+    return _Job(run, config, objective, store, name)
+
+
+# -- the comparison -------------------------------------------------------------------------------
+@dataclass(frozen=True)
+class TabularCompareResult:
+    curves: pd.DataFrame
+    regret: pd.DataFrame
+    report: dict[str, Any]
+    run_dir: Path
+
+
+def _curve_rows(objective: TabularObjective, method: str, repeat: int, history: list,
+                budget: int) -> dict[str, np.ndarray]:  # fmt: skip
+    cells = np.asarray([a[0] for a, _ in history[:budget]], dtype=np.int64)
+    found = objective.accuracy_[cells] if len(cells) else np.zeros(0)
+    sign = 1.0 if objective.maximise else -1.0
+    score = np.where(np.isfinite(found), sign * found, -np.inf)
+    best = sign * np.maximum.accumulate(score) if len(score) else score
+    cost = objective.cost_[cells] if objective.cost_ is not None else np.full(len(cells), np.nan)
+    return {
+        "method": np.full(len(cells), method, dtype=object),
+        "repeat": np.full(len(cells), repeat),
+        "query": np.arange(1, len(cells) + 1),
+        "cell": cells,
+        "accuracy": found,
+        "best_accuracy": best,
+        "regret": sign * (objective.best_value - best),
+        "cumulative_cost": np.cumsum(cost),
+    }
+
+
+def best_at(curves: pd.DataFrame, queries: int) -> pd.Series:
+    """Each (method, repeat)'s best accuracy after ``queries`` queries (its last one if it
+    stopped earlier)."""
+    part = curves[curves["query"] <= queries].sort_values("query")
+    return part.groupby(["method", "repeat"], sort=False)["best_accuracy"].last()
+
+
+def _regret_table(curves: pd.DataFrame, methods: tuple[str, ...], checkpoints: tuple[int, ...],
+                  best: float, maximise: bool) -> pd.DataFrame:  # fmt: skip
+    rows = []
+    for method in methods:
+        for q in checkpoints:
+            found = best_at(curves[curves["method"] == method], q).to_numpy(dtype=float)
+            regret = (best - found) if maximise else (found - best)
+            q25, med, q75 = np.quantile(found, [0.25, 0.5, 0.75])
+            r25, rmed, r75 = np.quantile(regret, [0.25, 0.5, 0.75])
+            rows.append({"method": method, "queries": q, "median_best": med, "best_q25": q25,
+                         "best_q75": q75, "median_regret": rmed, "regret_q25": r25,
+                         "regret_q75": r75, "mean_regret": float(regret.mean()),
+                         "repeats": len(found)})  # fmt: skip
+    return pd.DataFrame(rows)
+
+
+def run_tabular_compare(run: str | os.PathLike, config: TabularConfig, *,
+                        progress: bool = True) -> TabularCompareResult:  # fmt: skip
+    """Every method of ``config.methods``, ``config.repeats`` times, ``config.budget`` lookups
+    each (see the module docstring for what is written)."""
+    from tqdm.auto import tqdm
+
+    from analysis.tabular_plots import plot_tabular_compare
+
+    start = time.perf_counter()
+    job = _open_job(run, config, "tabular-compare")
+    try:
+        parts, seconds, evaluations = [], {}, {}
+        bar = tqdm(total=len(config.methods) * config.repeats, desc="tabular compare",
+                   unit="run", disable=not progress)  # fmt: skip
+        for method in config.methods:
+            began = time.perf_counter()
+            for repeat in range(config.repeats):
+                strategy = job.drive(method, repeat, budget=config.budget)
+                parts.append(_curve_rows(job.objective, method, repeat, strategy.history,
+                                         config.budget))  # fmt: skip
+                evaluations.setdefault(method, []).append(len(strategy.history))
+                bar.update()
+            seconds[method] = round(time.perf_counter() - began, 2)
+        bar.close()
+        curves = pd.concat([pd.DataFrame(p) for p in parts], ignore_index=True)
+        objective = job.objective
+        checkpoints = tuple(sorted({*(c for c in config.checkpoints if c <= config.budget),
+                                    config.budget}))  # fmt: skip
+        regret = _regret_table(curves, config.methods, checkpoints, objective.best_value,
+                               objective.maximise)  # fmt: skip
+        with atomic_write(job.run / "tabular_curves.csv", newline="") as handle:
+            curves.to_csv(handle, index=False)
+        with atomic_write(job.run / "tabular_regret.csv", newline="") as handle:
+            regret.to_csv(handle, index=False)
+        report = _compare_report(job, curves, regret, seconds, evaluations, start)
+        plot_tabular_compare(curves, job.run / "tabular_compare.png", report)
+        update_summary(job.run, "tabular_compare", report)
+        job.store.export_csv(job.run / "evaluations.csv")
+    finally:
+        job.store.close()
+    return TabularCompareResult(curves, regret, report, job.run)
+
+
+def _compare_report(job: _Job, curves: pd.DataFrame, regret: pd.DataFrame, seconds: dict,
+                    evaluations: dict, start: float) -> dict[str, Any]:  # fmt: skip
+    config, objective = job.config, job.objective
+    final = {m: best_at(curves[curves["method"] == m], config.budget).to_numpy(dtype=float)
+             for m in config.methods}  # fmt: skip
+    tests = {}
+    for i, a in enumerate(config.methods):
+        for b in config.methods[i + 1 :]:
+            t = mann_whitney(final[a], final[b])
+            tests[f"{a} vs {b}"] = {"u": t.u, "p_value": t.p_value, "n_a": t.n_a, "n_b": t.n_b,
+                                    "effect_size": t.effect_size, "reason": t.reason}  # fmt: skip
+    methods = {}
+    for method in config.methods:
+        rows = regret[regret["method"] == method]
+        methods[method] = {
+            "median_best": {int(r.queries): float(r.median_best) for r in rows.itertuples()},
+            "median_regret": {int(r.queries): float(r.median_regret) for r in rows.itertuples()},
+            "evaluations": evaluations[method],
+            "seconds": seconds[method],
+        }
+    results = objective.results
+    return {
+        "table": results.source,
+        "key": results.key_kind,
+        "column": objective.column,
+        "cells": len(results.space),
+        "table_rows": results.rows,
+        "optimum": objective.best_value,
+        "budget": config.budget,
+        "repeats": config.repeats,
+        "features": None if config.features is None else list(config.features),
+        "methods": methods,
+        "mann_whitney": tests,
+        "wall_seconds": round(time.perf_counter() - start, 2),
+        "config": config.to_dict(),
+    }
+
+
+# -- the trajectory --------------------------------------------------------------------------------
+def run_tabular_trajectory(run: str | os.PathLike, config: TabularConfig, *,
+                           progress: bool = True) -> Any:  # fmt: skip
+    """Finite-difference descent for ``config.epochs`` epochs over the table; writes
+    ``trajectories.csv``, ``trajectory.png`` and the ``trajectory`` section of
+    ``summary.json`` (the same as the supernet trajectory job)."""
+    from analysis.search import TrajectoryResult
+    from analysis.search_plots import plot_trajectories
+
+    start = time.perf_counter()
+    job = _open_job(run, replace(config, methods=("fd",)), "tabular-trajectory")
+    try:
+        strategy = job.drive("fd", 0, budget=None, stop=lambda s: s.epoch >= config.epochs)
+        frame = pd.DataFrame(strategy.trajectory)
+        with atomic_write(job.run / "trajectories.csv", newline="") as handle:
+            frame.to_csv(handle, index=False)
+        label = f"tabular ({job.objective.column})"
+        plot_trajectories(frame, job.run / "trajectory.png", objective=label)
+        per_epoch = frame.groupby("epoch")["objective"].first() if len(frame) else pd.Series()
+        values = [v for _, v in strategy.history if math.isfinite(v)]
+        report = {
+            "objective": f"tabular:{job.objective.column}",
+            "epochs": int(strategy.epoch),
+            "evaluations": len(strategy.history),
+            "objective_first": float(per_epoch.iloc[0]) if len(per_epoch) else float("nan"),
+            "objective_last": float(per_epoch.iloc[-1]) if len(per_epoch) else float("nan"),
+            "objective_best": float(min(values)) if values else float("nan"),
+            "regret_best": float(min(values) - (1 - job.objective.best_value))
+            if values and job.objective.maximise
+            else float("nan"),
+            "seconds": round(time.perf_counter() - start, 2),
+            "config": config.to_dict(),
+        }
+        update_summary(job.run, "trajectory", report)
+        job.store.export_csv(job.run / "evaluations.csv")
+    finally:
+        job.store.close()
+    return TrajectoryResult(frame, report, job.run)

@@ -1,0 +1,158 @@
+"""One-step neighbours of cells inside a space: one edge flipped or one interior operation changed.
+
+Algorithm (vectorised over a batch of cells of equal size ``v``, no per-cell Python loop):
+
+1. *Variants*: every cell of the batch gives ``v (v - 1) / 2`` edge flips of its (pruned) matrix
+   and ``(v - 2) (n_ops - 1)`` operation changes.
+2. *Pruning*: vertices off every input -> output path are dropped (a sweep in vertex order,
+   the matrices being upper-triangular); a variant whose input cannot reach its output is
+   discarded.
+3. *Canonical hash*: the exact canonical form of :mod:`dagspace.hashing` (the minimal topology
+   code over interior permutations, then the minimal operation sequence over the permutations
+   that reach it), computed as the enumeration computes it (:func:`canonical_codes`), then its
+   BLAKE2b digest, looked up in the space. Variants outside the space (too many edges, a cell
+   a space subset lacks) are not neighbours.
+
+A flip in the pruned form cannot add a vertex (a new vertex needs an in- and an out-edge), so
+neighbours have at most as many vertices as their cell; this is the neighbourhood of the
+benchmark's pruned cells, as local search on NAS-Bench-101 uses it.
+
+Results are memoised per space (a space is immutable), so repeated searches over one space
+compute each cell's neighbourhood once.
+"""
+
+from __future__ import annotations
+
+import weakref
+from collections.abc import Sequence
+
+import numpy as np
+
+from dagspace.enumeration import canonical_codes
+from dagspace.hashing import form_hash, interior_permutations
+from dagspace.space import Space
+
+__all__ = ["cell_neighbours", "neighbour_counts"]
+
+_MEMO: weakref.WeakKeyDictionary[Space, dict[int, np.ndarray]] = weakref.WeakKeyDictionary()
+_BATCH = 4096  # cells expanded at once
+
+
+def _variants(matrices: np.ndarray, ranks: np.ndarray | None, n_ops: int) -> tuple:
+    """Edge flips and op changes of ``(c, v, v)`` cells: ``(c, m, v, v)``, ``(c, m, v)``."""
+    _c, v, _ = matrices.shape
+    rows, cols = np.triu_indices(v, 1)
+    flips = np.repeat(matrices[:, None], len(rows), axis=1)  # (c, E, v, v)
+    flips[:, np.arange(len(rows)), rows, cols] ^= 1
+    if ranks is None:
+        return flips, None
+    flip_ranks = np.repeat(ranks[:, None], len(rows), axis=1)
+    vertex, new = np.meshgrid(np.arange(1, v - 1), np.arange(1, n_ops), indexing="ij")
+    vertex, shift = vertex.ravel(), new.ravel()  # op change: rank + shift (mod n_ops)
+    changed = np.repeat(ranks[:, None], len(vertex), axis=1)  # (c, O, v)
+    at = np.arange(len(vertex))
+    changed[:, at, vertex] = (changed[:, at, vertex] + shift) % n_ops
+    same = np.repeat(matrices[:, None], len(vertex), axis=1)
+    return np.concatenate([flips, same], axis=1), np.concatenate([flip_ranks, changed], axis=1)
+
+
+def _keep_mask(matrices: np.ndarray) -> np.ndarray:
+    """``(n, v)`` bool: vertices on an input -> output path of ``(n, v, v)`` upper-triangular
+    matrices."""
+    n, v, _ = matrices.shape
+    forward = np.zeros((n, v), dtype=bool)
+    forward[:, 0] = True
+    for j in range(1, v):
+        forward[:, j] = (matrices[:, :j, j].astype(bool) & forward[:, :j]).any(axis=1)
+    backward = np.zeros((n, v), dtype=bool)
+    backward[:, v - 1] = True
+    for i in range(v - 2, -1, -1):
+        backward[:, i] = (matrices[:, i, i + 1 :].astype(bool) & backward[:, i + 1 :]).any(axis=1)
+    return forward & backward
+
+
+def _canonical_texts(matrices: np.ndarray, ranks: np.ndarray | None, names: Sequence[str]):
+    """Canonical form texts of ``(n, v, v)`` pruned cells with op ranks ``(n, v)``."""
+    _n, v, _ = matrices.shape
+    rows, cols = np.triu_indices(v, 1)
+    codes, automorphic = canonical_codes(matrices[:, rows, cols].astype(np.float64), v)
+    if ranks is None or v == 2:
+        return [f"{v}|{c}|" for c in codes.tolist()]
+    k, n_ops = v - 2, len(names)
+    perms = interior_permutations(v)[:, 1 : v - 1]  # (P, k)
+    place = n_ops ** (k - perms).T  # (k, P)
+    table = ranks[:, 1 : v - 1].astype(np.int64) @ place  # (n, P)
+    big = np.iinfo(np.int64).max
+    label = np.where(automorphic, table, big).min(axis=1)
+    digits = (label[:, None] // n_ops ** np.arange(k - 1, -1, -1)) % n_ops
+    text = np.asarray(names, dtype=object)[digits]
+    return [
+        f"{v}|{c}|{','.join(seq)}" for c, seq in zip(codes.tolist(), text.tolist(), strict=True)
+    ]
+
+
+def _lookup(space: Space, matrices: np.ndarray, ranks: np.ndarray | None,
+            names: Sequence[str]) -> np.ndarray:  # fmt: skip
+    """Space indices ``(n,)`` of unpruned ``(n, v, v)`` cells (``-1``: not in the space)."""
+    n, _v, _ = matrices.shape
+    out = np.full(n, -1, dtype=np.int64)
+    keep = _keep_mask(matrices)
+    valid = keep[:, 0]
+    size = keep.sum(axis=1)
+    if not space._index:  # the hash -> index map that Space.find builds on first use
+        space._index.update((h, i) for i, h in enumerate(space.hashes.tolist()))
+    order = np.argsort(~keep, axis=1, kind="stable")  # kept vertices first, in order
+    for w in np.unique(size[valid]).tolist():
+        rows = np.flatnonzero(valid & (size == w))
+        idx = order[rows, :w]
+        sub = matrices[rows[:, None, None], idx[:, :, None], idx[:, None, :]]
+        sub_ranks = None if ranks is None else np.take_along_axis(ranks[rows], idx, axis=1)
+        texts = _canonical_texts(sub, sub_ranks, names)
+        out[rows] = [space._index.get(form_hash(t), -1) for t in texts]
+    return out
+
+
+def _compute(space: Space, cells: np.ndarray) -> dict[int, np.ndarray]:
+    names = sorted(space.op_names) if space.is_labelled else []
+    rank_of_code = None
+    if space.is_labelled:  # vocabulary code -> rank by name (input/output: rank 0, unused)
+        rank_of_code = np.zeros(len(space.vocabulary) + 1, dtype=np.int64)
+        for code, name in enumerate(space.vocabulary[2:], start=2):
+            rank_of_code[code] = names.index(name)
+    sizes = space._vertex_counts()[cells]
+    found: dict[int, np.ndarray] = {}
+    for v in np.unique(sizes).tolist():
+        group = cells[sizes == v]
+        for at in range(0, len(group), _BATCH):
+            part = group[at : at + _BATCH]
+            mats = space.matrices[part, :v, :v].astype(np.uint8)
+            ranks = None if rank_of_code is None else rank_of_code[space.ops[part, :v]]
+            var_m, var_r = _variants(mats, ranks, len(names))
+            c, m = var_m.shape[:2]
+            index = _lookup(space, var_m.reshape(c * m, v, v),
+                            None if var_r is None else var_r.reshape(c * m, v),
+                            names).reshape(c, m)  # fmt: skip
+            for cell, row in zip(part.tolist(), index, strict=True):
+                hits = np.unique(row[row >= 0])
+                found[cell] = hits[hits != cell]
+    return found
+
+
+def cell_neighbours(space: Space, cell: int) -> np.ndarray:
+    """The space indices (ascending) of the cells one edge flip or one operation change away
+    from cell ``cell`` (see the module docstring), memoised per space."""
+    memo = _MEMO.setdefault(space, {})
+    if cell not in memo:
+        memo.update(_compute(space, np.asarray([int(cell)])))
+    return memo[cell]
+
+
+def neighbour_counts(space: Space, cells: Sequence[int] | None = None) -> np.ndarray:
+    """``(n,)`` the number of neighbours of each of ``cells`` (default: every cell), computed
+    in batches and memoised."""
+    memo = _MEMO.setdefault(space, {})
+    cells = np.arange(len(space)) if cells is None else np.asarray(cells, dtype=np.int64)
+    todo = np.asarray([c for c in cells.tolist() if c not in memo], dtype=np.int64)
+    if len(todo):
+        memo.update(_compute(space, todo))
+    return np.asarray([len(memo[c]) for c in cells.tolist()], dtype=np.int64)

@@ -1,0 +1,62 @@
+"""``dagrank trajectory`` and ``dagrank compare`` on ``--objective tabular:FILE[:COLUMN]``
+(see :mod:`analysis.tabular`); reached through :mod:`scripts.cmd_search`."""
+
+from __future__ import annotations
+
+import argparse
+from typing import Any
+
+__all__ = ["run_tabular_compare_command", "run_tabular_trajectory_command", "tabular_config"]
+
+
+def _split(text: str | None) -> tuple[str, ...] | None:
+    return None if not text else tuple(t.strip() for t in text.split(",") if t.strip())
+
+
+def tabular_config(args: argparse.Namespace) -> Any:
+    """The :class:`analysis.tabular.TabularConfig` of a command line (its defaults where a flag
+    is not given: 25 repeats, 150 queries, every method)."""
+    from analysis.tabular import TabularConfig, parse_tabular
+
+    file, column = parse_tabular(args.objective)
+    changes: dict[str, Any] = {"table": str(file), "column": column}
+    for name in ("seed", "epochs", "budget", "repeats"):
+        value = getattr(args, name, None)
+        if value is not None:
+            changes[name] = value
+    if getattr(args, "methods", None):
+        changes["methods"] = _split(args.methods)
+    if args.vertices is not None:
+        changes["vertices"] = args.vertices
+        changes["max_edges"] = 9 if args.vertices == 7 else None
+    if getattr(args, "features", None):
+        changes["features"] = _split(args.features)
+    if getattr(args, "space_file", None) is not None:
+        changes["space"] = str(args.space_file)
+    return TabularConfig(**changes)
+
+
+def run_tabular_trajectory_command(args: argparse.Namespace) -> int:
+    from analysis.tabular import run_tabular_trajectory
+
+    result = run_tabular_trajectory(args.run, tabular_config(args), progress=not args.no_progress)
+    r = result.report
+    print(
+        f"{r['epochs']} epochs, {r['evaluations']} lookups in {r['seconds']:.1f} s: "
+        f"{r['objective']} objective {r['objective_first']:.4f} -> {r['objective_last']:.4f} "
+        f"(best {r['objective_best']:.4f}) -> {result.run_dir / 'trajectories.csv'}"
+    )
+    return 0
+
+
+def run_tabular_compare_command(args: argparse.Namespace) -> int:
+    from analysis.tabular import run_tabular_compare
+
+    config = tabular_config(args)
+    result = run_tabular_compare(args.run, config, progress=not args.no_progress)
+    r = result.report
+    print(f"{r['repeats']} repeats x {r['budget']} queries on {r['cells']} cells "
+          f"(best {r['column']} {r['optimum']:.4f}); median regret at {r['budget']}: "
+          + ", ".join(f"{m} {v['median_regret'][r['budget']]:.4f}" for m, v in r["methods"].items())
+          + f" -> {result.run_dir / 'tabular_regret.csv'}")  # fmt: skip
+    return 0
