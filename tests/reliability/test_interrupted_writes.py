@@ -384,7 +384,9 @@ def test_space_enumerate_file_is_readable_by_the_group(tmp_path: Path) -> None:
 
     old = os.umask(0o022)
     try:
-        assert main(["space", "enumerate", "--vertices", "4", "--out", str(tmp_path / "x.npz")]) == 0
+        assert (
+            main(["space", "enumerate", "--vertices", "4", "--out", str(tmp_path / "x.npz")]) == 0
+        )
     finally:
         os.umask(old)
     assert stat.S_IMODE((tmp_path / "x.npz").stat().st_mode) == 0o644
