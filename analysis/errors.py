@@ -4,6 +4,7 @@ from __future__ import annotations
 
 __all__ = [
     "AnalysisError",
+    "PlotFormatError",
     "RecordNotFoundError",
     "RunConflictError",
     "StoreCorruptError",
@@ -15,6 +16,10 @@ __all__ = [
 
 class AnalysisError(Exception):
     """Base class of every error that :mod:`analysis` raises on purpose."""
+
+
+class PlotFormatError(AnalysisError, ValueError):
+    """A plot was asked for in a file format (suffix) or at a resolution it cannot be drawn in."""
 
 
 class StoreError(AnalysisError):

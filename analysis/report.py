@@ -64,8 +64,11 @@ def _trajectory_frame(run: Path) -> pd.DataFrame | None:
     return pd.read_csv(csv) if csv.exists() else None
 
 
-def redraw_plots(run: str | os.PathLike) -> list[Path]:
-    """Redraw every plot the run has tables for; returns the paths written."""
+def redraw_plots(run: str | os.PathLike, *, dpi: float = 110.0) -> list[Path]:
+    """Redraw every plot the run has tables for, at ``dpi``; returns the paths written."""
+    from analysis.plots import check_plot_path
+
+    check_plot_path("plot.png", dpi)
     run = _check_run(run)
     written: list[Path] = []
     config_path = run / "config.json"
@@ -83,30 +86,33 @@ def redraw_plots(run: str | os.PathLike) -> list[Path]:
             probs[int(cell), int(m), ops.index(op)] = p
         dataset = json.loads(config_path.read_text()).get("dataset", "")
         title = f"Op probabilities after {int(last['epoch'].max()) + 1} epochs ({dataset})"
-        written.append(plot_multinomials(probs, ops, run / "multinomials.png", title=title))
+        written.append(plot_multinomials(probs, ops, run / "multinomials.png", title=title,
+                                          dpi=dpi))  # fmt: skip
     if (run / "validation.csv").exists():
         from analysis.validation import plot_validation, summarize_validation
 
         frame = pd.read_csv(run / "validation.csv")
         top_k = _summary(run).get("validate", {}).get("summary", {}).get("top_k", 5)
         summary = summarize_validation(frame, top_k=top_k)
-        written.append(plot_validation(frame, summary, run / "validation.png"))
+        written.append(plot_validation(frame, summary, run / "validation.png", dpi=dpi))
     trajectory = _trajectory_frame(run)
     if trajectory is not None and len(trajectory):
         from analysis.search_plots import plot_trajectories
 
         objective = _summary(run).get("trajectory", {}).get("objective", "surrogate")
-        written.append(plot_trajectories(trajectory, run / "trajectory.png", objective=objective))
+        written.append(plot_trajectories(trajectory, run / "trajectory.png", objective=objective,
+                                          dpi=dpi))  # fmt: skip
     if (run / "top10.csv").exists():
         from analysis.search_plots import plot_compare
 
         report = _summary(run).get("compare")
-        written.append(plot_compare(pd.read_csv(run / "top10.csv"), run / "compare.png", report))
+        written.append(plot_compare(pd.read_csv(run / "top10.csv"), run / "compare.png", report,
+                                     dpi=dpi))  # fmt: skip
     if (run / "space6.npz").exists():
         from analysis.space_plot import plot_space
         from dagspace import Space
 
-        written.append(plot_space(Space.load(run / "space6.npz"), run / "space6.png"))
+        written.append(plot_space(Space.load(run / "space6.npz"), run / "space6.png", dpi=dpi))
     return written
 
 

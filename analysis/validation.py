@@ -126,15 +126,18 @@ def summarize_validation(
 
 
 def plot_validation(
-    frame: pd.DataFrame, summary: ValidationSummary, path: str | os.PathLike
+    frame: pd.DataFrame, summary: ValidationSummary, path: str | os.PathLike, *, dpi: float = 110
 ) -> Path:
-    """Scatter of surrogate score against stand-alone accuracy, the correlation in the title."""
+    """Scatter of surrogate score against stand-alone accuracy, the correlation in the title
+    (``.png``, ``.svg`` or ``.pdf`` by ``path``'s suffix)."""
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    from dagspace.io import atomic_write
+    from analysis.plots import check_plot_path, save_figure
+
+    check_plot_path(path, dpi)
 
     done = frame[np.isfinite(frame[summary.target].to_numpy(dtype=float))]
     fig, ax = plt.subplots(figsize=(6.4, 4.8))
@@ -158,10 +161,10 @@ def plot_validation(
     ax.set_ylabel(f"stand-alone {summary.target.replace('_', ' ')}")
     ax.grid(alpha=0.3)
     fig.tight_layout()
-    with atomic_write(path, "wb") as handle:
-        fig.savefig(handle, format="png", dpi=110)
-    plt.close(fig)
-    return Path(path)
+    try:
+        return save_figure(fig, path, dpi)
+    finally:
+        plt.close(fig)
 
 
 # -- the validation job ------------------------------------------------------------------------

@@ -52,7 +52,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
     p = sub.add_parser("plot", help="the space in its three default features")
     p.add_argument("file", type=Path)
-    p.add_argument("--out", type=Path, required=True)
+    p.add_argument("--out", type=Path, required=True, help="a .png, .svg or .pdf file")
+    p.add_argument("--dpi", type=float, default=110.0, help="resolution (default 110)")
     p.set_defaults(handler=run_plot)
 
 
@@ -151,9 +152,11 @@ def run_features(args: argparse.Namespace) -> int:
 
 
 def run_plot(args: argparse.Namespace) -> int:
+    from analysis.plots import check_plot_path
     from analysis.space_plot import plot_space
 
+    check_plot_path(args.out, args.dpi)  # before loading the space
     space = Space.load(args.file)
-    plot_space(space, args.out)
+    plot_space(space, args.out, dpi=args.dpi)
     print(f"plot of {len(space)} cells -> {args.out}")
     return 0
