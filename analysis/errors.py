@@ -7,6 +7,8 @@ __all__ = [
     "PlotFormatError",
     "RecordNotFoundError",
     "RunConflictError",
+    "RunDamagedError",
+    "RunDamagedWarning",
     "StoreCorruptError",
     "StoreError",
     "StoreRecoveredWarning",
@@ -20,6 +22,14 @@ class AnalysisError(Exception):
 
 class PlotFormatError(AnalysisError, ValueError):
     """A plot was asked for in a file format (suffix) or at a resolution it cannot be drawn in."""
+
+
+class RunDamagedError(AnalysisError, ValueError):
+    """A file of a run directory cannot be read: empty, cut short, or not what a job writes."""
+
+
+class RunDamagedWarning(UserWarning):
+    """A reading command (plot, report) found a damaged file in a run and left it as it is."""
 
 
 class StoreError(AnalysisError):

@@ -11,6 +11,7 @@ from __future__ import annotations
 import argparse
 import importlib
 import sys
+import warnings
 from collections.abc import Sequence
 
 from analysis.errors import AnalysisError
@@ -47,20 +48,47 @@ def build_parser() -> argparse.ArgumentParser:
                 raise
             continue
         module.register(subparsers)
+    _name_subcommands(parser)
     return parser
+
+
+def _name_subcommands(parser: argparse.ArgumentParser) -> None:
+    """Give every parser's namespace its full command (``"space enumerate"``), for messages."""
+    parser.set_defaults(command_name=parser.prog.removeprefix("dagrank").strip())
+    for action in parser._actions:
+        if isinstance(action, argparse._SubParsersAction):
+            for sub in action.choices.values():
+                _name_subcommands(sub)
+
+
+def _one_line_warnings(command: str) -> object:
+    """A ``warnings.showwarning`` that prints the toolkit's own warnings as one line each."""
+    default = warnings.showwarning
+
+    def show(message, category, filename, lineno, file=None, line=None):
+        if category.__module__.split(".")[0] in ("analysis", "dagspace", "surrogate"):
+            text = " ".join(str(message).split())
+            print(f"dagrank {command}: warning: {text}", file=sys.stderr)
+        else:
+            default(message, category, filename, lineno, file, line)
+
+    return show
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
+    command = getattr(args, "command_name", None) or args.command
     try:
-        return int(args.handler(args) or 0)
+        with warnings.catch_warnings():
+            warnings.showwarning = _one_line_warnings(command)
+            return int(args.handler(args) or 0)
     except USER_ERRORS as err:
         message = " ".join(str(err).split())  # one line, whatever the message held
-        print(f"dagrank {args.command}: error: {message}", file=sys.stderr)
+        print(f"dagrank {command}: error: {message}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
-        print(f"dagrank {args.command}: interrupted; what was stored is kept.", file=sys.stderr)
+        print(f"dagrank {command}: interrupted; what was stored is kept.", file=sys.stderr)
         return 130
 
 

@@ -14,15 +14,6 @@ from scripts.cli import main
 PNG = b"\x89PNG\r\n\x1a\n"
 
 
-@pytest.fixture(scope="module")
-def search_run(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    run = tmp_path_factory.mktemp("search") / "run"
-    assert main(["trajectory", "--preset", "smoke", "--run", str(run), "--no-progress",
-                 "--epochs", "6"]) == 0  # fmt: skip
-    assert main(["compare", "--preset", "smoke", "--run", str(run), "--no-progress"]) == 0
-    return run
-
-
 def test_trajectory_writes_rows_per_epoch_cell_and_dimension(search_run: Path) -> None:
     frame = pd.read_csv(search_run / "trajectories.csv")
     summary = json.loads((search_run / "summary.json").read_text())["trajectory"]
