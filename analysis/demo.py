@@ -10,7 +10,6 @@ on the same directory, it resumes and trains nothing twice.
 
 from __future__ import annotations
 
-import dataclasses
 import os
 import time
 from dataclasses import dataclass
@@ -35,14 +34,16 @@ def run_demo(
     run: str | os.PathLike,
     *,
     preset: str = "quick",
+    study: Any = None,
     executor: Any = None,
     progress: bool = True,
     log: Any = print,
 ) -> DemoResult:
-    """Run every job at ``preset`` scale into ``run`` (see the module docstring)."""
-    from analysis.search import search_preset
+    """Run every job at ``preset`` scale into ``run`` (see the module docstring); ``study``
+    (an :class:`analysis.study.StudyConfig`, e.g. from a ``--config`` file) replaces the
+    preset's settings."""
     from analysis.space_plot import plot_space
-    from analysis.validation import validation_preset
+    from analysis.study import study_preset
     from dagspace import Space, enumerate_space
 
     start = time.perf_counter()
@@ -57,10 +58,10 @@ def run_demo(
     plot_space(space6, run / "space6.png")
     log(f"[demo] 6-vertex DAG space: {len(space6)} cells -> {space_path}")
 
-    validation = validation_preset(preset)
-    supernet = validation.supernet.replace(vertices=DEMO_VERTICES[preset])
-    validation = dataclasses.replace(validation, supernet=supernet)
-    search = dataclasses.replace(search_preset(preset), supernet=supernet)
+    if study is None:
+        study = study_preset(preset, vertices=DEMO_VERTICES[preset])
+    validation, search = study.validation_config(), study.search_config()
+    supernet = study.supernet
 
     from analysis.evaluation import default_executor
 

@@ -28,6 +28,7 @@ SUBCOMMAND_MODULES = (
     "cmd_search",
     "cmd_report",
     "cmd_demo",
+    "cmd_config",
     "cmd_bench",
 )
 

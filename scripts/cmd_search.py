@@ -3,36 +3,43 @@
 from __future__ import annotations
 
 import argparse
-import dataclasses
 from pathlib import Path
 from typing import Any
 
 from scripts.cmd_validate import add_executor_arguments
+from scripts.study_args import add_study_arguments, study_from_args
 
 __all__ = ["register"]
 
 
 def _common(p: argparse.ArgumentParser) -> None:
     p.add_argument("--run", type=Path, required=True, metavar="DIR", help="run directory")
-    p.add_argument("--preset", choices=("smoke", "quick", "paper"), default="quick")
-    p.add_argument("--objective", choices=("surrogate", "supernet", "standalone"),
-                   help="what the strategies minimise (default: surrogate)")  # fmt: skip
+    add_study_arguments(p)
+    p.add_argument("--objective", metavar="NAME",
+                   help="what the strategies minimise: surrogate (default), supernet, "
+                   "standalone, or module:function (your own function of the cells)")  # fmt: skip
     p.add_argument("--vertices", type=int, help="vertices per cell (the supernet's space)")
     p.add_argument("--seed", type=int, help="seed of the strategies")
-    p.add_argument("--device", help="auto, cpu, cuda or cuda:N")
     p.add_argument("--no-progress", action="store_true")
+
+
+_DESCRIPTION = ("Settings come from the defaults, then --preset, then --config, then the "
+                "explicit flags.")  # fmt: skip
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
     p = subparsers.add_parser(
-        "trajectory", help="finite-difference descent through the feature space, trajectories"
-    )
+        "trajectory", help="finite-difference descent through the feature space, trajectories",
+        description="Finite-difference descent through the feature space. " + _DESCRIPTION,
+    )  # fmt: skip
     _common(p)
     p.add_argument("--epochs", type=int, help="descent epochs (default 100)")
     p.set_defaults(handler=run_trajectory_command)
     p = subparsers.add_parser(
-        "compare", help="random vs Bayesian vs finite-difference search, top-k from scratch"
-    )
+        "compare", help="random vs Bayesian vs finite-difference search, top-k from scratch",
+        description="Random, Bayesian and finite-difference search on equal budgets, each "
+        "method's top-k trained from scratch. " + _DESCRIPTION,
+    )  # fmt: skip
     _common(p)
     p.add_argument("--budget", type=int, help="evaluations per method and repeat")
     p.add_argument("--budget-mode", choices=("evaluations", "compute"), dest="budget_mode")
@@ -43,25 +50,21 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.set_defaults(handler=run_compare_command)
 
 
-def search_config(args: argparse.Namespace) -> Any:
-    from analysis.search import search_preset
+_SEARCH_FLAGS = {"objective": "--objective", "seed": "--seed", "epochs": "--epochs",
+                 "budget": "--budget", "budget_mode": "--budget-mode", "repeats": "--repeats",
+                 "top_k": "--top-k", "methods": "--methods", "vertices": "--vertices"}  # fmt: skip
 
-    config = search_preset(args.preset)
-    changes: dict[str, Any] = {}
-    for name in ("objective", "seed", "epochs", "budget", "budget_mode", "repeats", "top_k"):
-        value = getattr(args, name, None)
-        if value is not None:
-            changes[name] = value
+
+def search_config(args: argparse.Namespace) -> Any:
+    """The :class:`analysis.search.SearchConfig` of the study the arguments resolve to."""
+    search = {
+        name: getattr(args, name, None)
+        for name in ("objective", "seed", "epochs", "budget", "budget_mode", "repeats", "top_k")
+    }
     if getattr(args, "methods", None):
-        changes["methods"] = tuple(m.strip() for m in args.methods.split(",") if m.strip())
-    supernet = {}
-    if args.vertices is not None:
-        supernet["vertices"] = args.vertices
-    if args.device is not None:
-        supernet["device"] = args.device
-    if supernet:
-        changes["supernet"] = config.supernet.replace(**supernet)
-    return dataclasses.replace(config, **changes)
+        search["methods"] = tuple(m.strip() for m in args.methods.split(",") if m.strip())
+    overrides = {"search": search, "supernet": {"vertices": args.vertices}}
+    return study_from_args(args, overrides, _SEARCH_FLAGS).search_config()
 
 
 def run_trajectory_command(args: argparse.Namespace) -> int:

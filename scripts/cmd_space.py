@@ -65,7 +65,17 @@ def _same_space(space: Space, vertices: int, ops, max_edges) -> bool:
     )
 
 
+_ENUMERATE_FLAGS = {"num_vertices": "--vertices", "max_edges": "--max-edges", "ops": "--ops"}
+
+
 def run_enumerate(args: argparse.Namespace) -> int:
+    from scripts.study_args import flags_named
+
+    with flags_named(_ENUMERATE_FLAGS):
+        return _enumerate(args)
+
+
+def _enumerate(args: argparse.Namespace) -> int:
     ops = parse_ops(args.ops)
     if args.out.exists():
         existing = Space.load(args.out)

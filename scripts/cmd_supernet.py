@@ -19,6 +19,7 @@ _OVERRIDES = {
     "epochs": "epochs",
     "channels": "channels",
     "batch_size": "batch_size",
+    "data_root": "data_root",
     "device": "device",
     "seed": "seed",
 }
@@ -43,8 +44,17 @@ def register(subparsers: Any) -> None:
 
     train.add_argument("--run", required=True, type=Path, metavar="DIR", help="run directory")
     train.add_argument("--preset", choices=sorted(PRESETS), help="a named starting config")
-    train.add_argument("--config", type=Path, metavar="FILE", help="a .toml or .json config")
-    train.add_argument("--dataset", help="dataset name (e.g. digits, mnist1d)")
+    train.add_argument(
+        "--config",
+        type=Path,
+        metavar="FILE",
+        help="a .toml or .json supernet config, or a study TOML (its [supernet])",
+    )
+    train.add_argument(
+        "--dataset", help="digits, mnist1d, mnist, fashion-mnist, cifar10 or npz:PATH"
+    )
+    train.add_argument("--data-root", dest="data_root", metavar="DIR",
+                       help="directory holding the dataset's files")  # fmt: skip
     train.add_argument("--vertices", type=int, metavar="V", help="vertices per cell")
     train.add_argument("--cells", type=int, metavar="K", help="cells per architecture")
     train.add_argument("--epochs", type=int, metavar="E", help="training epochs")
@@ -57,14 +67,38 @@ def register(subparsers: Any) -> None:
     train.set_defaults(handler=_train)
 
 
+_FLAGS = {"batch_size": "--batch-size", "data_root": "--data-root"}
+
+
+def _is_study_file(path: Path) -> bool:
+    """A study TOML (with a [supernet] section) rather than a flat supernet config."""
+    import tomllib
+
+    if path.suffix.lower() != ".toml":
+        return False
+    try:
+        return isinstance(tomllib.loads(path.read_bytes().decode()).get("supernet"), dict)
+    except (OSError, ValueError, UnicodeDecodeError):
+        return False  # load_config says what is wrong
+
+
 def _resolve_config(args: argparse.Namespace) -> Any:
+    from scripts.study_args import check_dataset_flag, flags_named
     from surrogate.config import PRESETS, SupernetConfig, load_config
 
     config = PRESETS[args.preset] if args.preset else SupernetConfig()
-    if args.config is not None:
+    if args.config is not None and _is_study_file(args.config):
+        from analysis.study import resolve_study
+
+        config = resolve_study(preset=args.preset, config=args.config).supernet
+    elif args.config is not None:
         config = load_config(args.config, base=config)
+    check_dataset_flag(args.dataset)
     changes = {key: getattr(args, dest) for dest, key in _OVERRIDES.items()}
-    return config.replace(**{k: v for k, v in changes.items() if v is not None})
+    changes = {k: v for k, v in changes.items() if v is not None}
+    flags = {key: _FLAGS.get(key, "--" + key.replace("_", "-")) for key in changes}
+    with flags_named(flags):
+        return config.replace(**changes)
 
 
 def _train(args: argparse.Namespace) -> int:

@@ -5,6 +5,8 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
+from scripts.study_args import add_study_arguments, study_from_args
+
 __all__ = ["register"]
 
 
@@ -44,37 +46,43 @@ def _gpu_share(text: str) -> float | str:
 
 def register(subparsers: argparse._SubParsersAction) -> None:
     p = subparsers.add_parser(
-        "validate", help="correlate the surrogate's ranking with stand-alone training"
+        "validate",
+        help="correlate the surrogate's ranking with stand-alone training",
+        description="Train (or reuse) the supernet in --run DIR and validate its ranking against "
+        "architectures trained from scratch. Settings come from the defaults, then --preset, "
+        "then --config, then the explicit flags.",
     )
     p.add_argument("--run", type=Path, required=True, metavar="DIR", help="run directory")
-    p.add_argument("--preset", choices=("smoke", "quick", "paper"), default="quick")
+    add_study_arguments(p)
     p.add_argument("--n", type=int, help="architectures to train (default: the preset's)")
-    p.add_argument("--seeds", default="0", help="comma-separated training seeds")
+    p.add_argument("--seeds", help="comma-separated training seeds (default: the preset's, 0)")
     add_executor_arguments(p)
-    p.add_argument("--device", help="auto, cpu, cuda or cuda:N (supernet and candidates)")
     p.add_argument("--no-progress", action="store_true")
     p.set_defaults(handler=run)
 
 
-def run(args: argparse.Namespace) -> int:
-    import dataclasses
-
-    from analysis.evaluation import make_job_executor
-    from analysis.validation import run_validation, validation_preset
+def parse_seeds(text: str | None) -> tuple[int, ...] | None:
     from surrogate.errors import ConfigError
 
-    config = validation_preset(args.preset)
+    if text is None:
+        return None
     try:
-        seeds = tuple(int(s) for s in args.seeds.split(","))
+        return tuple(int(s) for s in text.split(","))
     except ValueError:
-        message = f"--seeds must be comma-separated integers; got {args.seeds!r}."
+        message = f"--seeds must be comma-separated integers; got {text!r}."
         raise ConfigError(message) from None
-    changes = {"seeds": seeds}
-    if args.n is not None:
-        changes["n"] = args.n
-    if args.device is not None:
-        changes["supernet"] = config.supernet.replace(device=args.device)
-    config = dataclasses.replace(config, **changes)
+
+
+def run(args: argparse.Namespace) -> int:
+    from analysis.evaluation import make_job_executor
+    from analysis.validation import run_validation
+
+    study = study_from_args(
+        args,
+        {"validation": {"n": args.n, "seeds": parse_seeds(args.seeds)}},
+        {"n": "--n", "seeds": "--seeds"},
+    )
+    config = study.validation_config()
     executor = make_job_executor(args.executor, workers=args.workers, address=args.address,
                                  device=args.device,
                                  gpus_per_candidate=args.gpus_per_candidate)  # fmt: skip

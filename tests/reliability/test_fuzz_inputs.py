@@ -501,7 +501,7 @@ def test_cli_space_describe_of_random_files(scratch: Path, data: bytes) -> None:
     finally:
         sys.stdout, sys.stderr = stdout, stderr
     assert code == 2, out.getvalue()
-    assert _one_line(err.getvalue()).startswith("dagrank space: error: ")
+    assert _one_line(err.getvalue()).startswith("dagrank space describe: error: ")
 
 
 def _npy(array: Any) -> bytes:
@@ -530,7 +530,7 @@ def test_cli_space_describe_of_a_lone_npy_file(
     path = scratch / "lone.npz"
     path.write_bytes(data)
     assert main(["space", "describe", str(path)]) == 2
-    assert _one_line(capsys.readouterr().err).startswith("dagrank space: error: ")
+    assert _one_line(capsys.readouterr().err).startswith("dagrank space describe: error: ")
 
 
 def test_the_installed_command_fails_in_one_line(tmp_path: Path, bad_files: dict[str, Path]):

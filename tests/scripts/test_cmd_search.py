@@ -106,7 +106,7 @@ def test_bad_search_options_fail_in_one_line(
                  "--no-progress"])  # fmt: skip
     assert code == 2
     err = capsys.readouterr().err
-    assert err.count("\n") == 1 and "'budget'" in err and "got 1" in err
+    assert err.count("\n") == 1 and "--budget must be" in err and "got 1" in err
     assert not (tmp_path / "r").exists()
 
 

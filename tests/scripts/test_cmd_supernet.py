@@ -131,7 +131,7 @@ def test_bad_values_are_one_line_errors(tmp_path: Path, capsys: pytest.CaptureFi
     run = tmp_path / "r"
     assert main(["supernet", "train", "--run", str(run), "--epochs", "0"]) == 2
     err = capsys.readouterr().err.strip()
-    assert err == ("dagrank supernet: error: The config key 'epochs' must be an int >= 1; got 0.")
+    assert err == "dagrank supernet train: error: --epochs must be an int >= 1; got 0."
     assert not run.exists()
     (tmp_path / "file").write_text("x")
     assert main(["supernet", "train", "--run", str(tmp_path / "file"), "--preset", "smoke"]) == 2
