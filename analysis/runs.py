@@ -1,7 +1,8 @@
 """Run directories: train (or resume) a supernet into one and rank its space.
 
 A supernet run directory holds ``config.json`` (the resolved config), ``supernet.pt`` (the
-checkpoint, every epoch), ``history.csv``, ``multinomials.csv``, ``multinomials.png``,
+checkpoint, every epoch), ``history.csv`` and ``multinomials.csv`` (both rewritten with every
+checkpoint, so an interrupted run can be looked at), ``multinomials.png``,
 ``multinomial_history.png``, ``space.npz``, ``ranking.csv`` and ``joint_topk.csv``. Running
 again with the same config resumes from the checkpoint; a different config is refused with
 :class:`~analysis.errors.RunConflictError` and nothing in the directory is touched.
@@ -90,13 +91,20 @@ def supernet_run(run: Path, config: Any, *, progress: bool = True, top_k: int = 
     run.mkdir(parents=True, exist_ok=True)
     if not (run / "config.json").exists():
         _write_text(run / "config.json", config.to_json())
-    result = train_supernet(config, dataset, checkpoint_path=run / "supernet.pt", progress=progress)
+
+    def write_tables(history: Sequence[Any]) -> None:
+        """history.csv and multinomials.csv: with every checkpoint, so that an interrupted
+        run can be looked at, and once more at the end."""
+        _write_text(run / "history.csv", _csv_text(HISTORY_COLUMNS, history_rows(history)))
+        _write_text(
+            run / "multinomials.csv",
+            _csv_text(MULTINOMIAL_COLUMNS, multinomial_rows(history, config.ops)),
+        )
+
+    result = train_supernet(config, dataset, checkpoint_path=run / "supernet.pt",
+                            progress=progress, on_checkpoint=write_tables)  # fmt: skip
     history = result.history
-    _write_text(run / "history.csv", _csv_text(HISTORY_COLUMNS, history_rows(history)))
-    _write_text(
-        run / "multinomials.csv",
-        _csv_text(MULTINOMIAL_COLUMNS, multinomial_rows(history, config.ops)),
-    )
+    write_tables(history)
     plot_multinomials(
         result.final.op_probabilities,
         config.ops,

@@ -437,6 +437,7 @@ def train_supernet(
     checkpoint_path: str | os.PathLike[str] | None = None,
     progress: bool = True,
     callback: Callable[[EpochRecord], None] | None = None,
+    on_checkpoint: Callable[[Sequence[EpochRecord]], None] | None = None,
 ) -> SupernetResult:
     """Train the supernet that ``config`` describes on ``dataset`` (its train and val splits).
 
@@ -448,6 +449,8 @@ def train_supernet(
             (which gives, on the CPU, exactly the numbers of an uninterrupted run).
         progress: show a tqdm bar per epoch on stderr.
         callback: called with each epoch's record after its checkpoint is written.
+        on_checkpoint: called with the whole history (resumed epochs included) after each
+            checkpoint is written: to write the per-epoch tables with it.
 
     Raises:
         ConfigError: the checkpoint belongs to another config, or the device is unavailable.
@@ -468,6 +471,8 @@ def train_supernet(
         record = trainer.run_epoch(epoch, progress=progress)
         if path is not None:
             trainer.save(path)
+            if on_checkpoint is not None:
+                on_checkpoint(tuple(trainer.history))
         if callback is not None:
             callback(record)
     return SupernetResult(
