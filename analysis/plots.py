@@ -132,7 +132,8 @@ def plot_multinomial_history(
     Args:
         history: ``(epochs, K, V-2, n_ops)`` probabilities, or a sequence of records with an
             ``op_probabilities`` ``(K, V-2, n_ops)`` attribute (e.g.
-            :class:`surrogate.training.EpochRecord`) and optionally ``epoch``.
+            :class:`surrogate.training.EpochRecord`) and optionally ``epoch`` (0-based; the
+            axis numbers epochs from 1, as the files and the progress bar do).
         path: the file to write (``.png``, ``.svg`` or ``.pdf``).
         op_names: the legend's names (default ``op 0``, ``op 1``, ...).
         title: an optional figure title.
@@ -145,10 +146,10 @@ def plot_multinomial_history(
     records = list(history) if not isinstance(history, np.ndarray) else None
     if records and hasattr(records[0], "op_probabilities"):
         stacked = np.stack([np.asarray(r.op_probabilities) for r in records])
-        epochs = np.array([getattr(r, "epoch", i) for i, r in enumerate(records)])
+        epochs = np.array([getattr(r, "epoch", i) for i, r in enumerate(records)]) + 1
     else:
         stacked = np.asarray(history, dtype=np.float64)
-        epochs = np.arange(stacked.shape[0]) if stacked.ndim else np.arange(0)
+        epochs = np.arange(1, stacked.shape[0] + 1) if stacked.ndim else np.arange(0)
     n_ops = stacked.shape[-1] if stacked.ndim == 4 else 0
     names = [f"op {o}" for o in range(n_ops)] if op_names is None else list(op_names)
     probs = _check_probs(stacked, names, "'history'", 4)

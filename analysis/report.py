@@ -1,7 +1,7 @@
 """``report.md`` and redrawn plots for a run directory, from what the run stored.
 
 :func:`redraw_plots` rebuilds every plot of a run from its stored tables (``multinomials.csv``,
-``validation.csv``, the descent's state in ``results.sqlite``, ``top10.csv``); :func:`write_report`
+``validation.csv``, the descent's state in ``results.sqlite``, ``top<k>.csv``); :func:`write_report`
 writes ``report.md`` with every table and plot the run has and the configs it ran with. Both read
 only; neither trains anything, so they work on a run copied off another machine.
 
@@ -115,7 +115,9 @@ def _trajectory_frame(run: Path) -> pd.DataFrame | None:
             strategy = make_strategy("fd", space, int(config["supernet"]["cells"]), seed=0,
                                      **config.get("fd", {}))  # fmt: skip
             strategy.load_state_dict(json.loads(saved)["strategy"])
-            return pd.DataFrame(strategy.trajectory)
+            from analysis.search import trajectory_frame
+
+            return trajectory_frame(strategy)
     csv = run / "trajectories.csv"
     return _read_csv(csv, ("epoch", "cell", "dimension", "objective")) if csv.exists() else None
 
@@ -136,6 +138,19 @@ def _multinomials(frame: pd.DataFrame) -> tuple[np.ndarray, np.ndarray, list[str
     return epochs, probs, ops
 
 
+def _top_k_table(run: Path) -> Path | None:
+    """The compare job's ``top<k>.csv``: the one its summary names, else the only one there."""
+    from analysis.search import top_k_filename
+
+    compare = _summary(run).get("compare", {})
+    name = compare.get("table") or (top_k_filename(compare["top_k"]) if "top_k" in compare
+                                    else None)  # fmt: skip
+    if name and (run / str(name)).exists():
+        return run / str(name)
+    found = sorted(p for p in run.glob("top*.csv") if p.stem[3:].isdigit())
+    return found[0] if len(found) == 1 else None
+
+
 def _config_dataset(path: Path) -> str:
     if not path.exists():
         return ""
@@ -146,8 +161,8 @@ def _config_dataset(path: Path) -> str:
 
 
 def _epochs_done(epochs: np.ndarray) -> int:
-    """The number of epochs trained when the last row of ``epochs`` (0-based) was recorded."""
-    return int(epochs.max()) + 1
+    """The number of epochs trained when the last row was recorded (files count from 1)."""
+    return int(epochs.max())
 
 
 def redraw_plots(run: str | os.PathLike, *, dpi: float = 110.0) -> list[Path]:
@@ -171,7 +186,7 @@ def redraw_plots(run: str | os.PathLike, *, dpi: float = 110.0) -> list[Path]:
         title = f"Op probabilities after {_epochs_done(epochs)} epochs ({dataset})"
         written.append(plot_multinomials(probs[-1], ops, run / "multinomials.png", title=title,
                                           dpi=dpi))  # fmt: skip
-        records = [SimpleNamespace(epoch=int(x), op_probabilities=p)
+        records = [SimpleNamespace(epoch=int(x) - 1, op_probabilities=p)  # 0-based records
                    for x, p in zip(epochs, probs, strict=True)]  # fmt: skip
         written.append(plot_multinomial_history(records, run / "multinomial_history.png", ops,
                                                 dpi=dpi))  # fmt: skip
@@ -189,11 +204,12 @@ def redraw_plots(run: str | os.PathLike, *, dpi: float = 110.0) -> list[Path]:
         objective = _summary(run).get("trajectory", {}).get("objective", "surrogate")
         written.append(plot_trajectories(trajectory, run / "trajectory.png", objective=objective,
                                           dpi=dpi))  # fmt: skip
-    if (run / "top10.csv").exists():
+    table = _top_k_table(run)
+    if table is not None:
         from analysis.search_plots import plot_compare
 
         report = _summary(run).get("compare")
-        top = _read_csv(run / "top10.csv", ("method", "test_accuracy"))
+        top = _read_csv(table, ("method", "test_accuracy"))
         written.append(plot_compare(top, run / "compare.png", report,
                                      dpi=dpi))  # fmt: skip
     if (run / "space6.npz").exists():
@@ -292,11 +308,12 @@ def _compare_section(run: Path, section: dict[str, Any]) -> list[str]:
                      f"{_fmt(t['effect_size'])} |")  # fmt: skip
     lines.append("")
     lines += _image(run, "compare.png", "top-k stand-alone accuracies per method")
-    if (run / "top10.csv").exists():
+    table = _top_k_table(run)
+    if table is not None:
         cols = ["method", "repeat", "rank", "arch_hash", "objective_value", "test_accuracy",
                 "params", "status"]  # fmt: skip
-        top = _read_csv(run / "top10.csv", tuple(cols))
-        lines += ["<details><summary>top10.csv</summary>", "", _table(top[cols]), "",
+        top = _read_csv(table, tuple(cols))
+        lines += [f"<details><summary>{table.name}</summary>", "", _table(top[cols]), "",
                   "</details>", ""]  # fmt: skip
     return lines
 

@@ -17,8 +17,8 @@ Equal budgets, two ways (``budget_mode``):
     supernet training plus its descent (the comparison the DARTS paper made with random search).
 
 Each method's top-k (by its search objective, ties by first evaluation) is then trained from
-scratch and written to ``top10.csv``, ``compare.png`` and the ``compare`` section of
-``summary.json``, with a Mann-Whitney U test between every pair of methods.
+scratch and written to ``top<k>.csv`` (``top10.csv`` for the top-10), ``compare.png`` and the
+``compare`` section of ``summary.json``, with a Mann-Whitney U test between every pair of methods.
 """
 
 from __future__ import annotations
@@ -57,6 +57,8 @@ __all__ = [
     "run_compare",
     "run_trajectory",
     "search_preset",
+    "top_k_filename",
+    "trajectory_frame",
 ]
 
 SEARCH_METHODS = ("fd", "random", "bayes")
@@ -254,7 +256,8 @@ def _drive(
             objective.load(ctx.run / env_file)
     cheap = objective_name != "standalone"
     total = max_evals or (ctx.config.epochs if stop is not None else None)
-    bar = tqdm(total=total, desc=f"{ctx.job} {method} #{repeat}", unit="eval",
+    unit = "epoch" if stop is not None else "eval"  # the trajectory bar counts epochs
+    bar = tqdm(total=total, desc=f"{ctx.job} {method} #{repeat}", unit=unit,
                disable=not ctx.progress)  # fmt: skip
     bar.update(min(len(strategy.history), total or 0))
     try:
@@ -310,6 +313,20 @@ def _save_objective(ctx: _Context, objective: Any, name: str, count: int,
 # -- the trajectory job ------------------------------------------------------------------------
 
 
+def trajectory_frame(strategy: Any) -> pd.DataFrame:
+    """A descent's ``trajectories.csv`` rows: its trajectory with ``epoch`` counted from 1 (the
+    row of the 3rd step says 3), as every file and progress bar of the toolkit counts them."""
+    frame = pd.DataFrame(strategy.trajectory)
+    if "epoch" in frame.columns:
+        frame["epoch"] = frame["epoch"] + 1
+    return frame
+
+
+def top_k_filename(k: int) -> str:
+    """The compare table's name: ``top10.csv`` for the top-10, ``top3.csv`` for ``--top-k 3``."""
+    return f"top{int(k)}.csv"
+
+
 @dataclass(frozen=True)
 class TrajectoryResult:
     frame: pd.DataFrame
@@ -327,7 +344,7 @@ def run_trajectory(
     ctx = _open(run, config, "trajectory", None, progress)
     try:
         drive = _drive(ctx, "fd", 0, config.objective, stop=lambda s: s.epoch >= config.epochs)
-        frame = pd.DataFrame(drive.strategy.trajectory)
+        frame = trajectory_frame(drive.strategy)
         with atomic_write(ctx.run / "trajectories.csv", newline="") as handle:
             frame.to_csv(handle, index=False)
         plot_trajectories(frame, ctx.run / "trajectory.png", objective=config.objective)
@@ -385,7 +402,7 @@ def run_compare(
     progress: bool = True,
 ) -> CompareResult:
     """Random, Bayesian and finite-difference search on equal budgets, each method's top-k
-    trained from scratch; writes ``top10.csv``, ``compare.png`` and ``summary.json``."""
+    trained from scratch; writes ``top<k>.csv``, ``compare.png`` and ``summary.json``."""
     from analysis.search_plots import plot_compare
 
     start = time.perf_counter()
@@ -412,9 +429,10 @@ def run_compare(
                 drives[(method, repeat)] = (drive, objective)
                 spent[(method, repeat)] = drive.seconds
         frame = _train_top(ctx, drives)
-        with atomic_write(ctx.run / "top10.csv", newline="") as handle:
+        with atomic_write(ctx.run / top_k_filename(config.top_k), newline="") as handle:
             frame.to_csv(handle, index=False)
         report = _compare_report(frame, drives, config, time.perf_counter() - start)
+        report["table"] = top_k_filename(config.top_k)
         plot_compare(frame, ctx.run / "compare.png", report)
         update_summary(ctx.run, "compare", report)
         ctx.store.export_csv(ctx.run / "evaluations.csv")

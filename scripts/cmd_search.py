@@ -93,5 +93,5 @@ def run_compare_command(args: argparse.Namespace) -> int:
     methods = result.report["methods"]
     parts = [f"{m} {v['top_k_test_accuracy']['median']:.3f}" for m, v in methods.items()]
     print(f"median top-{result.report['top_k']} test accuracy: " + ", ".join(parts)
-          + f" -> {result.run_dir / 'top10.csv'}")  # fmt: skip
+          + f" -> {result.run_dir / result.report['table']}")  # fmt: skip
     return 0

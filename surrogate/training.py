@@ -50,6 +50,9 @@ __all__ = [
 ]
 
 CHECKPOINT_FORMAT = "dagrank-supernet-checkpoint/1"
+# Epochs are numbered from 1 wherever a user reads them: the progress bar ("epoch 3/40") and
+# the "epoch" column of history.csv and multinomials.csv (the row of the 3rd epoch says 3).
+# EpochRecord.epoch is the 0-based index that temperature() takes.
 HISTORY_COLUMNS = (
     "epoch",
     "temperature",
@@ -276,7 +279,7 @@ class _Trainer:
                 acc=f"{sums[1] / done_train:.3f}",
                 val_loss=f"{sums[2] / done_val:.3f}",
                 val_acc=f"{sums[3] / done_val:.3f}",
-                tau=f"{tau:.2f}",
+                temp=f"{tau:.2f}",  # the Gumbel-softmax temperature ("tau" is Kendall's)
                 refresh=False,
             )
         bar.close()
@@ -486,15 +489,18 @@ def train_supernet(
 
 
 def history_rows(history: Sequence[EpochRecord]) -> Iterator[tuple[Any, ...]]:
-    """One row per epoch, in :data:`HISTORY_COLUMNS` order."""
+    """One row per epoch, in :data:`HISTORY_COLUMNS` order (``epoch`` from 1)."""
     for record in history:
-        yield tuple(getattr(record, c) for c in HISTORY_COLUMNS)
+        row = {c: getattr(record, c) for c in HISTORY_COLUMNS}
+        row["epoch"] = record.epoch + 1
+        yield tuple(row.values())
 
 
 def multinomial_rows(
     history: Sequence[EpochRecord], ops: Sequence[str]
 ) -> Iterator[tuple[Any, ...]]:
-    """Rows ``(epoch, cell, module, option, probability)`` (:data:`MULTINOMIAL_COLUMNS`).
+    """Rows ``(epoch, cell, module, option, probability)`` (:data:`MULTINOMIAL_COLUMNS`;
+    ``epoch`` from 1).
 
     Ops: module ``"vertex j"`` (``j = 1 .. V-2``), one row per op. Edges: module
     ``"edge i-j"``, option ``"present"``, the probability that the edge is present.
@@ -506,6 +512,6 @@ def multinomial_rows(
         for k in range(op_probs.shape[0]):
             for m in range(op_probs.shape[1]):
                 for o, op in enumerate(ops):
-                    yield record.epoch, k, f"vertex {m + 1}", op, float(op_probs[k, m, o])
+                    yield record.epoch + 1, k, f"vertex {m + 1}", op, float(op_probs[k, m, o])
             for e, (i, j) in enumerate(zip(rows, cols, strict=True)):
-                yield record.epoch, k, f"edge {i}-{j}", "present", float(edge_probs[k, e])
+                yield record.epoch + 1, k, f"edge {i}-{j}", "present", float(edge_probs[k, e])

@@ -53,7 +53,7 @@ def test_smoke_preset_writes_the_run_directory(
     assert json.loads((run / "config.json").read_text()) == config.to_dict()
     header, rows = _read_csv(run / "history.csv")
     assert tuple(header) == HISTORY_COLUMNS and len(rows) == config.epochs
-    assert [int(r[0]) for r in rows] == list(range(config.epochs))
+    assert [int(r[0]) for r in rows] == list(range(1, config.epochs + 1))  # counted from 1
     header, rows = _read_csv(run / "multinomials.csv")
     assert tuple(header) == MULTINOMIAL_COLUMNS
     modules, edges = config.vertices - 2, config.vertices * (config.vertices - 1) // 2

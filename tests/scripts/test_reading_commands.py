@@ -43,11 +43,11 @@ def test_summary_section_without_its_keys_is_named(run_copy, capsys):
 
 
 def test_damaged_table_is_one_line_naming_it(run_copy, capsys):
-    (run_copy / "top10.csv").write_bytes(b"\xff\xfe\xfd,\n\x81\x00")
+    (run_copy / "top3.csv").write_bytes(b"\xff\xfe\xfd,\n\x81\x00")
     assert main(["plot", str(run_copy)]) == 2
     err = capsys.readouterr().err
-    assert err.count("\n") == 1 and f"{run_copy / 'top10.csv'} is not a readable CSV" in err
-    (run_copy / "top10.csv").write_text("method,rank\nfd,1\n")
+    assert err.count("\n") == 1 and f"{run_copy / 'top3.csv'} is not a readable CSV" in err
+    (run_copy / "top3.csv").write_text("method,rank\nfd,1\n")
     assert main(["plot", str(run_copy)]) == 2
     err = capsys.readouterr().err
     assert err.count("\n") == 1 and "lacks the column(s) ['test_accuracy']" in err
@@ -91,3 +91,38 @@ def test_plot_redraws_the_multinomial_history(run_copy, capsys):
     assert str(run_copy / "multinomial_history.png") in out
     for name in ("multinomials.png", "multinomial_history.png"):
         assert (run_copy / name).read_bytes()[:8] == PNG
+
+
+def test_one_epoch_convention_and_the_top_k_file_named_after_k(search_run):
+    import json
+
+    import pandas as pd
+
+    history = pd.read_csv(search_run / "history.csv")
+    assert list(history["epoch"]) == list(range(1, len(history) + 1))
+    multinomials = pd.read_csv(search_run / "multinomials.csv")
+    assert multinomials["epoch"].min() == 1 and multinomials["epoch"].max() == len(history)
+    trajectory = pd.read_csv(search_run / "trajectories.csv")
+    epochs = json.loads((search_run / "summary.json").read_text())["trajectory"]["epochs"]
+    assert sorted(set(trajectory["epoch"])) == list(range(1, epochs + 1))
+    compare = json.loads((search_run / "summary.json").read_text())["compare"]
+    assert compare["top_k"] == 3 and compare["table"] == "top3.csv"
+    assert (search_run / "top3.csv").exists() and not (search_run / "top10.csv").exists()
+
+
+def test_progress_bars_say_temp_and_count_trajectory_epochs(run_copy, capsys):
+    import dataclasses
+
+    from analysis.search import run_trajectory, search_preset
+    from surrogate.config import PRESETS
+    from surrogate.data import load_dataset
+    from surrogate.training import train_supernet
+
+    config = PRESETS["smoke"].replace(epochs=1, data_limit=120, device="cpu")
+    train_supernet(config, load_dataset("digits", seed=0, limit=120), progress=True)
+    err = capsys.readouterr().err
+    assert "temp=" in err and "tau=" not in err and "epoch 1/1" in err
+    search = dataclasses.replace(search_preset("smoke"), epochs=6)
+    run_trajectory(run_copy, search, progress=True)  # resumes a finished descent: its bar only
+    err = capsys.readouterr().err
+    assert "trajectory fd #0" in err and "epoch/s" in err and "eval/s" not in err
