@@ -38,9 +38,12 @@ from analysis.errors import AnalysisError
 from analysis.evaluation import Request, train_architectures
 from analysis.objectives import (
     OBJECTIVES,
+    FunctionObjective,
     StandaloneObjective,
     SupernetObjective,
     SurrogateObjective,
+    is_function_spec,
+    load_objective_function,
     record_cheap,
 )
 from analysis.runs import update_summary
@@ -103,8 +106,10 @@ class SearchConfig:
                 f"The search config's {name!r} must be {expected}; got {getattr(self, name)!r}."
             )
 
-        if self.objective not in OBJECTIVES:
-            fail("objective", f"one of {list(OBJECTIVES)}")
+        if self.objective not in OBJECTIVES and not is_function_spec(self.objective):
+            fail("objective", f"one of {list(OBJECTIVES)} or 'module:function'")
+        if is_function_spec(self.objective):
+            load_objective_function(self.objective)  # importable now, not at the first ask
         methods = self.methods
         if (
             not methods
@@ -167,6 +172,9 @@ class _Context:
         return len(self.supernet_run.ranking.cells)
 
     def objective(self, name: str, method: str, repeat: int) -> Any:
+        if is_function_spec(name):
+            return FunctionObjective(name, self.space, store=self.store, run=self.job,
+                                     method=method)  # fmt: skip
         if name == "surrogate":
             return SurrogateObjective(self.supernet_run.ranking)
         if name == "supernet":
@@ -254,7 +262,7 @@ def _drive(
         seconds, env_file = float(state["seconds"]), state.get("objective_file")
         if env_file is not None:
             objective.load(ctx.run / env_file)
-    cheap = objective_name != "standalone"
+    cheap = objective_name != "standalone" and not getattr(objective, "records_itself", False)
     total = max_evals or (ctx.config.epochs if stop is not None else None)
     unit = "epoch" if stop is not None else "eval"  # the trajectory bar counts epochs
     bar = tqdm(total=total, desc=f"{ctx.job} {method} #{repeat}", unit=unit,

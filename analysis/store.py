@@ -87,7 +87,7 @@ __all__ = [
 ]
 
 SCHEMA_VERSION = 2
-EVALUATORS: tuple[str, ...] = ("supernet", "standalone")
+EVALUATORS: tuple[str, ...] = ("supernet", "standalone", "user")  # user: module:function
 _INT64_MAX = 2**63 - 1
 _T = TypeVar("_T")
 
