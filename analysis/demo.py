@@ -37,15 +37,19 @@ def run_demo(
     study: Any = None,
     executor: Any = None,
     progress: bool = True,
-    log: Any = print,
+    log: Any = None,
+    retry_failed: bool = False,
 ) -> DemoResult:
     """Run every job at ``preset`` scale into ``run`` (see the module docstring); ``study``
     (an :class:`analysis.study.StudyConfig`, e.g. from a ``--config`` file) replaces the
     preset's settings."""
+    import logging
+
     from analysis.space_plot import plot_space
     from analysis.study import study_preset
     from dagspace import Space, enumerate_space
 
+    log = log or logging.getLogger("dagrank").info
     start = time.perf_counter()
     run = Path(run)
     run.mkdir(parents=True, exist_ok=True)
@@ -68,24 +72,28 @@ def run_demo(
     own = executor is None
     executor = executor or default_executor(supernet.device)
     try:
-        return _jobs(run, validation, search, executor, progress, log, start)
+        return _jobs(run, validation, search, executor, progress, log, start, retry_failed)
     finally:
         if own:
             executor.close()
 
 
-def _jobs(run, validation, search, executor, progress, log, start) -> DemoResult:
+def _jobs(run, validation, search, executor, progress, log, start, retry_failed) -> DemoResult:
     from analysis.report import write_report
     from analysis.search import run_compare, run_trajectory
     from analysis.validation import run_validation
 
-    result = run_validation(run, validation, executor=executor, progress=progress)
+    result = run_validation(
+        run, validation, executor=executor, progress=progress, retry_failed=retry_failed
+    )
     tau = result.summary.surrogate_kendall
     log(f"[demo] validation: Kendall tau {tau.value:.3f} [{tau.low:.3f}, {tau.high:.3f}] over "
         f"{result.summary.n} architectures")  # fmt: skip
     trajectory = run_trajectory(run, search, progress=progress)
     log(f"[demo] trajectory: {trajectory.report['epochs']} epochs -> {run / 'trajectory.png'}")
-    compare = run_compare(run, search, executor=executor, progress=progress)
+    compare = run_compare(
+        run, search, executor=executor, progress=progress, retry_failed=retry_failed
+    )
     medians = {m: v["top_k_test_accuracy"]["median"] for m, v in compare.report["methods"].items()}
     log("[demo] compare: median top-10 test accuracy "
         + ", ".join(f"{m} {v:.3f}" for m, v in medians.items()))  # fmt: skip

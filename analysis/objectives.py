@@ -185,6 +185,7 @@ class StandaloneObjective:
         self.store, self.space, self.run, self.method = store, space, run, method
         self.dataset, self.candidate, self.executor, self.seed = dataset, config, executor, seed
         self.records: dict[Architecture, Any] = {}
+        self.retry_failed = False  # retrain candidates that failed their last allowed attempt
 
     def config(self) -> dict[str, Any]:
         return {"objective": self.name, "candidate": self.candidate.to_dict(), "seed": self.seed}
@@ -193,7 +194,7 @@ class StandaloneObjective:
         requests = [Request(tuple(self.space[int(i)] for i in a), self.seed) for a in architectures]
         records = train_architectures(
             self.store, requests, run=self.run, method=self.method, dataset=self.dataset,
-            config=self.candidate, executor=self.executor,
+            config=self.candidate, executor=self.executor, retry_failed=self.retry_failed,
         )  # fmt: skip
         values = []
         for arch, record in zip(architectures, records, strict=True):

@@ -21,7 +21,16 @@ from typing import Any
 from analysis.errors import RunConflictError
 from dagspace.io import atomic_write
 
-__all__ = ["SupernetRun", "check_run_config", "dataset_spec", "supernet_run", "update_summary"]
+__all__ = [
+    "SupernetRun",
+    "check_run_config",
+    "dataset_spec",
+    "register_job",
+    "run_identity",
+    "set_aside",
+    "supernet_run",
+    "update_summary",
+]
 
 
 @dataclass(frozen=True)
@@ -64,8 +73,8 @@ def check_run_config(run: Path, config: Any) -> None:
         raise RunConflictError(
             f"{path} is not a readable supernet config ({err}); use another run directory."
         ) from None
-    if existing != config:
-        diffs = "; ".join(config_differences(existing, config))
+    if existing.replace(device=config.device) != config:  # the device is not the run's identity
+        diffs = "; ".join(config_differences(existing.replace(device=config.device), config))
         raise RunConflictError(
             f"{path} holds a different config (in the run != asked: {diffs}); use another "
             "run directory, or the run's own settings to resume it."
@@ -147,6 +156,47 @@ def _rank(run: Path, supernet: Any, config: Any, top_k: int) -> Any:
     with atomic_write(run / "joint_topk.csv", newline="") as handle:
         ranking.top_k(top_k).to_csv(handle, index=False)
     return ranking
+
+
+def run_identity(config: dict[str, Any], ignore: tuple[str, ...] = ()) -> dict[str, Any]:
+    """What of a job's config (``to_dict()``) makes a run what it is: everything but the
+    device it runs on (a run started on the CPU resumes on a GPU) and the keys in ``ignore``
+    (``epochs`` of the trajectory job, which a re-run with more epochs extends)."""
+    out = {k: v for k, v in config.items() if k not in ignore and k != "device"}
+    if isinstance(out.get("supernet"), dict):
+        out["supernet"] = {k: v for k, v in out["supernet"].items() if k != "device"}
+    return out
+
+
+def register_job(
+    store: Any, job: str, config: dict[str, Any], ignore: tuple[str, ...] = ()
+) -> None:
+    """Bind ``job`` to its config's :func:`run_identity` in the store, or check that it is the
+    stored one (a run registered with its device, before devices stopped counting, matches too);
+    :class:`RunConflictError` for another config."""
+    identity = run_identity(config, ignore)
+    stored = store.run_config(job)
+    if stored is not None and run_identity(stored, ignore) == identity:
+        return
+    store.register_run(job, identity)
+
+
+def set_aside(run: str | Path) -> Path | None:
+    """Move the run directory ``run`` aside to ``<run>.old-<UTC time>`` (never deleted), so
+    that a job starts it over (``--fresh``); returns where it went (``None``: no directory)."""
+    import datetime as dt
+
+    run = Path(run)
+    if not run.exists():
+        return None
+    if not run.is_dir():
+        raise RunConflictError(f"The run path {str(run)!r} exists and is not a directory.")
+    stamp = dt.datetime.now(dt.UTC).strftime("%Y%m%dT%H%M%SZ")
+    aside, n = run.with_name(f"{run.name}.old-{stamp}"), 1
+    while aside.exists():
+        aside, n = run.with_name(f"{run.name}.old-{stamp}-{n}"), n + 1
+    run.rename(aside)
+    return aside
 
 
 def update_summary(run: Path, section: str, data: dict[str, Any]) -> Path:

@@ -182,13 +182,16 @@ class _Context:
                 self.supernet_run.result.supernet, self.supernet_run.dataset, self.space,
                 steps=self.config.pseudo_steps, seed=self.config.seed + repeat,
             )  # fmt: skip
-        return StandaloneObjective(
+        objective = StandaloneObjective(
             self.store, self.space, run=self.job, method=method, dataset=self.dataset_spec,
             config=self.config.candidate, executor=self.executor, seed=self.config.seed,
         )  # fmt: skip
+        objective.retry_failed = self.retry_failed
+        return objective
 
     job: str = "compare"
     own_executor: bool = False
+    retry_failed: bool = False  # retrain candidates that failed their last allowed attempt
 
     def close(self) -> None:
         self.store.close()
@@ -199,7 +202,7 @@ class _Context:
 def _open(run: str | os.PathLike, config: SearchConfig, job: str, executor: Any,
           progress: bool) -> _Context:  # fmt: skip
     from analysis.evaluation import default_executor
-    from analysis.runs import dataset_spec, supernet_run
+    from analysis.runs import dataset_spec, register_job, supernet_run
     from analysis.store import SQLiteStore
 
     run = Path(run)
@@ -210,7 +213,8 @@ def _open(run: str | os.PathLike, config: SearchConfig, job: str, executor: Any,
             f"{config.supernet.vertices} vertices."
         )
     store = SQLiteStore(run / "results.sqlite")
-    store.register_run(job, config.to_dict())
+    # a trajectory re-run with more epochs extends the descent; the device is not its identity
+    register_job(store, job, config.to_dict(), ignore=("epochs",) if job == "trajectory" else ())
     own = executor is None
     executor = executor or default_executor(config.supernet.device)
     return _Context(run, config, sn, sn.ranking.space, store, dataset_spec(config.supernet),
@@ -408,6 +412,7 @@ def run_compare(
     *,
     executor: Any = None,
     progress: bool = True,
+    retry_failed: bool = False,
 ) -> CompareResult:
     """Random, Bayesian and finite-difference search on equal budgets, each method's top-k
     trained from scratch; writes ``top<k>.csv``, ``compare.png`` and ``summary.json``."""
@@ -415,6 +420,7 @@ def run_compare(
 
     start = time.perf_counter()
     ctx = _open(run, config, "compare", executor, progress)
+    ctx.retry_failed = retry_failed
     try:
         drives, spent = {}, {}
         compute = config.budget_mode == "compute"
@@ -466,7 +472,7 @@ def _train_top(ctx: _Context, drives: dict) -> pd.DataFrame:
         records = train_architectures(
             ctx.store, requests, run=ctx.job, method="top10", dataset=ctx.dataset_spec,
             config=ctx.config.candidate, executor=ctx.executor,
-            on_record=lambda request, record: bar.update(),
+            on_record=lambda request, record: bar.update(), retry_failed=ctx.retry_failed,
         )  # fmt: skip
     finally:
         bar.close()

@@ -454,11 +454,13 @@ def run_study(
     jobs: Sequence[str] = JOBS,
     executor: Any = None,
     progress: bool = True,
+    retry_failed: bool = False,
 ) -> StudyResult:
     """Run a whole study into the run directory ``run`` the way the command line does:
     ``validate``, ``trajectory`` and ``compare`` (those of ``jobs``, in that order) on one
     supernet, then ``report.md``. ``study`` is a :class:`StudyConfig`, a TOML file, or a preset
-    name. Re-running resumes: nothing is trained twice.
+    name. Re-running resumes: nothing is trained twice (``retry_failed``: candidates that failed
+    their last allowed attempt are retrained).
 
     Example::
 
@@ -493,12 +495,15 @@ def run_study(
     results: dict[str, Any] = dict.fromkeys(JOBS)
     try:
         if "validate" in jobs:
-            results["validate"] = run_validation(run, validation, executor=executor,
-                                                 progress=progress)  # fmt: skip
+            results["validate"] = run_validation(
+                run, validation, executor=executor, progress=progress, retry_failed=retry_failed
+            )
         if "trajectory" in jobs:
             results["trajectory"] = run_trajectory(run, search, progress=progress)
         if "compare" in jobs:
-            results["compare"] = run_compare(run, search, executor=executor, progress=progress)
+            results["compare"] = run_compare(
+                run, search, executor=executor, progress=progress, retry_failed=retry_failed
+            )
     finally:
         if own:
             executor.close()

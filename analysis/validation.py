@@ -223,17 +223,19 @@ def run_validation(
     *,
     executor: Any = None,
     progress: bool = True,
+    retry_failed: bool = False,
 ) -> ValidationResult:
     """Train (or reuse) the supernet in ``run``, draw ``config.n`` architectures stratified over
     its score, train each from scratch (cached in ``run/results.sqlite``: a re-run trains
     nothing twice), and write ``validation.csv``, ``summary.json``, ``validation.png`` and
-    ``evaluations.csv``."""
+    ``evaluations.csv``. ``retry_failed``: retrain candidates that failed their last allowed
+    attempt (see :func:`analysis.evaluation.train_architectures`)."""
     import time
 
     from tqdm.auto import tqdm
 
     from analysis.evaluation import Request, default_executor, train_architectures
-    from analysis.runs import dataset_spec, supernet_run, update_summary
+    from analysis.runs import dataset_spec, register_job, supernet_run, update_summary
     from analysis.store import EvalStatus, SQLiteStore
     from dagspace import canonical_hash
     from dagspace.io import atomic_write
@@ -251,7 +253,7 @@ def run_validation(
     space = ranking.space
     dataset = dataset_spec(config.supernet)
     store = SQLiteStore(run / "results.sqlite")
-    store.register_run(RUN_NAME, config.to_dict())
+    register_job(store, RUN_NAME, config.to_dict())
 
     archs = [tuple(space[int(i)] for i in row) for row in picks]
     requests = [Request(cells, seed) for cells in archs for seed in config.seeds]
@@ -277,6 +279,7 @@ def run_validation(
         records = train_architectures(
             store, requests, run=RUN_NAME, method="validate", dataset=dataset,
             config=config.candidate, executor=executor, on_record=advance,
+            retry_failed=retry_failed,
         )  # fmt: skip
     finally:
         bar.close()

@@ -20,6 +20,12 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     )
     p.add_argument("--run", type=Path, default=Path("runs/demo"), metavar="DIR")
     add_study_arguments(p)
+    p.add_argument(
+        "--retry-failed",
+        action="store_true",
+        dest="retry_failed",
+        help="retrain candidates that failed their last allowed attempt",
+    )
     p.add_argument("--no-progress", action="store_true")
     p.set_defaults(handler=run)
 
@@ -28,6 +34,12 @@ def run(args: argparse.Namespace) -> int:
     from analysis.demo import DEMO_VERTICES, run_demo
 
     study = study_from_args(args, {}, {}, vertices_default=DEMO_VERTICES)
-    result = run_demo(args.run, preset=study.preset, study=study, progress=not args.no_progress)
+    result = run_demo(
+        args.run,
+        preset=study.preset,
+        study=study,
+        progress=not args.no_progress,
+        retry_failed=args.retry_failed,
+    )
     print(f"demo finished in {result.seconds:.0f} s; report: {result.report}")
     return 0

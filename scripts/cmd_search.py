@@ -88,8 +88,13 @@ def run_compare_command(args: argparse.Namespace) -> int:
                                  device=args.device,
                                  gpus_per_candidate=args.gpus_per_candidate)  # fmt: skip
     with executor:
-        result = run_compare(args.run, search_config(args), executor=executor,
-                             progress=not args.no_progress)  # fmt: skip
+        result = run_compare(
+            args.run,
+            search_config(args),
+            executor=executor,
+            progress=not args.no_progress,
+            retry_failed=args.retry_failed,
+        )
     methods = result.report["methods"]
     parts = [f"{m} {v['top_k_test_accuracy']['median']:.3f}" for m, v in methods.items()]
     print(f"median top-{result.report['top_k']} test accuracy: " + ", ".join(parts)

@@ -9,7 +9,9 @@ import argparse
 from pathlib import Path
 from typing import Any
 
-__all__ = ["register"]
+__all__ = ["PRESET_NAMES", "register"]
+
+PRESET_NAMES = ("paper", "quick", "smoke")
 
 # flag dest -> config key; a flag overrides the preset / config file only when given
 _OVERRIDES = {
@@ -40,10 +42,9 @@ def register(subparsers: Any) -> None:
             "then --config, then the explicit flags."
         ),
     )
-    from surrogate.config import PRESETS
-
     train.add_argument("--run", required=True, type=Path, metavar="DIR", help="run directory")
-    train.add_argument("--preset", choices=sorted(PRESETS), help="a named starting config")
+    # the names of surrogate.config.PRESETS (not imported here: `--help` stays light)
+    train.add_argument("--preset", choices=PRESET_NAMES, help="a named starting config")
     train.add_argument(
         "--config",
         type=Path,
@@ -64,6 +65,9 @@ def register(subparsers: Any) -> None:
     train.add_argument("--seed", type=int, help="seed of the data split, weights and samples")
     train.add_argument("--no-progress", action="store_true", help="no progress bars")
     train.add_argument("--top-k", type=int, default=10, help="joint top-k architectures to list")
+    from scripts.study_args import add_fresh_argument
+
+    add_fresh_argument(train)
     train.set_defaults(handler=_train)
 
 
@@ -103,8 +107,10 @@ def _resolve_config(args: argparse.Namespace) -> Any:
 
 def _train(args: argparse.Namespace) -> int:
     from analysis.runs import supernet_run
+    from scripts.study_args import fresh_start
 
     config = _resolve_config(args)
+    fresh_start(args)
     done = supernet_run(args.run, config, progress=not args.no_progress, top_k=args.top_k)
     result, ranking = done.result, done.ranking
     final = result.final

@@ -23,6 +23,12 @@ def add_executor_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--workers", type=int, help="local candidates trained at once")
     p.add_argument("--address", help="Ray cluster address (default: a local Ray instance)")
     p.add_argument(
+        "--retry-failed",
+        action="store_true",
+        dest="retry_failed",
+        help="retrain candidates that failed their last allowed attempt (e.g. three 'worker died')",
+    )
+    p.add_argument(
         "--gpus-per-candidate",
         type=_gpu_share,
         default="auto",
@@ -87,7 +93,13 @@ def run(args: argparse.Namespace) -> int:
                                  device=args.device,
                                  gpus_per_candidate=args.gpus_per_candidate)  # fmt: skip
     with executor:
-        result = run_validation(args.run, config, executor=executor, progress=not args.no_progress)
+        result = run_validation(
+            args.run,
+            config,
+            executor=executor,
+            progress=not args.no_progress,
+            retry_failed=args.retry_failed,
+        )
     s = result.summary
     tau, rho = s.surrogate_kendall, s.surrogate_spearman
     print(

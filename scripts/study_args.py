@@ -76,6 +76,28 @@ def add_study_arguments(p: argparse.ArgumentParser, *, device: bool = True) -> N
     )
     if device:
         p.add_argument("--device", help="auto, cpu, cuda or cuda:N (supernet and candidates)")
+    add_fresh_argument(p)
+
+
+def add_fresh_argument(p: argparse.ArgumentParser) -> None:
+    p.add_argument(
+        "--fresh",
+        action="store_true",
+        help="start the run over: the existing run directory is moved aside to "
+        "DIR.old-<UTC time> (never deleted)",
+    )
+
+
+def fresh_start(args: argparse.Namespace) -> None:
+    """With ``--fresh``: move the run directory aside (after every flag was checked)."""
+    if getattr(args, "fresh", False):
+        import logging
+
+        from analysis.runs import set_aside
+
+        aside = set_aside(args.run)
+        if aside is not None:
+            logging.getLogger("dagrank").warning("--fresh: %s moved aside to %s", args.run, aside)
 
 
 def check_dataset_flag(name: str | None) -> None:
@@ -119,6 +141,7 @@ def study_from_args(
     }
     changes = {section: values for section, values in changes.items() if values}
     if not changes:
+        fresh_start(args)
         return study
     names = {**flags, "dataset": "--dataset", "data_root": "--data-root", "device": "--device"}
     given = {
@@ -127,4 +150,6 @@ def study_from_args(
         if any(key in values for values in changes.values())
     }
     with flags_named(given):
-        return apply_study_dict(study, changes)
+        study = apply_study_dict(study, changes)
+    fresh_start(args)
+    return study

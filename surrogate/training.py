@@ -395,8 +395,8 @@ class _Trainer:
                 f"The file {str(path)!r} is not a supernet checkpoint of format "
                 f"{CHECKPOINT_FORMAT!r}."
             )
-        saved = config_from_dict(state["config"])
-        if saved != self.config:
+        saved = config_from_dict(state["config"]).replace(device=self.config.device)
+        if saved != self.config:  # the device is not part of a run's identity
             diffs = "; ".join(config_differences(saved, self.config))
             raise ConfigError(
                 f"The checkpoint {str(path)!r} belongs to a different config (checkpoint != "
