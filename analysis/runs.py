@@ -73,12 +73,29 @@ def check_run_config(run: Path, config: Any) -> None:
         raise RunConflictError(
             f"{path} is not a readable supernet config ({err}); use another run directory."
         ) from None
+    if _extends_finished(run, existing, config):  # a larger --epochs extends a finished run
+        return
     if existing.replace(device=config.device) != config:  # the device is not the run's identity
         diffs = "; ".join(config_differences(existing.replace(device=config.device), config))
         raise RunConflictError(
             f"{path} holds a different config (in the run != asked: {diffs}); use another "
             "run directory, or the run's own settings to resume it."
         )
+
+
+def _extends_finished(run: Path, existing: Any, config: Any) -> bool:
+    """Whether ``config`` asks for more epochs of the finished supernet run in ``run`` (its
+    history.csv has every epoch of ``existing``; the checkpoint checks it again)."""
+    from surrogate.training import extends
+
+    history = run / "history.csv"
+    if config.epochs <= existing.epochs or not history.exists():
+        return False
+    try:
+        done = sum(1 for line in history.read_text(encoding="utf-8").splitlines()[1:] if line)
+    except (OSError, UnicodeDecodeError):
+        return False
+    return extends(existing, config, done)
 
 
 def supernet_run(run: Path, config: Any, *, progress: bool = True, top_k: int = 10) -> SupernetRun:
@@ -99,6 +116,10 @@ def supernet_run(run: Path, config: Any, *, progress: bool = True, top_k: int = 
     dataset = dataset_spec(config).load(device)
     run.mkdir(parents=True, exist_ok=True)
     if not (run / "config.json").exists():
+        _write_text(run / "config.json", config.to_json())
+    elif _extends_finished(run, _stored_config(run), config):
+        old = run / f"config.json.epochs-{_stored_config(run).epochs}"  # kept, not overwritten
+        _write_text(old, (run / "config.json").read_text())
         _write_text(run / "config.json", config.to_json())
 
     def write_tables(history: Sequence[Any]) -> None:
@@ -122,6 +143,12 @@ def supernet_run(run: Path, config: Any, *, progress: bool = True, top_k: int = 
     )
     plot_multinomial_history(history, run / "multinomial_history.png", config.ops)
     return SupernetRun(result, _rank(run, result.supernet, config, top_k), run, dataset)
+
+
+def _stored_config(run: Path) -> Any:
+    from surrogate.config import config_from_dict
+
+    return config_from_dict(json.loads((run / "config.json").read_text(encoding="utf-8")))
 
 
 def dataset_spec(config: Any) -> Any:

@@ -43,6 +43,7 @@ __all__ = [
     "SupernetResult",
     "build_supernet",
     "evaluate_architecture",
+    "extends",
     "history_rows",
     "multinomial_rows",
     "temperature",
@@ -241,12 +242,20 @@ class _Trainer:
         self.data_generator = torch_generator(data_seed)
         self.sample_generator = torch_generator(sample_seed)
         self.history: list[EpochRecord] = []
+        # the epochs the temperature and learning-rate schedules span: config.epochs, or the
+        # first run's epochs when a finished run is extended with a larger --epochs (the extra
+        # epochs then train at the schedules' final values: tau_end and weight_lr_min)
+        self.schedule_epochs = config.epochs
 
     # -- one epoch ----------------------------------------------------------------------------
     def run_epoch(self, epoch: int, *, progress: bool, evaluate: bool = True) -> EpochRecord:
         config, net = self.config, self.supernet
         started = time.perf_counter()
-        tau = temperature(epoch, config.epochs, config.tau_start, config.tau_end)
+        span = self.schedule_epochs
+        tau = temperature(min(epoch, span - 1), span, config.tau_start, config.tau_end)
+        if epoch >= span:  # an extension: past the cosine schedule's end, its final rate
+            for group in self.weight_optimizer.param_groups:
+                group["lr"] = config.weight_lr_min
         lr = float(self.weight_optimizer.param_groups[0]["lr"])
         train, val = self.data.train, self.data.val
         batch, val_batch = min(config.batch_size, len(train)), min(config.batch_size, len(val))
@@ -283,7 +292,8 @@ class _Trainer:
                 refresh=False,
             )
         bar.close()
-        self.scheduler.step()
+        if epoch < span:
+            self.scheduler.step()
 
         argmax_acc = math.nan
         if evaluate:
@@ -375,6 +385,7 @@ class _Trainer:
                 "supernet": self.supernet.generator.get_state(),
             },
             "history": [record.to_state() for record in self.history],
+            "schedule_epochs": self.schedule_epochs,
             "torch_version": str(torch.__version__),
         }
 
@@ -396,6 +407,9 @@ class _Trainer:
                 f"{CHECKPOINT_FORMAT!r}."
             )
         saved = config_from_dict(state["config"]).replace(device=self.config.device)
+        done = len(state["history"])
+        if extends(saved, self.config, done):  # a finished run, asked for more epochs
+            saved = saved.replace(epochs=self.config.epochs)
         if saved != self.config:  # the device is not part of a run's identity
             diffs = "; ".join(config_differences(saved, self.config))
             raise ConfigError(
@@ -411,6 +425,17 @@ class _Trainer:
         self.sample_generator.set_state(state["generators"]["sample"])
         self.supernet.generator.set_state(state["generators"]["supernet"])
         self.history = [EpochRecord.from_state(r) for r in state["history"]]
+        self.schedule_epochs = int(state.get("schedule_epochs", config_from_dict(
+            state["config"]).epochs))  # fmt: skip
+
+
+def extends(saved: SupernetConfig, asked: SupernetConfig, epochs_done: int) -> bool:
+    """Whether ``asked`` extends the finished run of ``saved``: the same config but for a
+    larger ``epochs``, and every epoch of ``saved`` done."""
+    return (
+        asked.epochs > saved.epochs == epochs_done
+        and saved.replace(epochs=asked.epochs, device=asked.device) == asked
+    )
 
 
 def _atomic_torch_save(obj: Any, path: Path) -> None:

@@ -107,3 +107,23 @@ def test_the_parsers_preset_names_are_the_presets():
     from scripts.study_args import PRESETS as STUDY_PRESETS
 
     assert sorted(PRESET_NAMES) == sorted(PRESETS) == sorted(STUDY_PRESETS)
+
+
+def test_a_larger_epochs_extends_a_finished_supernet_run(tmp_path, capsys):
+    import pandas as pd
+
+    run = tmp_path / "run"
+    base = ["supernet", "train", "--preset", "smoke", "--channels", "4", "--run", str(run)]
+    assert main([*base, "--epochs", "2"]) == 0
+    assert main([*base, "--epochs", "3"]) == 0
+    assert "resumed at epoch 2" in capsys.readouterr().out
+    history = pd.read_csv(run / "history.csv")
+    assert list(history["epoch"]) == [1, 2, 3]
+    config = PRESETS["smoke"]
+    last = history.iloc[-1]  # past the first run's schedules: their final values
+    assert last["temperature"] == pytest.approx(config.tau_end)
+    assert last["weight_lr"] == pytest.approx(config.weight_lr_min)
+    assert json.loads((run / "config.json").read_text())["epochs"] == 3
+    assert json.loads((run / "config.json.epochs-2").read_text())["epochs"] == 2
+    assert main([*base, "--epochs", "3", "--seed", "5"]) == 2  # not an extension: refused
+    assert "holds a different config" in capsys.readouterr().err
