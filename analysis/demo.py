@@ -95,7 +95,7 @@ def _jobs(run, validation, search, executor, progress, log, start, retry_failed)
         run, search, executor=executor, progress=progress, retry_failed=retry_failed
     )
     medians = {m: v["top_k_test_accuracy"]["median"] for m, v in compare.report["methods"].items()}
-    log("[demo] compare: median top-10 test accuracy "
+    log(f"[demo] compare: median top-{compare.report['top_k']} test accuracy "
         + ", ".join(f"{m} {v:.3f}" for m, v in medians.items()))  # fmt: skip
     report = write_report(run)
     return DemoResult(report, result, trajectory, compare, time.perf_counter() - start)
