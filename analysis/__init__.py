@@ -1,55 +1,50 @@
 """Analysis: the results store every job writes, rank statistics, atomic output, plots.
 
 Plotting modules (:mod:`analysis.plots`, :mod:`analysis.space_plot`) are imported on their own,
-so that reading a store never loads matplotlib.
+so that reading a store never loads matplotlib. Names are imported on first use (PEP 562).
 """
 
-from analysis.errors import AnalysisError, RunConflictError, StoreCorruptError, StoreError
-from analysis.io import atomic_path, atomic_write
-from analysis.stats import (
-    Correlation,
-    MannWhitney,
-    Summary,
-    mann_whitney,
-    precision_at_k,
-    rank_correlation,
-    summarize,
-)
-from analysis.store import (
-    EVALUATORS,
-    SCHEMA_VERSION,
-    Claim,
-    ClaimOutcome,
-    EvalKey,
-    EvalRecord,
-    EvalStatus,
-    ResultsStore,
-    SQLiteStore,
-    hash_config,
-)
+from __future__ import annotations
 
-__all__ = [
-    "EVALUATORS",
-    "SCHEMA_VERSION",
-    "AnalysisError",
-    "Claim",
-    "ClaimOutcome",
-    "Correlation",
-    "EvalKey",
-    "EvalRecord",
-    "EvalStatus",
-    "MannWhitney",
-    "ResultsStore",
-    "RunConflictError",
-    "SQLiteStore",
-    "StoreCorruptError",
-    "StoreError",
-    "Summary",
-    "atomic_path",
-    "atomic_write",
-    "hash_config",
-    "mann_whitney",
-    "precision_at_k",
-    "rank_correlation",
-    "summarize",
-]
+import importlib
+from typing import Any
+
+_EXPORTS = {
+    "AnalysisError": "analysis.errors",
+    "Claim": "analysis.store",
+    "ClaimOutcome": "analysis.store",
+    "Correlation": "analysis.stats",
+    "EVALUATORS": "analysis.store",
+    "EvalKey": "analysis.store",
+    "EvalRecord": "analysis.store",
+    "EvalStatus": "analysis.store",
+    "MannWhitney": "analysis.stats",
+    "ResultsStore": "analysis.store",
+    "RunConflictError": "analysis.errors",
+    "SCHEMA_VERSION": "analysis.store",
+    "SQLiteStore": "analysis.store",
+    "StoreCorruptError": "analysis.errors",
+    "StoreError": "analysis.errors",
+    "Summary": "analysis.stats",
+    "atomic_path": "analysis.io",
+    "atomic_write": "analysis.io",
+    "hash_config": "analysis.store",
+    "mann_whitney": "analysis.stats",
+    "precision_at_k": "analysis.stats",
+    "rank_correlation": "analysis.stats",
+    "summarize": "analysis.stats",
+}
+
+__all__ = sorted(_EXPORTS)
+
+
+def __getattr__(name: str) -> Any:
+    if name not in _EXPORTS:
+        raise AttributeError(f"module 'analysis' has no attribute {name!r}")
+    value = getattr(importlib.import_module(_EXPORTS[name]), name)
+    globals()[name] = value
+    return value
+
+
+def __dir__() -> list[str]:
+    return sorted(set(globals()) | set(__all__))

@@ -42,16 +42,22 @@ def run_demo(
     run: str | os.PathLike,
     *,
     preset: str = "quick",
+    study: Any = None,
     executor: Any = None,
     progress: bool = True,
-    log: Any = print,
+    log: Any = None,
+    retry_failed: bool = False,
 ) -> DemoResult:
-    """Run every job at ``preset`` scale into ``run`` (see the module docstring)."""
-    from analysis.search import search_preset
+    """Run every job at ``preset`` scale into ``run`` (see the module docstring); ``study``
+    (an :class:`analysis.study.StudyConfig`, e.g. from a ``--config`` file) replaces the
+    preset's settings."""
+    import logging
+
     from analysis.space_plot import plot_space
-    from analysis.validation import validation_preset
+    from analysis.study import study_preset
     from dagspace import Space, enumerate_space
 
+    log = log or logging.getLogger("dagrank").info
     start = time.perf_counter()
     run = Path(run)
     run.mkdir(parents=True, exist_ok=True)
@@ -64,28 +70,32 @@ def run_demo(
     plot_space(space6, run / "space6.png")
     log(f"[demo] 6-vertex DAG space: {len(space6)} cells -> {space_path}")
 
-    validation = validation_preset(preset)
-    supernet = validation.supernet.replace(vertices=DEMO_VERTICES[preset])
-    validation = dataclasses.replace(validation, supernet=supernet, **DEMO_VALIDATION[preset])
-    search = dataclasses.replace(search_preset(preset), supernet=supernet)
+    if study is None:  # the demo's own scale: a smaller validation than `dagrank validate`
+        study = study_preset(preset, vertices=DEMO_VERTICES[preset])
+        study = dataclasses.replace(study, validation={**study.validation,
+                                                       **DEMO_VALIDATION[preset]})  # fmt: skip
+    validation, search = study.validation_config(), study.search_config()
+    supernet = study.supernet
 
     from analysis.evaluation import default_executor
 
     own = executor is None
     executor = executor or default_executor(supernet.device)
     try:
-        return _jobs(run, validation, search, executor, progress, log, start)
+        return _jobs(run, validation, search, executor, progress, log, start, retry_failed)
     finally:
         if own:
             executor.close()
 
 
-def _jobs(run, validation, search, executor, progress, log, start) -> DemoResult:
+def _jobs(run, validation, search, executor, progress, log, start, retry_failed) -> DemoResult:
     from analysis.report import write_report
     from analysis.search import run_compare, run_trajectory
     from analysis.validation import run_validation
 
-    result = run_validation(run, validation, executor=executor, progress=progress)
+    result = run_validation(
+        run, validation, executor=executor, progress=progress, retry_failed=retry_failed
+    )
     s = result.summary
     tau = s.surrogate_kendall
     log(f"[demo] validation: surrogate Kendall tau {tau.value:.3f} [{tau.low:.3f}, {tau.high:.3f}]"
@@ -93,9 +103,11 @@ def _jobs(run, validation, search, executor, progress, log, start) -> DemoResult
         f"best estimator {s.best} (tau {s.estimators[s.best].kendall.value:.3f})")  # fmt: skip
     trajectory = run_trajectory(run, search, progress=progress)
     log(f"[demo] trajectory: {trajectory.report['epochs']} epochs -> {run / 'trajectory.png'}")
-    compare = run_compare(run, search, executor=executor, progress=progress)
+    compare = run_compare(
+        run, search, executor=executor, progress=progress, retry_failed=retry_failed
+    )
     medians = {m: v["top_k_test_accuracy"]["median"] for m, v in compare.report["methods"].items()}
-    log("[demo] compare: median top-10 test accuracy "
+    log(f"[demo] compare: median top-{compare.report['top_k']} test accuracy "
         + ", ".join(f"{m} {v:.3f}" for m, v in medians.items()))  # fmt: skip
     report = write_report(run)
     return DemoResult(report, result, trajectory, compare, time.perf_counter() - start)

@@ -4,8 +4,11 @@ from __future__ import annotations
 
 __all__ = [
     "AnalysisError",
+    "PlotFormatError",
     "RecordNotFoundError",
     "RunConflictError",
+    "RunDamagedError",
+    "RunDamagedWarning",
     "StoreCorruptError",
     "StoreError",
     "StoreRecoveredWarning",
@@ -15,6 +18,18 @@ __all__ = [
 
 class AnalysisError(Exception):
     """Base class of every error that :mod:`analysis` raises on purpose."""
+
+
+class PlotFormatError(AnalysisError, ValueError):
+    """A plot was asked for in a file format (suffix) or at a resolution it cannot be drawn in."""
+
+
+class RunDamagedError(AnalysisError, ValueError):
+    """A file of a run directory cannot be read: empty, cut short, or not what a job writes."""
+
+
+class RunDamagedWarning(UserWarning):
+    """A reading command (plot, report) found a damaged file in a run and left it as it is."""
 
 
 class StoreError(AnalysisError):

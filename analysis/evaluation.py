@@ -51,6 +51,7 @@ def train_architectures(
     max_attempts: int = 3,
     on_record: Callable[[Request, EvalRecord], None] | None = None,
     faults: dict[int, Any] | None = None,
+    retry_failed: bool = False,
 ) -> list[EvalRecord]:
     """Train every request that the store does not already hold; return one record per request.
 
@@ -62,6 +63,10 @@ def train_architectures(
     the same key are trained once. Returns the latest record of each request's key: COMPLETE,
     DIVERGED or FAILED (with its reason); a key another live process holds RUNNING is BUSY and
     comes back RUNNING.
+
+    ``retry_failed``: a key whose latest record is FAILED, even at its last allowed attempt
+    (three "worker died", say, from a script that crashed its pool), gets ``max_attempts``
+    more attempts in this call: it is retrained on purpose (``--retry-failed``).
     """
     from surrogate.executors import CandidateTask
 
@@ -72,6 +77,12 @@ def train_architectures(
     ]
     config_hash = probe[0].evaluator_config_hash() if probe else ""
     keys = [_key(r, config_hash) for r in requests]
+    limits = dict.fromkeys(keys, max_attempts)
+    if retry_failed:
+        for k in limits:
+            latest = store.find(k)
+            if latest is not None and latest.status is EvalStatus.FAILED:
+                limits[k] = latest.attempt + max_attempts
     done: dict[EvalKey, EvalRecord] = {}
     chunk = max(1, int(getattr(executor, "capacity", 1)))
     pending = list(range(len(requests)))
@@ -82,7 +93,7 @@ def train_architectures(
         for start in range(0, len(pending), chunk):
             retry |= _round(store, requests, pending[start : start + chunk], keys, probe, arch,
                             done, run=run, method=method, dataset=dataset, config=config,
-                            executor=executor, max_attempts=max_attempts, on_record=on_record,
+                            executor=executor, max_attempts=limits, on_record=on_record,
                             faults=faults)  # fmt: skip
         pending = [i for i in pending if keys[i] in retry]
         for i in pending:
@@ -165,7 +176,7 @@ def _round(store, requests, indices, keys, probe, arch, done, *, run, method, da
             continue
         claim = store.claim(
             keys[i], run=run, method=method, arch_json=probe[i].arch_json,
-            max_attempts=max_attempts,
+            max_attempts=max_attempts[keys[i]],
         )  # fmt: skip
         if not claim.must_evaluate:
             done[keys[i]] = claim.record
@@ -184,7 +195,7 @@ def _round(store, requests, indices, keys, probe, arch, done, *, run, method, da
         record = store.finish(
             int(task.task_id), EvalStatus[result.status.name], result.metrics(), result.error
         )
-        if (result.error or "").startswith(WORKER_DIED) and record.attempt < max_attempts:
+        if (result.error or "").startswith(WORKER_DIED) and record.attempt < max_attempts[keys[i]]:
             retry.add(keys[i])
             continue
         done[keys[i]] = record

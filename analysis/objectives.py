@@ -16,23 +16,34 @@ strategies' representation). Three objectives:
 ``standalone`` (:class:`StandaloneObjective`)
     ``1 - validation accuracy`` of the architecture trained from scratch (through the store,
     so each is trained once); a diverged or failed candidate is NaN.
+``module:function`` (:class:`FunctionObjective`)
+    A user's own function of the architecture's cells, returning a value to minimise or an
+    :class:`ObjectiveResult` with a status; stored like every evaluation.
 """
 
 from __future__ import annotations
 
 import copy
+import dataclasses
 import io
-from collections.abc import Sequence
+import os
+import re
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
+from analysis.errors import AnalysisError
 from analysis.evaluation import Request, train_architectures
 from analysis.store import EvalKey, EvalStatus, ResultsStore, hash_config
 
 __all__ = [
     "OBJECTIVES",
+    "FunctionObjective",
+    "ObjectiveError",
+    "ObjectiveResult",
     "StandaloneObjective",
     "SupernetObjective",
     "SurrogateObjective",
@@ -178,6 +189,7 @@ class StandaloneObjective:
         self.store, self.space, self.run, self.method = store, space, run, method
         self.dataset, self.candidate, self.executor, self.seed = dataset, config, executor, seed
         self.records: dict[Architecture, Any] = {}
+        self.retry_failed = False  # retrain candidates that failed their last allowed attempt
 
     def config(self) -> dict[str, Any]:
         return {"objective": self.name, "candidate": self.candidate.to_dict(), "seed": self.seed}
@@ -186,7 +198,7 @@ class StandaloneObjective:
         requests = [Request(tuple(self.space[int(i)] for i in a), self.seed) for a in architectures]
         records = train_architectures(
             self.store, requests, run=self.run, method=self.method, dataset=self.dataset,
-            config=self.candidate, executor=self.executor,
+            config=self.candidate, executor=self.executor, retry_failed=self.retry_failed,
         )  # fmt: skip
         values = []
         for arch, record in zip(architectures, records, strict=True):
@@ -220,3 +232,166 @@ def record_cheap(
             status=EvalStatus.COMPLETE if finite else EvalStatus.DIVERGED,
             metrics={"objective": float(value) if finite else float("nan")},
         )  # fmt: skip
+
+
+# -- a user's own objective: ``module:function`` ------------------------------------------------
+
+USER_EVALUATOR = "user"
+
+
+class ObjectiveError(AnalysisError, ValueError):
+    """A ``module:function`` objective cannot be imported, or returned something unusable."""
+
+
+@dataclass(frozen=True)
+class ObjectiveResult:
+    """What a user's objective may return instead of a bare number: the ``value`` to minimise,
+    a ``status`` (``"complete"``, ``"diverged"`` or ``"failed"``; the last two are NaN to the
+    strategies), an optional ``error`` text and extra ``metrics`` to store with it."""
+
+    value: float
+    status: str = "complete"
+    error: str | None = None
+    metrics: Mapping[str, float] = field(default_factory=dict)
+
+
+_SPEC_RE = re.compile(r"^(?P<module>[A-Za-z_][\w.]*):(?P<function>[A-Za-z_]\w*)$")
+
+
+def is_function_spec(name: object) -> bool:
+    """``True`` for ``"package.module:function"`` (``tabular:FILE`` and the built-in names are
+    not: their prefix names a file or nothing)."""
+    match = isinstance(name, str) and _SPEC_RE.match(name)
+    return bool(match) and match["module"] not in ("tabular",)
+
+
+def load_objective_function(spec: str) -> Callable[..., Any]:
+    """Import the function that ``"module:function"`` names (the module found on ``sys.path``,
+    the current directory included, as ``python -m`` would)."""
+    import importlib
+    import sys
+
+    if not is_function_spec(spec):
+        raise ObjectiveError(
+            f"A user objective must be 'module:function' (e.g. 'my_objectives:latency'); "
+            f"got {spec!r}."
+        )
+    module_name, function_name = spec.split(":")
+    if "" not in sys.path and os.getcwd() not in sys.path:
+        sys.path.insert(0, os.getcwd())
+    try:
+        module = importlib.import_module(module_name)
+    except ImportError as err:
+        raise ObjectiveError(
+            f"The objective {spec!r}: cannot import the module {module_name!r} ({err}); put it "
+            f"on PYTHONPATH or in the current directory."
+        ) from None
+    function = getattr(module, function_name, None)
+    if not callable(function):
+        raise ObjectiveError(
+            f"The objective {spec!r}: the module {module_name!r} has no function "
+            f"{function_name!r} (got {type(function).__name__})."
+        )
+    return function
+
+
+def _as_result(value: Any) -> ObjectiveResult:
+    """A user function's return value as an :class:`ObjectiveResult` (numbers, the class
+    itself, or a mapping with ``value`` and optionally ``status``, ``error``, ``metrics``)."""
+    if isinstance(value, ObjectiveResult):
+        result = value
+    elif isinstance(value, Mapping) and "value" in value:
+        unknown = sorted(set(value) - {"value", "status", "error", "metrics"})
+        if unknown:
+            raise ObjectiveError(
+                f"An objective's result mapping has the keys value, status, error, metrics; "
+                f"got also {unknown}."
+            )
+        result = ObjectiveResult(**value)
+    elif isinstance(value, (int, float, np.integer, np.floating)) and not isinstance(value, bool):
+        result = ObjectiveResult(float(value))
+    else:
+        raise ObjectiveError(
+            f"An objective must return a number, an ObjectiveResult or a mapping with 'value'; "
+            f"got {type(value).__name__} {value!r:.80}."
+        )
+    if result.status not in ("complete", "diverged", "failed"):
+        raise ObjectiveError(
+            f"An objective's status must be 'complete', 'diverged' or 'failed'; got "
+            f"{result.status!r}."
+        )
+    return result
+
+
+class FunctionObjective:
+    """A user's function of the architecture's cells (a tuple of
+    :class:`~dagspace.CellSpec`, one per supernet cell) returning a value to minimise, or an
+    :class:`ObjectiveResult` with a status. An exception is a ``failed`` evaluation (NaN to the
+    strategies, its message stored); a non-finite value is ``diverged``.
+
+    Every evaluation is a row of the store (evaluator ``"user"``, keyed by the architecture and
+    the spec), so an architecture is evaluated once, whichever method or repeat asks again,
+    and a resumed run evaluates nothing twice.
+    """
+
+    evaluator = USER_EVALUATOR
+    records_itself = True  # the search driver does not record its values again
+
+    def __init__(
+        self,
+        spec: str | Callable[..., Any],
+        space: Any,
+        *,
+        store: ResultsStore | None = None,
+        run: str = "python",
+        method: str = "python",
+    ) -> None:
+        if callable(spec):
+            self.function, self.name = spec, f"{spec.__module__}:{spec.__qualname__}"
+        else:
+            self.function, self.name = load_objective_function(spec), spec
+        self.space, self.store, self.run, self.method = space, store, run, method
+
+    def config(self) -> dict[str, Any]:
+        return {"objective": self.name}
+
+    def evaluate(self, cells: Sequence[Any]) -> ObjectiveResult:
+        """The result for one architecture given as its cells (no store)."""
+        try:
+            result = _as_result(self.function(tuple(cells)))
+        except ObjectiveError:
+            raise
+        except Exception as err:  # the user's code failed on this architecture: recorded
+            text = " ".join(f"{type(err).__name__}: {err}".split())[:500]
+            return ObjectiveResult(float("nan"), "failed", text)
+        if result.status == "complete" and not np.isfinite(result.value):
+            return dataclasses.replace(result, status="diverged")
+        return result
+
+    def __call__(self, architectures: Sequence[Architecture]) -> list[float]:
+        from dagspace import canonical_hash
+
+        config_hash = hash_config(self.config())
+        values = []
+        for arch in architectures:
+            cells = [self.space[int(i)] for i in arch]
+            key = None
+            if self.store is not None:
+                key = EvalKey(canonical_hash(cells), self.evaluator, config_hash, 0)
+                stored = self.store.find(key)
+                if stored is not None and stored.status in (EvalStatus.COMPLETE,
+                                                            EvalStatus.DIVERGED):  # fmt: skip
+                    values.append(float(stored.metrics.get("objective", float("nan"))))
+                    continue
+            result = self.evaluate(cells)
+            value = float(result.value) if result.status == "complete" else float("nan")
+            if key is not None:
+                status = {"complete": EvalStatus.COMPLETE, "diverged": EvalStatus.DIVERGED,
+                          "failed": EvalStatus.FAILED}[result.status]  # fmt: skip
+                self.store.add(
+                    key, run=self.run, method=self.method,
+                    arch_json=[c.to_dict() for c in cells], status=status,
+                    metrics={**result.metrics, "objective": value}, error=result.error,
+                )  # fmt: skip
+            values.append(value)
+        return values

@@ -1,8 +1,10 @@
 """Plots of the supernet's multinomials: final probabilities (heatmaps) and their history.
 
-Functions take data and a path and write one PNG, atomically (a temporary file beside the
-target, then ``os.replace``). They build ``matplotlib.figure.Figure`` objects on the Agg
-canvas directly, so they never touch pyplot's global state or the user's backend.
+Functions take data and a path and write one figure, atomically (a temporary file beside the
+target, then ``os.replace``), in the format the path's suffix names (``.png``, ``.svg``,
+``.pdf``: :func:`save_figure`, which every plot of the toolkit uses) at ``dpi``. They build
+``matplotlib.figure.Figure`` objects directly, so they never touch pyplot's global state or the
+user's backend.
 """
 
 from __future__ import annotations
@@ -16,20 +18,51 @@ import numpy as np
 from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
 
-from analysis.errors import AnalysisError
+from analysis.errors import AnalysisError, PlotFormatError
 from dagspace.io import atomic_write
 
-__all__ = ["plot_multinomial_history", "plot_multinomials"]
+__all__ = [
+    "DEFAULT_DPI",
+    "PLOT_FORMATS",
+    "check_plot_path",
+    "plot_multinomial_history",
+    "plot_multinomials",
+    "save_figure",
+]
+
+PLOT_FORMATS = {".png": "png", ".svg": "svg", ".pdf": "pdf"}  # suffix -> matplotlib format
+DEFAULT_DPI = 110.0
 
 
-def _save_png(figure: Figure, path: str | os.PathLike[str]) -> Path:
-    """Render ``figure`` to ``path`` as PNG via a temporary file and ``os.replace``."""
+def check_plot_path(path: str | os.PathLike[str], dpi: float = DEFAULT_DPI) -> str:
+    """The matplotlib format that ``path``'s suffix names; raises :class:`PlotFormatError` for
+    another suffix or a ``dpi`` that is not a positive number."""
+    suffix = Path(path).suffix.lower()
+    if suffix not in PLOT_FORMATS:
+        raise PlotFormatError(
+            f"A plot file must end in one of {', '.join(PLOT_FORMATS)}; got {str(path)!r}."
+        )
+    ok = isinstance(dpi, (int, float)) and not isinstance(dpi, bool) and 0 < dpi <= 2400
+    if not ok:
+        raise PlotFormatError(
+            f"The plot resolution (dpi) must be a number in (0, 2400]; got {dpi!r}."
+        )
+    return PLOT_FORMATS[suffix]
+
+
+def save_figure(figure: Any, path: str | os.PathLike[str], dpi: float = DEFAULT_DPI) -> Path:
+    """Render ``figure`` to ``path`` in the format of its suffix (:data:`PLOT_FORMATS`) at
+    ``dpi``, atomically (a temporary file beside the target, then ``os.replace``)."""
+    fmt = check_plot_path(path, dpi)
     target = Path(path)
-    target.parent.mkdir(parents=True, exist_ok=True)
-    FigureCanvasAgg(figure)
     with atomic_write(target, "wb") as handle:
-        figure.savefig(handle, format="png", dpi=110)
+        figure.savefig(handle, format=fmt, dpi=dpi)
     return target
+
+
+def _save_png(figure: Figure, path: str | os.PathLike[str], dpi: float = DEFAULT_DPI) -> Path:
+    FigureCanvasAgg(figure)
+    return save_figure(figure, path, dpi)
 
 
 def _check_probs(op_probs: Any, op_names: Sequence[str], what: str, ndim: int) -> np.ndarray:
@@ -50,6 +83,7 @@ def plot_multinomials(
     *,
     title: str = "",
     edge_probs: Any = None,
+    dpi: float = DEFAULT_DPI,
 ) -> Path:
     """Heatmaps of the final multinomials: per cell, modules x ops, and (with ``edge_probs``)
     beside it the probability of every edge as an upper-triangular ``V x V`` matrix.
@@ -57,14 +91,16 @@ def plot_multinomials(
     Args:
         op_probs: ``(K, V-2, n_ops)`` probabilities (rows sum to 1).
         op_names: the ``n_ops`` operation names (columns).
-        path: the PNG to write.
+        path: the file to write (``.png``, ``.svg`` or ``.pdf``).
         title: an optional figure title.
         edge_probs: ``(K, E)`` probabilities that each edge is present (``triu_indices(V, 1)``
             order, ``E = V (V-1) / 2``), or ``None`` for the op panels only.
+        dpi: the resolution.
 
     Returns:
         The path written.
     """
+    check_plot_path(path, dpi)
     probs = _check_probs(op_probs, op_names, "'op_probs'", 3)
     cells, modules, n_ops = probs.shape
     v = modules + 2
@@ -101,7 +137,7 @@ def plot_multinomials(
             ax.set_title(f"cell {k}: edges (row -> column)", fontsize=10)
     figure.colorbar(image, ax=list(axes), label="probability", shrink=0.9)
     figure.suptitle(title or "Sampling probability of each operation and edge, per cell")
-    return _save_png(figure, path)
+    return _save_png(figure, path, dpi)
 
 
 def _annotate(ax: Any, values: np.ndarray) -> None:
@@ -118,27 +154,31 @@ def plot_multinomial_history(
     op_names: Sequence[str] | None = None,
     *,
     title: str = "",
+    dpi: float = DEFAULT_DPI,
 ) -> Path:
     """The sampling probability of each op per module and cell over the epochs (a line each).
 
     Args:
         history: ``(epochs, K, V-2, n_ops)`` probabilities, or a sequence of records with an
             ``op_probabilities`` ``(K, V-2, n_ops)`` attribute (e.g.
-            :class:`surrogate.training.EpochRecord`) and optionally ``epoch``.
-        path: the PNG to write.
+            :class:`surrogate.training.EpochRecord`) and optionally ``epoch`` (0-based; the
+            axis numbers epochs from 1, as the files and the progress bar do).
+        path: the file to write (``.png``, ``.svg`` or ``.pdf``).
         op_names: the legend's names (default ``op 0``, ``op 1``, ...).
         title: an optional figure title.
+        dpi: the resolution.
 
     Returns:
         The path written. A grid: a row per cell, a column per module.
     """
+    check_plot_path(path, dpi)
     records = list(history) if not isinstance(history, np.ndarray) else None
     if records and hasattr(records[0], "op_probabilities"):
         stacked = np.stack([np.asarray(r.op_probabilities) for r in records])
-        epochs = np.array([getattr(r, "epoch", i) for i, r in enumerate(records)])
+        epochs = np.array([getattr(r, "epoch", i) for i, r in enumerate(records)]) + 1
     else:
         stacked = np.asarray(history, dtype=np.float64)
-        epochs = np.arange(stacked.shape[0]) if stacked.ndim else np.arange(0)
+        epochs = np.arange(1, stacked.shape[0] + 1) if stacked.ndim else np.arange(0)
     n_ops = stacked.shape[-1] if stacked.ndim == 4 else 0
     names = [f"op {o}" for o in range(n_ops)] if op_names is None else list(op_names)
     probs = _check_probs(stacked, names, "'history'", 4)
@@ -158,4 +198,4 @@ def plot_multinomial_history(
                 ax.set_ylabel("probability")
     figure.legend(names, loc="outside lower center", ncols=min(n_ops, 4), fontsize=8)
     figure.suptitle(title or "Sampling probability of each operation over training")
-    return _save_png(figure, path)
+    return _save_png(figure, path, dpi)

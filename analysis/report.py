@@ -1,9 +1,14 @@
 """``report.md`` and redrawn plots for a run directory, from what the run stored.
 
 :func:`redraw_plots` rebuilds every plot of a run from its stored tables (``multinomials.csv``,
-``validation.csv``, the descent's state in ``results.sqlite``, ``top10.csv``); :func:`write_report`
+``validation.csv``, the descent's state in ``results.sqlite``, ``top<k>.csv``); :func:`write_report`
 writes ``report.md`` with every table and plot the run has and the configs it ran with. Both read
 only; neither trains anything, so they work on a run copied off another machine.
+
+Reading never changes a run: the results store is opened read-only (a damaged one is reported
+with a :class:`~analysis.errors.RunDamagedWarning` and left as it is; the plots then come from
+the run's CSV files), and a damaged ``summary.json`` or table is a
+:class:`~analysis.errors.RunDamagedError` that names the file.
 """
 
 from __future__ import annotations
@@ -11,13 +16,15 @@ from __future__ import annotations
 import datetime as dt
 import json
 import os
+import warnings
 from pathlib import Path
+from types import SimpleNamespace
 from typing import Any
 
 import numpy as np
 import pandas as pd
 
-from analysis.errors import AnalysisError
+from analysis.errors import AnalysisError, RunDamagedError, RunDamagedWarning
 from dagspace.io import atomic_write
 
 __all__ = ["RunNotFoundError", "redraw_plots", "write_report"]
@@ -39,80 +46,188 @@ def _check_run(run: str | os.PathLike) -> Path:
     return run
 
 
+_REBUILD = (
+    "it was left as it is. Run the job that wrote it (validate, trajectory or compare) on this "
+    "run directory again to rebuild it from the store, or move it away"
+)
+
+
 def _summary(run: Path) -> dict[str, Any]:
+    """``summary.json`` (``{}`` when absent); :class:`RunDamagedError` naming it when damaged."""
     path = run / "summary.json"
-    return json.loads(path.read_text()) if path.exists() else {}
+    if not path.exists():
+        return {}
+    try:
+        text = path.read_text(encoding="utf-8")
+        data = json.loads(text)
+    except (UnicodeDecodeError, json.JSONDecodeError) as err:
+        what = "is empty" if not text.strip() else f"is not readable JSON ({err})"
+        raise RunDamagedError(f"{path} {what}; {_REBUILD}.") from None
+    if not isinstance(data, dict) or not all(isinstance(v, dict) for v in data.values()):
+        raise RunDamagedError(
+            f"{path} is not a run summary (expected a JSON object with one object per job; got "
+            f"{type(data).__name__}); {_REBUILD}."
+        )
+    return data
+
+
+def _read_csv(path: Path, columns: tuple[str, ...] = ()) -> pd.DataFrame:
+    """A table of the run; :class:`RunDamagedError` naming it when it is damaged."""
+    try:
+        frame = pd.read_csv(path)
+    except (pd.errors.ParserError, pd.errors.EmptyDataError, UnicodeDecodeError) as err:
+        detail = " ".join(str(err).split())
+        raise RunDamagedError(f"{path} is not a readable CSV table ({detail}).") from None
+    missing = [c for c in columns if c not in frame.columns]
+    if missing:
+        raise RunDamagedError(
+            f"{path} lacks the column(s) {missing} that the run writes; got {list(frame.columns)}."
+        )
+    return frame
+
+
+def _store_damage(run: Path) -> str | None:
+    """A warning's text if the run's store is damaged (found read-only), else ``None``."""
+    from analysis.store import store_problem
+
+    path = run / "results.sqlite"
+    problem = store_problem(path)
+    if problem is None:
+        return None
+    return (
+        f"{path} is damaged ({problem}); it was left as it is (plot and report change nothing). "
+        f"Run a job on this run directory to move it aside and recover its readable records."
+    )
 
 
 def _trajectory_frame(run: Path) -> pd.DataFrame | None:
     """The descent's trajectory, rebuilt from its strategy state in the store (else the CSV)."""
     config = _summary(run).get("trajectory", {}).get("config")
-    if config and (run / "results.sqlite").exists() and (run / "space.npz").exists():
-        from analysis.store import SQLiteStore
+    store_ok = (run / "results.sqlite").exists() and _store_damage(run) is None
+    if config and store_ok and (run / "space.npz").exists():
+        from analysis.store import read_state
         from dagspace import Space
         from dagspace.strategies import make_strategy
 
-        with SQLiteStore(run / "results.sqlite") as store:
-            saved = store.get_state("trajectory/fd/0")
+        saved = read_state(run / "results.sqlite", "trajectory/fd/0")
         if saved is not None:
             space = Space.load(run / "space.npz")
             strategy = make_strategy("fd", space, int(config["supernet"]["cells"]), seed=0,
                                      **config.get("fd", {}))  # fmt: skip
             strategy.load_state_dict(json.loads(saved)["strategy"])
-            return pd.DataFrame(strategy.trajectory)
+            from analysis.search import trajectory_frame
+
+            return trajectory_frame(strategy)
     csv = run / "trajectories.csv"
-    return pd.read_csv(csv) if csv.exists() else None
+    return _read_csv(csv, ("epoch", "cell", "dimension", "objective")) if csv.exists() else None
 
 
-def redraw_plots(run: str | os.PathLike) -> list[Path]:
-    """Redraw every plot the run has tables for; returns the paths written."""
+def _multinomials(frame: pd.DataFrame) -> tuple[np.ndarray, np.ndarray, list[str]]:
+    """``multinomials.csv``'s op rows: ``(epochs (E,), probabilities (E, K, V-2, n_ops), ops)``."""
+    ops_rows = frame[frame["module"].str.startswith("vertex ")]
+    if not len(ops_rows):
+        raise RunDamagedError("multinomials.csv holds no operation rows ('vertex j' modules).")
+    ops = list(dict.fromkeys(ops_rows["option"]))
+    epochs = np.unique(ops_rows["epoch"].to_numpy(dtype=np.int64))
+    e = np.searchsorted(epochs, ops_rows["epoch"].to_numpy(dtype=np.int64))
+    k = ops_rows["cell"].to_numpy(dtype=np.int64)
+    m = ops_rows["module"].str.removeprefix("vertex ").astype(int).to_numpy() - 1
+    o = np.asarray([ops.index(op) for op in ops_rows["option"]])
+    probs = np.zeros((len(epochs), int(k.max()) + 1, int(m.max()) + 1, len(ops)))
+    probs[e, k, m, o] = ops_rows["probability"].to_numpy(dtype=float)
+    return epochs, probs, ops
+
+
+def _final_edges(frame: pd.DataFrame, cells: int, v: int) -> np.ndarray | None:
+    """``multinomials.csv``'s edge rows of the last epoch as ``(K, E)``, or ``None``."""
+    final = frame[frame["epoch"] == frame["epoch"].max()]
+    rows = final[final["module"].str.startswith("edge ")]
+    if not len(rows):
+        return None
+    edges = np.zeros((cells, v * (v - 1) // 2))
+    index = {pair: e for e, pair in enumerate(zip(*np.triu_indices(v, 1), strict=True))}
+    for cell, module, p in zip(rows["cell"], rows["module"], rows["probability"], strict=True):
+        i, j = (int(x) for x in module.removeprefix("edge ").split("-"))
+        edges[int(cell), index[(i, j)]] = p
+    return edges
+
+
+def _top_k_table(run: Path) -> Path | None:
+    """The compare job's ``top<k>.csv``: the one its summary names, else the only one there."""
+    from analysis.search import top_k_filename
+
+    compare = _summary(run).get("compare", {})
+    name = compare.get("table") or (top_k_filename(compare["top_k"]) if "top_k" in compare
+                                    else None)  # fmt: skip
+    if name and (run / str(name)).exists():
+        return run / str(name)
+    found = sorted(p for p in run.glob("top*.csv") if p.stem[3:].isdigit())
+    return found[0] if len(found) == 1 else None
+
+
+def _config_dataset(path: Path) -> str:
+    if not path.exists():
+        return ""
+    try:
+        return str(json.loads(path.read_text(encoding="utf-8")).get("dataset", ""))
+    except (UnicodeDecodeError, json.JSONDecodeError, AttributeError):
+        raise RunDamagedError(f"{path} is not a readable supernet config (JSON).") from None
+
+
+def _epochs_done(epochs: np.ndarray) -> int:
+    """The number of epochs trained when the last row was recorded (files count from 1)."""
+    return int(epochs.max())
+
+
+def redraw_plots(run: str | os.PathLike, *, dpi: float = 110.0) -> list[Path]:
+    """Redraw every plot the run has tables for, at ``dpi``; returns the paths written."""
+    from analysis.plots import check_plot_path
+
+    check_plot_path("plot.png", dpi)
     run = _check_run(run)
     written: list[Path] = []
+    damage = _store_damage(run)
+    if damage is not None:
+        warnings.warn(damage, RunDamagedWarning, stacklevel=2)
     config_path = run / "config.json"
-    if (run / "multinomials.csv").exists() and config_path.exists():
-        from analysis.plots import plot_multinomials
+    if (run / "multinomials.csv").exists():
+        from analysis.plots import plot_multinomial_history, plot_multinomials
 
-        frame = pd.read_csv(run / "multinomials.csv")
-        last = frame[(frame["epoch"] == frame["epoch"].max())
-                     & frame["module"].str.startswith("vertex ")]  # fmt: skip
-        ops = list(dict.fromkeys(last["option"]))
-        module = last["module"].str.removeprefix("vertex ").astype(int) - 1
-        probs = np.zeros((int(last["cell"].max()) + 1, int(module.max()) + 1, len(ops)))
-        for cell, m, op, p in zip(last["cell"], module, last["option"], last["probability"],
-                                  strict=True):  # fmt: skip
-            probs[int(cell), int(m), ops.index(op)] = p
-        final = frame[frame["epoch"] == frame["epoch"].max()]
-        edge_rows = final[final["module"].str.startswith("edge ")]
-        v = probs.shape[1] + 2
-        edges = np.zeros((probs.shape[0], v * (v - 1) // 2))
-        index = {pair: e for e, pair in enumerate(zip(*np.triu_indices(v, 1), strict=True))}
-        for cell, module, p in zip(edge_rows["cell"], edge_rows["module"],
-                                   edge_rows["probability"], strict=True):  # fmt: skip
-            i, j = (int(x) for x in module.removeprefix("edge ").split("-"))
-            edges[int(cell), index[(i, j)]] = p
-        dataset = json.loads(config_path.read_text()).get("dataset", "")
-        title = f"Multinomials after {int(last['epoch'].max()) + 1} epochs ({dataset})"
-        written.append(plot_multinomials(probs, ops, run / "multinomials.png", title=title,
-                                         edge_probs=edges if len(edge_rows) else None))  # fmt: skip
+        frame = _read_csv(run / "multinomials.csv", ("epoch", "cell", "module", "option",
+                                                     "probability"))  # fmt: skip
+        epochs, probs, ops = _multinomials(frame)
+        edges = _final_edges(frame, probs.shape[1], probs.shape[2] + 2)  # (K, E) or None
+        dataset = _config_dataset(config_path)
+        title = f"Multinomials after {_epochs_done(epochs)} epochs ({dataset})"
+        written.append(plot_multinomials(probs[-1], ops, run / "multinomials.png", title=title,
+                                         edge_probs=edges, dpi=dpi))  # fmt: skip
+        records = [SimpleNamespace(epoch=int(x) - 1, op_probabilities=p)  # 0-based records
+                   for x, p in zip(epochs, probs, strict=True)]  # fmt: skip
+        written.append(plot_multinomial_history(records, run / "multinomial_history.png", ops,
+                                                dpi=dpi))  # fmt: skip
     if (run / "validation.csv").exists():
         from analysis.validation import plot_validation, summarize_validation
 
-        frame = pd.read_csv(run / "validation.csv")
+        frame = _read_csv(run / "validation.csv", ("uniform", "params", "test_accuracy"))
         saved = _summary(run).get("validate", {}).get("summary", {})
         summary = summarize_validation(frame, top_k=saved.get("top_k", 10),
                                        target=saved.get("target", "test_accuracy"))  # fmt: skip
-        written.append(plot_validation(frame, summary, run / "validation.png"))
+        written.append(plot_validation(frame, summary, run / "validation.png", dpi=dpi))
     trajectory = _trajectory_frame(run)
     if trajectory is not None and len(trajectory):
         from analysis.search_plots import plot_trajectories
 
         objective = _summary(run).get("trajectory", {}).get("objective", "surrogate")
-        written.append(plot_trajectories(trajectory, run / "trajectory.png", objective=objective))
-    if (run / "top10.csv").exists():
+        written.append(plot_trajectories(trajectory, run / "trajectory.png", objective=objective,
+                                          dpi=dpi))  # fmt: skip
+    table = _top_k_table(run)
+    if table is not None:
         from analysis.search_plots import plot_compare
 
         report = _summary(run).get("compare")
-        written.append(plot_compare(pd.read_csv(run / "top10.csv"), run / "compare.png", report))
+        top = _read_csv(table, ("method", "test_accuracy"))
+        written.append(plot_compare(top, run / "compare.png", report,
+                                     dpi=dpi))  # fmt: skip
     tabular = _summary(run).get("tabular_compare")
     if (run / "tabular_curves.csv").exists() and tabular is not None:
         from analysis.tabular_plots import plot_tabular_compare
@@ -123,7 +238,7 @@ def redraw_plots(run: str | os.PathLike) -> list[Path]:
         from analysis.space_plot import plot_space
         from dagspace import Space
 
-        written.append(plot_space(Space.load(run / "space6.npz"), run / "space6.png"))
+        written.append(plot_space(Space.load(run / "space6.npz"), run / "space6.png", dpi=dpi))
     return written
 
 
@@ -151,7 +266,9 @@ def _image(run: Path, name: str, alt: str) -> list[str]:
 def _supernet_section(run: Path) -> list[str]:
     if not (run / "history.csv").exists():
         return []
-    history = pd.read_csv(run / "history.csv")
+    history = _read_csv(run / "history.csv", ("train_acc", "val_acc"))
+    if not len(history):
+        return ["## Supernet", "", "No epoch has been recorded yet.", ""]
     last = history.iloc[-1]
     train, val = _fmt(float(last["train_acc"])), _fmt(float(last["val_acc"]))
     lines = ["## Supernet", "",
@@ -160,7 +277,7 @@ def _supernet_section(run: Path) -> list[str]:
     lines += _image(run, "multinomials.png", "operation probabilities")
     lines += _image(run, "multinomial_history.png", "multinomials over the epochs")
     if (run / "joint_topk.csv").exists():
-        lines += _top_architectures(pd.read_csv(run / "joint_topk.csv"))
+        lines += _top_architectures(_read_csv(run / "joint_topk.csv", ("rank", "architecture")))
     return lines
 
 
@@ -280,11 +397,12 @@ def _compare_section(run: Path, section: dict[str, Any]) -> list[str]:
                      f"{_fmt(t['effect_size'])} |")  # fmt: skip
     lines.append("")
     lines += _image(run, "compare.png", "top-k stand-alone accuracies per method")
-    if (run / "top10.csv").exists():
-        top = pd.read_csv(run / "top10.csv")
+    table = _top_k_table(run)
+    if table is not None:
         cols = ["method", "repeat", "rank", "arch_hash", "objective_value", "test_accuracy",
                 "params", "status"]  # fmt: skip
-        lines += ["<details><summary>top10.csv</summary>", "", _table(top[cols]), "",
+        top = _read_csv(table, tuple(cols))
+        lines += [f"<details><summary>{table.name}</summary>", "", _table(top[cols]), "",
                   "</details>", ""]  # fmt: skip
     return lines
 
@@ -295,20 +413,28 @@ def write_report(run: str | os.PathLike) -> Path:
     summary = _summary(run)
     now = dt.datetime.now(dt.UTC).strftime("%Y-%m-%d %H:%M UTC")
     lines = [f"# dagrank report: {run.name}", "", f"Written {now} from `{run}`.", ""]
+    damage = _store_damage(run)
+    if damage is not None:
+        warnings.warn(damage, RunDamagedWarning, stacklevel=2)
+        lines += ["## Damaged files", "", f"**{damage}**", ""]
     lines += _image(run, "space6.png", "the 6-vertex DAG space in its feature embedding")
     lines += _supernet_section(run)
-    if "validate" in summary:
-        lines += _validate_section(run, summary["validate"])
-    if "trajectory" in summary:
-        lines += _trajectory_section(run, summary["trajectory"])
-    if "compare" in summary:
-        lines += _compare_section(run, summary["compare"])
     from analysis.tabular_report import premise_section, tabular_compare_section
 
-    if "tabular_compare" in summary:
-        lines += tabular_compare_section(run, summary["tabular_compare"])
-    if "premise" in summary:
-        lines += premise_section(run, summary["premise"])
+    sections = (("validate", _validate_section), ("trajectory", _trajectory_section),
+                ("compare", _compare_section), ("tabular_compare", tabular_compare_section),
+                ("premise", premise_section))  # fmt: skip
+    for job, section in sections:
+        if job in summary:
+            try:
+                lines += section(run, summary[job])
+            except (KeyError, TypeError, ValueError) as err:
+                if isinstance(err, RunDamagedError):
+                    raise
+                raise RunDamagedError(
+                    f"{run / 'summary.json'}: its {job!r} section lacks or mangles {err}; "
+                    f"{_REBUILD}."
+                ) from None
     configs = {"supernet": (run / "config.json").read_text() if (run / "config.json").exists()
                else None}  # fmt: skip
     for job in ("validate", "trajectory", "compare", "tabular_compare"):

@@ -1,7 +1,8 @@
 """Run directories: train (or resume) a supernet into one and rank its space.
 
 A supernet run directory holds ``config.json`` (the resolved config), ``supernet.pt`` (the
-checkpoint, every epoch), ``history.csv``, ``multinomials.csv``, ``multinomials.png``,
+checkpoint, every epoch), ``history.csv`` and ``multinomials.csv`` (both rewritten with every
+checkpoint, so an interrupted run can be looked at), ``multinomials.png``,
 ``multinomial_history.png``, ``space.npz``, ``ranking.csv`` and ``joint_topk.csv``. Running
 again with the same config resumes from the checkpoint; a different config is refused with
 :class:`~analysis.errors.RunConflictError` and nothing in the directory is touched.
@@ -20,7 +21,16 @@ from typing import Any
 from analysis.errors import RunConflictError
 from dagspace.io import atomic_write
 
-__all__ = ["SupernetRun", "check_run_config", "dataset_spec", "supernet_run", "update_summary"]
+__all__ = [
+    "SupernetRun",
+    "check_run_config",
+    "dataset_spec",
+    "register_job",
+    "run_identity",
+    "set_aside",
+    "supernet_run",
+    "update_summary",
+]
 
 
 @dataclass(frozen=True)
@@ -63,12 +73,29 @@ def check_run_config(run: Path, config: Any) -> None:
         raise RunConflictError(
             f"{path} is not a readable supernet config ({err}); use another run directory."
         ) from None
-    if existing != config:
-        diffs = "; ".join(config_differences(existing, config))
+    if _extends_finished(run, existing, config):  # a larger --epochs extends a finished run
+        return
+    if existing.replace(device=config.device) != config:  # the device is not the run's identity
+        diffs = "; ".join(config_differences(existing.replace(device=config.device), config))
         raise RunConflictError(
             f"{path} holds a different config (in the run != asked: {diffs}); use another "
             "run directory, or the run's own settings to resume it."
         )
+
+
+def _extends_finished(run: Path, existing: Any, config: Any) -> bool:
+    """Whether ``config`` asks for more epochs of the finished supernet run in ``run`` (its
+    history.csv has every epoch of ``existing``; the checkpoint checks it again)."""
+    from surrogate.training import extends
+
+    history = run / "history.csv"
+    if config.epochs <= existing.epochs or not history.exists():
+        return False
+    try:
+        done = sum(1 for line in history.read_text(encoding="utf-8").splitlines()[1:] if line)
+    except (OSError, UnicodeDecodeError):
+        return False
+    return extends(existing, config, done)
 
 
 def supernet_run(run: Path, config: Any, *, progress: bool = True, top_k: int = 10) -> SupernetRun:
@@ -90,13 +117,24 @@ def supernet_run(run: Path, config: Any, *, progress: bool = True, top_k: int = 
     run.mkdir(parents=True, exist_ok=True)
     if not (run / "config.json").exists():
         _write_text(run / "config.json", config.to_json())
-    result = train_supernet(config, dataset, checkpoint_path=run / "supernet.pt", progress=progress)
+    elif _extends_finished(run, _stored_config(run), config):
+        old = run / f"config.json.epochs-{_stored_config(run).epochs}"  # kept, not overwritten
+        _write_text(old, (run / "config.json").read_text())
+        _write_text(run / "config.json", config.to_json())
+
+    def write_tables(history: Sequence[Any]) -> None:
+        """history.csv and multinomials.csv: with every checkpoint, so that an interrupted
+        run can be looked at, and once more at the end."""
+        _write_text(run / "history.csv", _csv_text(HISTORY_COLUMNS, history_rows(history)))
+        _write_text(
+            run / "multinomials.csv",
+            _csv_text(MULTINOMIAL_COLUMNS, multinomial_rows(history, config.ops)),
+        )
+
+    result = train_supernet(config, dataset, checkpoint_path=run / "supernet.pt",
+                            progress=progress, on_checkpoint=write_tables)  # fmt: skip
     history = result.history
-    _write_text(run / "history.csv", _csv_text(HISTORY_COLUMNS, history_rows(history)))
-    _write_text(
-        run / "multinomials.csv",
-        _csv_text(MULTINOMIAL_COLUMNS, multinomial_rows(history, config.ops)),
-    )
+    write_tables(history)
     plot_multinomials(
         result.final.op_probabilities,
         config.ops,
@@ -106,6 +144,12 @@ def supernet_run(run: Path, config: Any, *, progress: bool = True, top_k: int = 
     )
     plot_multinomial_history(history, run / "multinomial_history.png", config.ops)
     return SupernetRun(result, _rank(run, result.supernet, config, top_k), run, dataset)
+
+
+def _stored_config(run: Path) -> Any:
+    from surrogate.config import config_from_dict
+
+    return config_from_dict(json.loads((run / "config.json").read_text(encoding="utf-8")))
 
 
 def dataset_spec(config: Any) -> Any:
@@ -140,6 +184,47 @@ def _rank(run: Path, supernet: Any, config: Any, top_k: int) -> Any:
     with atomic_write(run / "joint_topk.csv", newline="") as handle:
         ranking.top_k(top_k).to_csv(handle, index=False)
     return ranking
+
+
+def run_identity(config: dict[str, Any], ignore: tuple[str, ...] = ()) -> dict[str, Any]:
+    """What of a job's config (``to_dict()``) makes a run what it is: everything but the
+    device it runs on (a run started on the CPU resumes on a GPU) and the keys in ``ignore``
+    (``epochs`` of the trajectory job, which a re-run with more epochs extends)."""
+    out = {k: v for k, v in config.items() if k not in ignore and k != "device"}
+    if isinstance(out.get("supernet"), dict):
+        out["supernet"] = {k: v for k, v in out["supernet"].items() if k != "device"}
+    return out
+
+
+def register_job(
+    store: Any, job: str, config: dict[str, Any], ignore: tuple[str, ...] = ()
+) -> None:
+    """Bind ``job`` to its config's :func:`run_identity` in the store, or check that it is the
+    stored one (a run registered with its device, before devices stopped counting, matches too);
+    :class:`RunConflictError` for another config."""
+    identity = run_identity(config, ignore)
+    stored = store.run_config(job)
+    if stored is not None and run_identity(stored, ignore) == identity:
+        return
+    store.register_run(job, identity)
+
+
+def set_aside(run: str | Path) -> Path | None:
+    """Move the run directory ``run`` aside to ``<run>.old-<UTC time>`` (never deleted), so
+    that a job starts it over (``--fresh``); returns where it went (``None``: no directory)."""
+    import datetime as dt
+
+    run = Path(run)
+    if not run.exists():
+        return None
+    if not run.is_dir():
+        raise RunConflictError(f"The run path {str(run)!r} exists and is not a directory.")
+    stamp = dt.datetime.now(dt.UTC).strftime("%Y%m%dT%H%M%SZ")
+    aside, n = run.with_name(f"{run.name}.old-{stamp}"), 1
+    while aside.exists():
+        aside, n = run.with_name(f"{run.name}.old-{stamp}-{n}"), n + 1
+    run.rename(aside)
+    return aside
 
 
 def update_summary(run: Path, section: str, data: dict[str, Any]) -> Path:

@@ -17,8 +17,8 @@ Equal budgets, two ways (``budget_mode``):
     supernet training plus its descent (the comparison the DARTS paper made with random search).
 
 Each method's top-k (by its search objective, ties by first evaluation) is then trained from
-scratch and written to ``top10.csv``, ``compare.png`` and the ``compare`` section of
-``summary.json``, with a Mann-Whitney U test between every pair of methods.
+scratch and written to ``top<k>.csv`` (``top10.csv`` for the top-10), ``compare.png`` and the
+``compare`` section of ``summary.json``, with a Mann-Whitney U test between every pair of methods.
 """
 
 from __future__ import annotations
@@ -38,9 +38,12 @@ from analysis.errors import AnalysisError
 from analysis.evaluation import Request, train_architectures
 from analysis.objectives import (
     OBJECTIVES,
+    FunctionObjective,
     StandaloneObjective,
     SupernetObjective,
     SurrogateObjective,
+    is_function_spec,
+    load_objective_function,
     record_cheap,
 )
 from analysis.runs import update_summary
@@ -57,6 +60,8 @@ __all__ = [
     "run_compare",
     "run_trajectory",
     "search_preset",
+    "top_k_filename",
+    "trajectory_frame",
 ]
 
 SEARCH_METHODS = ("fd", "random", "bayes", "evolution", "local")
@@ -103,8 +108,10 @@ class SearchConfig:
                 f"The search config's {name!r} must be {expected}; got {getattr(self, name)!r}."
             )
 
-        if self.objective not in OBJECTIVES:
-            fail("objective", f"one of {list(OBJECTIVES)}")
+        if self.objective not in OBJECTIVES and not is_function_spec(self.objective):
+            fail("objective", f"one of {list(OBJECTIVES)} or 'module:function'")
+        if is_function_spec(self.objective):
+            load_objective_function(self.objective)  # importable now, not at the first ask
         methods = self.methods
         if (
             not methods
@@ -167,6 +174,9 @@ class _Context:
         return len(self.supernet_run.ranking.cells)
 
     def objective(self, name: str, method: str, repeat: int) -> Any:
+        if is_function_spec(name):
+            return FunctionObjective(name, self.space, store=self.store, run=self.job,
+                                     method=method)  # fmt: skip
         if name == "surrogate":
             return SurrogateObjective(self.supernet_run.ranking)
         if name == "supernet":
@@ -174,13 +184,16 @@ class _Context:
                 self.supernet_run.result.supernet, self.supernet_run.dataset, self.space,
                 steps=self.config.pseudo_steps, seed=self.config.seed + repeat,
             )  # fmt: skip
-        return StandaloneObjective(
+        objective = StandaloneObjective(
             self.store, self.space, run=self.job, method=method, dataset=self.dataset_spec,
             config=self.config.candidate, executor=self.executor, seed=self.config.seed,
         )  # fmt: skip
+        objective.retry_failed = self.retry_failed
+        return objective
 
     job: str = "compare"
     own_executor: bool = False
+    retry_failed: bool = False  # retrain candidates that failed their last allowed attempt
 
     def close(self) -> None:
         self.store.close()
@@ -191,7 +204,7 @@ class _Context:
 def _open(run: str | os.PathLike, config: SearchConfig, job: str, executor: Any,
           progress: bool) -> _Context:  # fmt: skip
     from analysis.evaluation import default_executor
-    from analysis.runs import dataset_spec, supernet_run
+    from analysis.runs import dataset_spec, register_job, supernet_run
     from analysis.store import SQLiteStore
 
     run = Path(run)
@@ -202,7 +215,8 @@ def _open(run: str | os.PathLike, config: SearchConfig, job: str, executor: Any,
             f"{config.supernet.vertices} vertices."
         )
     store = SQLiteStore(run / "results.sqlite")
-    store.register_run(job, config.to_dict())
+    # a trajectory re-run with more epochs extends the descent; the device is not its identity
+    register_job(store, job, config.to_dict(), ignore=("epochs",) if job == "trajectory" else ())
     own = executor is None
     executor = executor or default_executor(config.supernet.device)
     return _Context(run, config, sn, sn.ranking.space, store, dataset_spec(config.supernet),
@@ -254,9 +268,10 @@ def _drive(
         seconds, env_file = float(state["seconds"]), state.get("objective_file")
         if env_file is not None:
             objective.load(ctx.run / env_file)
-    cheap = objective_name != "standalone"
+    cheap = objective_name != "standalone" and not getattr(objective, "records_itself", False)
     total = max_evals or (ctx.config.epochs if stop is not None else None)
-    bar = tqdm(total=total, desc=f"{ctx.job} {method} #{repeat}", unit="eval",
+    unit = "epoch" if stop is not None else "eval"  # the trajectory bar counts epochs
+    bar = tqdm(total=total, desc=f"{ctx.job} {method} #{repeat}", unit=unit,
                disable=not ctx.progress)  # fmt: skip
     bar.update(min(len(strategy.history), total or 0))
     try:
@@ -314,6 +329,20 @@ def _save_objective(ctx: _Context, objective: Any, name: str, count: int,
 # -- the trajectory job ------------------------------------------------------------------------
 
 
+def trajectory_frame(strategy: Any) -> pd.DataFrame:
+    """A descent's ``trajectories.csv`` rows: its trajectory with ``epoch`` counted from 1 (the
+    row of the 3rd step says 3), as every file and progress bar of the toolkit counts them."""
+    frame = pd.DataFrame(strategy.trajectory)
+    if "epoch" in frame.columns:
+        frame["epoch"] = frame["epoch"] + 1
+    return frame
+
+
+def top_k_filename(k: int) -> str:
+    """The compare table's name: ``top10.csv`` for the top-10, ``top3.csv`` for ``--top-k 3``."""
+    return f"top{int(k)}.csv"
+
+
 @dataclass(frozen=True)
 class TrajectoryResult:
     frame: pd.DataFrame
@@ -331,7 +360,7 @@ def run_trajectory(
     ctx = _open(run, config, "trajectory", None, progress)
     try:
         drive = _drive(ctx, "fd", 0, config.objective, stop=lambda s: s.epoch >= config.epochs)
-        frame = pd.DataFrame(drive.strategy.trajectory)
+        frame = trajectory_frame(drive.strategy)
         with atomic_write(ctx.run / "trajectories.csv", newline="") as handle:
             frame.to_csv(handle, index=False)
         plot_trajectories(frame, ctx.run / "trajectory.png", objective=config.objective)
@@ -388,13 +417,15 @@ def run_compare(
     *,
     executor: Any = None,
     progress: bool = True,
+    retry_failed: bool = False,
 ) -> CompareResult:
     """Random, Bayesian and finite-difference search on equal budgets, each method's top-k
-    trained from scratch; writes ``top10.csv``, ``compare.png`` and ``summary.json``."""
+    trained from scratch; writes ``top<k>.csv``, ``compare.png`` and ``summary.json``."""
     from analysis.search_plots import plot_compare
 
     start = time.perf_counter()
     ctx = _open(run, config, "compare", executor, progress)
+    ctx.retry_failed = retry_failed
     try:
         drives, spent = {}, {}
         compute = config.budget_mode == "compute"
@@ -417,10 +448,11 @@ def run_compare(
                 drives[(method, repeat)] = (drive, objective)
                 spent[(method, repeat)] = drive.seconds
         frame = _train_top(ctx, drives)
-        with atomic_write(ctx.run / "top10.csv", newline="") as handle:
+        with atomic_write(ctx.run / top_k_filename(config.top_k), newline="") as handle:
             frame.to_csv(handle, index=False)
         report = _compare_report(frame, drives, config, time.perf_counter() - start)
         report["surrogate_score"] = ctx.supernet_run.ranking.score
+        report["table"] = top_k_filename(config.top_k)
         plot_compare(frame, ctx.run / "compare.png", report)
         update_summary(ctx.run, "compare", report)
         ctx.store.export_csv(ctx.run / "evaluations.csv")
@@ -446,7 +478,7 @@ def _train_top(ctx: _Context, drives: dict) -> pd.DataFrame:
         records = train_architectures(
             ctx.store, requests, run=ctx.job, method="top10", dataset=ctx.dataset_spec,
             config=ctx.config.candidate, executor=ctx.executor,
-            on_record=lambda request, record: bar.update(),
+            on_record=lambda request, record: bar.update(), retry_failed=ctx.retry_failed,
         )  # fmt: skip
     finally:
         bar.close()

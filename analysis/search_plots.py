@@ -13,7 +13,7 @@ import matplotlib.pyplot as plt
 import numpy as np
 import pandas as pd
 
-from dagspace.io import atomic_write
+from analysis.plots import DEFAULT_DPI, check_plot_path, save_figure
 
 __all__ = ["plot_compare", "plot_trajectories"]
 
@@ -21,19 +21,24 @@ _COLORS = {"fd": "tab:blue", "random": "tab:gray", "bayes": "tab:orange"}
 _LABELS = {"fd": "finite-difference", "random": "random", "bayes": "Bayesian"}
 
 
-def _save(fig: Any, path: str | os.PathLike) -> Path:
+def _save(fig: Any, path: str | os.PathLike, dpi: float) -> Path:
     fig.tight_layout()
-    with atomic_write(path, "wb") as handle:
-        fig.savefig(handle, format="png", dpi=110)
-    plt.close(fig)
-    return Path(path)
+    try:
+        return save_figure(fig, path, dpi)
+    finally:
+        plt.close(fig)
 
 
 def plot_trajectories(
-    frame: pd.DataFrame, path: str | os.PathLike, *, objective: str = "surrogate"
+    frame: pd.DataFrame,
+    path: str | os.PathLike,
+    *,
+    objective: str = "surrogate",
+    dpi: float = DEFAULT_DPI,
 ) -> Path:
     """One panel per feature dimension (its raw value over the epochs, one line per cell), and a
     last panel with the objective at the current architecture."""
+    check_plot_path(path, dpi)
     value = "value_raw" if "value_raw" in frame.columns else "value"
     dims = list(dict.fromkeys(frame["dimension"]))
     cells = sorted(frame["cell"].unique())
@@ -53,11 +58,18 @@ def plot_trajectories(
     axes[-1].set_xlabel("epoch")
     axes[-1].grid(alpha=0.3)
     fig.suptitle("Finite-difference descent through the feature space of DAGs", fontsize=11)
-    return _save(fig, path)
+    return _save(fig, path, dpi)
 
 
-def plot_compare(frame: pd.DataFrame, path: str | os.PathLike, report: dict | None = None) -> Path:
+def plot_compare(
+    frame: pd.DataFrame,
+    path: str | os.PathLike,
+    report: dict | None = None,
+    *,
+    dpi: float = DEFAULT_DPI,
+) -> Path:
     """Box plot of every method's top-k stand-alone test accuracies, the points over it."""
+    check_plot_path(path, dpi)
     methods = list(dict.fromkeys(frame["method"]))
     fig, ax = plt.subplots(figsize=(6.4, 4.4))
     data = [frame.loc[frame["method"] == m, "test_accuracy"].dropna().to_numpy() for m in methods]
@@ -74,4 +86,4 @@ def plot_compare(frame: pd.DataFrame, path: str | os.PathLike, report: dict | No
         title += f"\n(budget: {report['budget_mode']}, {report['repeats']} repeat(s))"
     ax.set_title(title, fontsize=10)
     ax.grid(alpha=0.3, axis="y")
-    return _save(fig, path)
+    return _save(fig, path, dpi)

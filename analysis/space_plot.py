@@ -11,7 +11,7 @@ matplotlib.use("Agg")
 import matplotlib.pyplot as plt
 import numpy as np
 
-from analysis.io import atomic_path
+from analysis.plots import DEFAULT_DPI, check_plot_path, save_figure
 from dagspace import DEFAULT_FEATURES, Space
 
 __all__ = ["plot_space"]
@@ -23,9 +23,13 @@ _LABELS = {
 }
 
 
-def plot_space(space: Space, path: str | os.PathLike, features=DEFAULT_FEATURES) -> Path:
+def plot_space(
+    space: Space, path: str | os.PathLike, features=DEFAULT_FEATURES, *, dpi: float = DEFAULT_DPI
+) -> Path:
     """A 3-D scatter of the distinct feature points and two 2-D projections, each point sized
-    by how many cells share it (area proportional to the count)."""
+    by how many cells share it (area proportional to the count); ``.png``, ``.svg`` or ``.pdf``
+    by ``path``'s suffix."""
+    check_plot_path(path, dpi)
     raw = np.stack([space.feature(name) for name in features], axis=1)
     points, counts = np.unique(raw, axis=0, return_counts=True)
     size = 8 + 400 * counts / counts.max()
@@ -59,7 +63,7 @@ def plot_space(space: Space, path: str | os.PathLike, features=DEFAULT_FEATURES)
         f"{'' if space.max_edges is None else f', ≤{space.max_edges} edges'}) at "
         f"{len(points)} distinct feature points"
     )
-    with atomic_path(path) as tmp:
-        fig.savefig(tmp, dpi=110, format="png")
-    plt.close(fig)
-    return Path(path)
+    try:
+        return save_figure(fig, path, dpi)
+    finally:
+        plt.close(fig)

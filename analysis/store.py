@@ -82,10 +82,12 @@ __all__ = [
     "ResultsStore",
     "SQLiteStore",
     "hash_config",
+    "read_state",
+    "store_problem",
 ]
 
 SCHEMA_VERSION = 2
-EVALUATORS: tuple[str, ...] = ("supernet", "standalone", "tabular")
+EVALUATORS: tuple[str, ...] = ("supernet", "standalone", "tabular", "user")  # user: module:function
 _INT64_MAX = 2**63 - 1
 _T = TypeVar("_T")
 
@@ -1199,6 +1201,71 @@ class SQLiteStore(ResultsStore):
             StoreRecoveredWarning,
             stacklevel=6,
         )
+
+
+# -- reading without changing anything (the reading commands: plot, report) --------------------
+
+
+def _read_only_connect(path: Path) -> sqlite3.Connection:
+    """A connection that can neither write ``path`` nor create files beside it: ``immutable``
+    when there is no ``-wal`` file (nothing uncommitted to read), else read-only (a live writer
+    has the ``-wal`` and ``-shm`` files open; they are read, not made)."""
+    uri = path.resolve().as_uri()
+    wal = Path(f"{path}-wal")
+    mode = "mode=ro" if wal.exists() else "mode=ro&immutable=1"
+    return sqlite3.connect(f"{uri}?{mode}", uri=True, isolation_level=None)
+
+
+def store_problem(path: str | os.PathLike[str]) -> str | None:
+    """What is wrong with the results store file at ``path``, found without changing it or
+    creating anything beside it; ``None`` when it is absent or a readable store.
+
+    (:class:`SQLiteStore` moves a damaged file aside and salvages it when a job opens it; the
+    reading commands only report the damage.)
+    """
+    path = Path(path)
+    if not path.exists() or path.stat().st_size == 0:
+        return None
+    partial = _partial_page(path)
+    if partial is not None:
+        return partial
+    try:
+        conn = _read_only_connect(path)
+        try:
+            rows = conn.execute("PRAGMA quick_check").fetchall()
+            version = conn.execute("PRAGMA user_version").fetchone()[0]
+        finally:
+            conn.close()
+    except sqlite3.Error as err:
+        return str(err)
+    if rows != [("ok",)]:
+        return "; ".join(str(row[0]) for row in rows[:3]).replace("\n", " ")[:300]
+    if not 1 <= version <= SCHEMA_VERSION:
+        return f"not a results store of schema version 1..{SCHEMA_VERSION} (version {version})"
+    return None
+
+
+def read_state(path: str | os.PathLike[str], name: str) -> str | None:
+    """The ``state`` entry ``name`` of the store at ``path``, read without changing anything
+    (``None`` when the store or the entry is absent).
+
+    Raises:
+        StoreCorruptError: the file is damaged (:func:`store_problem` says how).
+    """
+    path = Path(path)
+    problem = store_problem(path)
+    if problem is not None:
+        raise StoreCorruptError(f"The results store {path} is damaged ({problem}).")
+    if not path.exists() or path.stat().st_size == 0:
+        return None
+    conn = _read_only_connect(path)
+    try:
+        row = conn.execute("SELECT value_json FROM state WHERE name = ?", (name,)).fetchone()
+    except sqlite3.Error as err:
+        raise StoreCorruptError(f"The results store {path} cannot be read ({err}).") from None
+    finally:
+        conn.close()
+    return None if row is None else row[0]
 
 
 # -- transactions ------------------------------------------------------------------------------

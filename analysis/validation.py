@@ -259,16 +259,19 @@ def composition(frame: pd.DataFrame) -> dict[str, dict[str, int]]:
 
 # -- the plot ----------------------------------------------------------------------------------
 def plot_validation(
-    frame: pd.DataFrame, summary: ValidationSummary, path: str | os.PathLike
+    frame: pd.DataFrame, summary: ValidationSummary, path: str | os.PathLike, *, dpi: float = 110
 ) -> Path:
     """Every estimator's tau with its interval, the noise ceiling as a band; then the best
-    estimator's scatter against the mean stand-alone accuracy."""
+    estimator's scatter against the mean stand-alone accuracy
+    (``.png``, ``.svg`` or ``.pdf`` by ``path``'s suffix)."""
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    from dagspace.io import atomic_write
+    from analysis.plots import check_plot_path, save_figure
+
+    check_plot_path(path, dpi)
 
     names = list(summary.estimators)
     taus = [summary.estimators[n].kendall for n in names]
@@ -309,10 +312,10 @@ def plot_validation(
     scatter.set_ylabel(f"mean stand-alone {summary.target.replace('_', ' ')}")
     scatter.grid(alpha=0.3)
     fig.tight_layout()
-    with atomic_write(path, "wb") as handle:
-        fig.savefig(handle, format="png", dpi=110)
-    plt.close(fig)
-    return Path(path)
+    try:
+        return save_figure(fig, path, dpi)
+    finally:
+        plt.close(fig)
 
 
 # -- the validation job ------------------------------------------------------------------------
@@ -418,13 +421,15 @@ def run_validation(
     *,
     executor: Any = None,
     progress: bool = True,
+    retry_failed: bool = False,
 ) -> ValidationResult:
     """Train (or reuse) the supernet in ``run``, draw the sample, score it with every estimator,
     train each architecture once per seed (cached in ``run/results.sqlite``), and write
     ``validation.csv``, ``estimators.csv``, ``summary.json``, ``validation.png`` and
-    ``evaluations.csv``."""
+    ``evaluations.csv``. ``retry_failed``: retrain candidates that failed their last allowed
+    attempt (see :func:`analysis.evaluation.train_architectures`)."""
     from analysis.estimators import EstimatorContext, score_architectures
-    from analysis.runs import dataset_spec, supernet_run, update_summary
+    from analysis.runs import dataset_spec, register_job, supernet_run, update_summary
     from analysis.store import SQLiteStore
     from dagspace.io import atomic_write
 
@@ -435,7 +440,7 @@ def run_validation(
     if sn.ranking is None:
         raise ValidationError("Validation needs a space of at most 7 vertices to rank.")
     store = SQLiteStore(run / "results.sqlite")
-    store.register_run(RUN_NAME, config.to_dict())
+    register_job(store, RUN_NAME, config.to_dict())
     context = EstimatorContext(sn.ranking, sn.result.supernet, sn.dataset, config.candidate,
                                seed=config.seed)  # fmt: skip
     picks, origins = draw_sample(context, config)
@@ -445,7 +450,9 @@ def run_validation(
 
     train_start = time.perf_counter()
     stored_before = len(store.records())
-    records = _train(store, archs, config, dataset_spec(config.supernet), executor, progress)
+    records = _train(
+        store, archs, config, dataset_spec(config.supernet), executor, progress, retry_failed
+    )
     trained_now = len(store.records()) - stored_before
     train_seconds = time.perf_counter() - train_start
 
@@ -480,7 +487,8 @@ def run_validation(
     return ValidationResult(frame, summary, report)
 
 
-def _train(store, archs, config, dataset, executor, progress) -> dict[tuple[int, int], Any]:
+def _train(store, archs, config, dataset, executor, progress,
+           retry_failed: bool = False) -> dict[tuple[int, int], Any]:  # fmt: skip
     """Train every (architecture, seed); the records by (architecture position, seed)."""
     from tqdm.auto import tqdm
 
@@ -494,6 +502,7 @@ def _train(store, archs, config, dataset, executor, progress) -> dict[tuple[int,
         records = train_architectures(
             store, requests, run=RUN_NAME, method="validate", dataset=dataset,
             config=config.candidate, executor=executor, on_record=lambda *_: bar.update(),
+            retry_failed=retry_failed,
         )  # fmt: skip
     finally:
         bar.close()

@@ -1,80 +1,66 @@
 """The DAG cell search space: cells, pruning, exact canonical hashing, enumeration, features,
 the Euclidean embedding and the search strategies (BoTorch is imported only when a Bayesian
-search proposes)."""
+search proposes).
 
-from dagspace.bayes import BayesianSearch
-from dagspace.cell import (
-    INPUT,
-    NASBENCH101_OPS,
-    OUTPUT,
-    CellSpec,
-    is_full_dag,
-    known_ops,
-    prune,
-    register_op,
-    try_prune,
-)
-from dagspace.embedding import Embedding
-from dagspace.errors import (
-    CellNotInSpaceError,
-    DagspaceError,
-    InvalidCellError,
-    InvalidSpaceError,
-)
-from dagspace.evolution import RegularizedEvolution
-from dagspace.features import DEFAULT_FEATURES, FEATURES, compute_features
-from dagspace.hashing import CanonicalForm, canonical_form, canonical_hash
-from dagspace.local_search import LocalSearch
-from dagspace.nasbench import nasbench101_hash, nasbench101_hashes
-from dagspace.random import check_random_state
-from dagspace.space import PAD, Space, enumerate_space
-from dagspace.strategies import (
-    STRATEGIES,
-    Architecture,
-    FiniteDifferenceDescent,
-    RandomSearch,
-    Strategy,
-    StrategyError,
-    make_strategy,
-    strategy_class,
-)
+Names are imported on first use (PEP 562), so that ``import dagspace.errors`` (or the
+command line's ``--help``) does not load numpy, scipy or torch.
+"""
 
-__all__ = [
-    "DEFAULT_FEATURES",
-    "FEATURES",
-    "INPUT",
-    "NASBENCH101_OPS",
-    "OUTPUT",
-    "PAD",
-    "STRATEGIES",
-    "Architecture",
-    "BayesianSearch",
-    "CanonicalForm",
-    "CellNotInSpaceError",
-    "CellSpec",
-    "DagspaceError",
-    "Embedding",
-    "FiniteDifferenceDescent",
-    "InvalidCellError",
-    "InvalidSpaceError",
-    "LocalSearch",
-    "RandomSearch",
-    "RegularizedEvolution",
-    "Space",
-    "Strategy",
-    "StrategyError",
-    "canonical_form",
-    "canonical_hash",
-    "check_random_state",
-    "compute_features",
-    "enumerate_space",
-    "is_full_dag",
-    "known_ops",
-    "make_strategy",
-    "nasbench101_hash",
-    "nasbench101_hashes",
-    "prune",
-    "register_op",
-    "strategy_class",
-    "try_prune",
-]
+from __future__ import annotations
+
+import importlib
+from typing import Any
+
+_EXPORTS = {
+    "Architecture": "dagspace.strategies",
+    "BayesianSearch": "dagspace.bayes",
+    "LocalSearch": "dagspace.local_search",
+    "RegularizedEvolution": "dagspace.evolution",
+    "nasbench101_hash": "dagspace.nasbench",
+    "nasbench101_hashes": "dagspace.nasbench",
+    "CanonicalForm": "dagspace.hashing",
+    "CellNotInSpaceError": "dagspace.errors",
+    "CellSpec": "dagspace.cell",
+    "DEFAULT_FEATURES": "dagspace.features",
+    "DagspaceError": "dagspace.errors",
+    "Embedding": "dagspace.embedding",
+    "FEATURES": "dagspace.features",
+    "FiniteDifferenceDescent": "dagspace.strategies",
+    "INPUT": "dagspace.cell",
+    "InvalidCellError": "dagspace.errors",
+    "InvalidSpaceError": "dagspace.errors",
+    "NASBENCH101_OPS": "dagspace.cell",
+    "OUTPUT": "dagspace.cell",
+    "PAD": "dagspace.space",
+    "RandomSearch": "dagspace.strategies",
+    "STRATEGIES": "dagspace.strategies",
+    "Space": "dagspace.space",
+    "Strategy": "dagspace.strategies",
+    "StrategyError": "dagspace.strategies",
+    "canonical_form": "dagspace.hashing",
+    "canonical_hash": "dagspace.hashing",
+    "check_random_state": "dagspace.random",
+    "compute_features": "dagspace.features",
+    "enumerate_space": "dagspace.space",
+    "is_full_dag": "dagspace.cell",
+    "known_ops": "dagspace.cell",
+    "make_strategy": "dagspace.strategies",
+    "prune": "dagspace.cell",
+    "register_op": "dagspace.cell",
+    "strategy_class": "dagspace.strategies",
+    "try_prune": "dagspace.cell",
+}
+
+__all__ = sorted(_EXPORTS)
+
+
+def __getattr__(name: str) -> Any:
+    if name not in _EXPORTS:
+        raise AttributeError(f"module 'dagspace' has no attribute {name!r}")
+    value = getattr(importlib.import_module(_EXPORTS[name]), name)
+    globals()[name] = value
+    return value
+
+
+def __dir__() -> list[str]:
+    return sorted(set(globals()) | set(__all__))

@@ -5,13 +5,19 @@ A reader, or a run that is interrupted (an exception, Ctrl-C, a full disk), sees
 complete file or the new complete one, never a partial file at the target path. Only a process
 killed outright (``SIGKILL``, a power cut) can leave its hidden temporary file
 (``.<name>.<random><suffix>``) beside the target; the target itself is still whole.
+
+The file gets the mode that ``open()`` would have given it: an existing target keeps its mode,
+a new one gets ``0o666`` less the process's umask (``mkstemp`` alone would make every file
+``0o600``, unreadable to the rest of a shared lab directory).
 """
 
 from __future__ import annotations
 
 import contextlib
 import os
+import stat
 import tempfile
+import threading
 from collections.abc import Iterator
 from pathlib import Path
 from typing import IO
@@ -29,7 +35,10 @@ def atomic_path(path: str | os.PathLike) -> Iterator[Path]:
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=path.suffix)
-    os.close(fd)
+    try:
+        os.fchmod(fd, _target_mode(path))
+    finally:
+        os.close(fd)
     try:
         yield Path(tmp)
         with open(tmp, "rb+") as handle:
@@ -47,6 +56,25 @@ def atomic_write(path: str | os.PathLike, mode: str = "w", **open_kwargs: object
     with atomic_path(path) as tmp, open(tmp, mode, **open_kwargs) as handle:
         yield handle
         handle.flush()
+
+
+_UMASK_LOCK = threading.Lock()
+
+
+def current_umask() -> int:
+    """The process's umask (read by setting it and setting it back, under a lock)."""
+    with _UMASK_LOCK:
+        mask = os.umask(0o022)
+        os.umask(mask)
+    return mask
+
+
+def _target_mode(path: Path) -> int:
+    """The permission bits a plain ``open(path, "w")`` would leave ``path`` with."""
+    try:
+        return stat.S_IMODE(path.stat().st_mode)
+    except OSError:
+        return 0o666 & ~current_umask()
 
 
 def _fsync_directory(directory: Path) -> None:

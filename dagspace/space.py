@@ -278,6 +278,7 @@ class Space:
         except (OSError, ValueError, zipfile.BadZipFile, EOFError) as err:
             detail = " ".join(str(err).split())
             raise InvalidSpaceError(f"{path} is not a readable .npz space file: {detail}") from None
+        _check_arrays(path, fields)
         try:
             max_edges = int(fields["max_edges"])
             space = cls(
@@ -332,6 +333,86 @@ def _optional_column(column: np.ndarray, n: int, name: str) -> np.ndarray:
         raise InvalidSpaceError(f"A space's {name!r} must have shape ({n},); got {column.shape}.")
     column.flags.writeable = False
     return column
+
+
+def _check_arrays(path: Path, fields: dict[str, np.ndarray]) -> None:
+    """Refuse arrays that do not describe distinct cells: matrices that are not strictly
+    upper-triangular 0/1 (a lower-triangular entry, a self-loop or a cycle), operation codes
+    outside the vocabulary, repeated hashes, features that are not finite. Vectorised; the
+    first offending cell is named. (Shapes are checked by :class:`Space` itself.)"""
+
+    def fail(what: str) -> None:
+        raise InvalidSpaceError(f"{path} does not hold a valid space: {what}.")
+
+    matrices = fields.get("matrices")
+    if matrices is not None and matrices.ndim == 3 and matrices.size:
+        if matrices.dtype.kind not in "biu":
+            fail(f"the matrices must be 0/1 integers; got dtype {matrices.dtype}")
+        if matrices.max() > 1 or matrices.min() < 0:  # the fast test first, then the culprit
+            i, r, c = np.argwhere((matrices != 0) & (matrices != 1))[0]
+            fail(f"cell {i} holds {matrices[i, r, c]} at row {r}, column {c}; expected 0 or 1")
+        v = matrices.shape[1]
+        lower = np.tril(np.ones((v, v), dtype=bool))
+        if np.logical_and(matrices, lower).any():
+            i, r, c = np.argwhere(np.logical_and(matrices, lower))[0]
+            fail(
+                f"cell {i} has an edge {r} -> {c} on or below the diagonal (a self-loop, a "
+                f"lower-triangular or cyclic matrix); expected strictly upper-triangular matrices"
+            )
+    ops, vocabulary = fields.get("ops"), fields.get("vocabulary")
+    if ops is not None and vocabulary is not None and ops.size:
+        if ops.dtype.kind not in "iu":
+            fail(f"the operation codes must be integers; got dtype {ops.dtype}")
+        bad = np.argwhere((ops < PAD) | (ops >= len(vocabulary)))
+        if len(bad):
+            i, v = bad[0]
+            fail(
+                f"cell {i} has operation code {ops[i, v]} at vertex {v}; expected -1 (padding) "
+                f"to {len(vocabulary) - 1} (the vocabulary's {len(vocabulary)} names)"
+            )
+    hashes = fields.get("hashes")
+    if hashes is not None and hashes.ndim == 1 and len(hashes) > 1:
+        pair = _repeated_hash(hashes)
+        if pair is not None:
+            i, j = pair
+            value = hashes[i].decode() if isinstance(hashes[i], bytes) else hashes[i]
+            fail(f"cells {i} and {j} have the same hash {value}; expected distinct cells")
+    features = fields.get("features")
+    if features is not None and features.dtype.kind in "fiu" and features.size:
+        bad = np.argwhere(~np.isfinite(features.astype(np.float64, copy=False)))
+        if len(bad):
+            i, f = bad[0]
+            names = fields.get("feature_names")
+            name = str(names[f]) if names is not None and f < len(names) else f"#{f}"
+            fail(f"the feature {name!r} of cell {i} is {features[i, f]}; expected finite values")
+
+
+def _repeated_hash(hashes: np.ndarray) -> tuple[int, int] | None:
+    """The first two indices with the same hash, or ``None``: sorted by an 8-byte prefix
+    (a uint64 sort, fast), then the few prefixes that repeat compared in full."""
+    try:
+        raw = np.ascontiguousarray(hashes.astype("S32"))
+    except (UnicodeError, ValueError):  # not ASCII: no canonical hash, but say where it repeats
+        text = hashes.astype(str)
+        values, counts = np.unique(text, return_counts=True)
+        if not (counts > 1).any():
+            return None
+        same = np.flatnonzero(text == values[np.argmax(counts > 1)])
+        return int(same[0]), int(same[1])
+    padded = np.zeros((len(raw), 8), dtype=np.uint8)
+    width = min(8, raw.dtype.itemsize)
+    padded[:, :width] = raw.view(np.uint8).reshape(len(raw), -1)[:, :width]
+    prefix = padded.view(np.uint64).ravel()
+    order = np.argsort(prefix, kind="stable")
+    ties = prefix[order][1:] == prefix[order][:-1]
+    if not ties.any():
+        return None
+    suspects = np.unique(np.concatenate([order[1:][ties], order[:-1][ties]]))
+    values, counts = np.unique(raw[suspects], return_counts=True)
+    if not (counts > 1).any():
+        return None
+    same = np.sort(suspects[raw[suspects] == values[np.argmax(counts > 1)]])
+    return int(same[0]), int(same[1])
 
 
 def _check_bounds(num_vertices: object, max_edges: object) -> None:

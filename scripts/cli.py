@@ -10,7 +10,9 @@ from __future__ import annotations
 
 import argparse
 import importlib
+import logging
 import sys
+import warnings
 from collections.abc import Sequence
 
 from analysis.errors import AnalysisError
@@ -27,6 +29,7 @@ SUBCOMMAND_MODULES = (
     "cmd_search",
     "cmd_report",
     "cmd_demo",
+    "cmd_config",
     "cmd_bench",
     "cmd_analyze",
 )
@@ -34,11 +37,38 @@ SUBCOMMAND_MODULES = (
 USER_ERRORS = (DagspaceError, SurrogateError, AnalysisError, OSError)
 
 
+class _Version(argparse.Action):
+    """``--version``: the installed package's version, looked up only when asked."""
+
+    def __init__(self, option_strings: Sequence[str], dest: str, **kwargs: object) -> None:
+        super().__init__(option_strings, dest, nargs=0, default=argparse.SUPPRESS,
+                         help="print the version and exit")  # fmt: skip
+
+    def __call__(self, parser, namespace, values, option_string=None):
+        from importlib.metadata import PackageNotFoundError, version
+
+        try:
+            text = version("dagrank")
+        except PackageNotFoundError:
+            text = "unknown (not installed)"
+        print(f"dagrank {text}")
+        parser.exit()
+
+
+def _add_verbosity(parser: argparse.ArgumentParser, default: object) -> None:
+    parser.add_argument("-v", "--verbose", action="count", default=default,
+                        help="more messages (-vv: debugging)")  # fmt: skip
+    parser.add_argument("-q", "--quiet", action="store_true", default=default,
+                        help="warnings and errors only, no progress bars")  # fmt: skip
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="dagrank",
         description="Rank the cell architectures of a DAG search space with a supernet.",
     )
+    parser.add_argument("--version", action=_Version)
+    _add_verbosity(parser, None)
     subparsers = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
     for name in SUBCOMMAND_MODULES:
         try:
@@ -48,21 +78,82 @@ def build_parser() -> argparse.ArgumentParser:
                 raise
             continue
         module.register(subparsers)
+    _name_subcommands(parser)
     return parser
+
+
+def _name_subcommands(parser: argparse.ArgumentParser, top: bool = True) -> None:
+    """Give every parser's namespace its full command (``"space enumerate"``), for messages,
+    and every command the -v / -q flags (also after the subcommand's name)."""
+    parser.set_defaults(command_name=parser.prog.removeprefix("dagrank").strip())
+    subs = [a for a in parser._actions if isinstance(a, argparse._SubParsersAction)]
+    if not subs and not top:
+        _add_verbosity(parser, argparse.SUPPRESS)
+    for action in subs:
+        for sub in action.choices.values():
+            _name_subcommands(sub, top=False)
+
+
+class _Formatter(logging.Formatter):
+    def __init__(self, command: str) -> None:
+        super().__init__()
+        self.command = command
+
+    def format(self, record: logging.LogRecord) -> str:
+        text = " ".join(record.getMessage().split())  # one line
+        level = "" if record.levelno == logging.INFO else f"{record.levelname.lower()}: "
+        return f"dagrank {self.command}: {level}{text}"
+
+
+def _logging(command: str, verbose: int | None, quiet: bool | None) -> logging.Handler:
+    """The ``dagrank`` logger to stderr: INFO by default, DEBUG with -v, WARNING with -q."""
+    level = logging.WARNING if quiet else logging.DEBUG if verbose else logging.INFO
+    handler = logging.StreamHandler(sys.stderr)
+    handler.setFormatter(_Formatter(command))
+    logger = logging.getLogger("dagrank")
+    logger.addHandler(handler)
+    logger.setLevel(level)
+    logger.propagate = False
+    return handler
+
+
+def _one_line_warnings(command: str) -> object:
+    """A ``warnings.showwarning`` that logs the toolkit's own warnings as one line each."""
+    default = warnings.showwarning
+
+    def show(message, category, filename, lineno, file=None, line=None):
+        if category.__module__.split(".")[0] in ("analysis", "dagspace", "surrogate"):
+            logging.getLogger("dagrank").warning("%s", message)
+        else:
+            default(message, category, filename, lineno, file, line)
+
+    return show
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
+    command = getattr(args, "command_name", None) or args.command
+    if hasattr(args, "no_progress") and (args.quiet or not _on_terminal()):
+        args.no_progress = True  # progress bars only where someone watches
+    handler = _logging(command, args.verbose, args.quiet)
     try:
-        return int(args.handler(args) or 0)
+        with warnings.catch_warnings():
+            warnings.showwarning = _one_line_warnings(command)
+            return int(args.handler(args) or 0)
     except USER_ERRORS as err:
         message = " ".join(str(err).split())  # one line, whatever the message held
-        print(f"dagrank {args.command}: error: {message}", file=sys.stderr)
+        print(f"dagrank {command}: error: {message}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
-        print(f"dagrank {args.command}: interrupted; what was stored is kept.", file=sys.stderr)
+        print(f"dagrank {command}: interrupted; what was stored is kept.", file=sys.stderr)
         return 130
+    finally:
+        logging.getLogger("dagrank").removeHandler(handler)
+
+
+def _on_terminal() -> bool:
+    return bool(getattr(sys.stderr, "isatty", lambda: False)())
 
 
 if __name__ == "__main__":

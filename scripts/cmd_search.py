@@ -3,50 +3,60 @@
 from __future__ import annotations
 
 import argparse
-import dataclasses
 from pathlib import Path
 from typing import Any
 
 from scripts.cmd_validate import add_executor_arguments
+from scripts.study_args import add_study_arguments, study_from_args
 
 __all__ = ["register"]
 
 
 def _common(p: argparse.ArgumentParser) -> None:
     p.add_argument("--run", type=Path, required=True, metavar="DIR", help="run directory")
-    p.add_argument("--preset", choices=("smoke", "quick", "paper"), default="quick")
+    add_study_arguments(p)
     p.add_argument("--objective", type=objective_name, metavar="OBJECTIVE",
                    help="what the strategies minimise: surrogate (default), supernet, "
-                   "standalone, or tabular:FILE[:COLUMN] (a published table)")  # fmt: skip
+                   "standalone, tabular:FILE[:COLUMN] (a published table) or module:function "
+                   "(your own function of the cells)")  # fmt: skip
     p.add_argument("--features", help="embedding features of fd and bayes, comma-separated "
                    "(tabular objectives; default: the seed's three)")  # fmt: skip
     p.add_argument("--space", type=Path, metavar="FILE", dest="space_file",
                    help="tabular objectives: a saved space (.npz)")  # fmt: skip
     p.add_argument("--vertices", type=int, help="vertices per cell (the supernet's space)")
     p.add_argument("--seed", type=int, help="seed of the strategies")
-    p.add_argument("--device", help="auto, cpu, cuda or cuda:N")
     p.add_argument("--no-progress", action="store_true")
 
 
 def objective_name(text: str) -> str:
-    """``--objective``: one of the named objectives or ``tabular:FILE[:COLUMN]``."""
+    """``--objective``: a named objective, ``tabular:FILE[:COLUMN]`` or ``module:function``."""
     if text in ("surrogate", "supernet", "standalone") or text.startswith("tabular:"):
         return text
+    if ":" in text and all(part.strip() for part in text.split(":", 1)):
+        return text  # module:function, checked when the search config is made
     raise argparse.ArgumentTypeError(
-        f"expected surrogate, supernet, standalone or tabular:FILE[:COLUMN]; got {text!r}"
+        "expected surrogate, supernet, standalone, tabular:FILE[:COLUMN] or module:function; "
+        f"got {text!r}"
     )
+
+
+_DESCRIPTION = ("Settings come from the defaults, then --preset, then --config, then the "
+                "explicit flags.")  # fmt: skip
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
     p = subparsers.add_parser(
-        "trajectory", help="finite-difference descent through the feature space, trajectories"
-    )
+        "trajectory", help="finite-difference descent through the feature space, trajectories",
+        description="Finite-difference descent through the feature space. " + _DESCRIPTION,
+    )  # fmt: skip
     _common(p)
     p.add_argument("--epochs", type=int, help="descent epochs (default 100)")
     p.set_defaults(handler=run_trajectory_command)
     p = subparsers.add_parser(
-        "compare", help="random vs Bayesian vs finite-difference search, top-k from scratch"
-    )
+        "compare", help="random vs Bayesian vs finite-difference search, top-k from scratch",
+        description="Random, Bayesian and finite-difference search on equal budgets, each "
+        "method's top-k trained from scratch. " + _DESCRIPTION,
+    )  # fmt: skip
     _common(p)
     p.add_argument("--budget", type=int, help="evaluations per method and repeat")
     p.add_argument("--budget-mode", choices=("evaluations", "compute"), dest="budget_mode")
@@ -57,25 +67,21 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.set_defaults(handler=run_compare_command)
 
 
-def search_config(args: argparse.Namespace) -> Any:
-    from analysis.search import search_preset
+_SEARCH_FLAGS = {"objective": "--objective", "seed": "--seed", "epochs": "--epochs",
+                 "budget": "--budget", "budget_mode": "--budget-mode", "repeats": "--repeats",
+                 "top_k": "--top-k", "methods": "--methods", "vertices": "--vertices"}  # fmt: skip
 
-    config = search_preset(args.preset)
-    changes: dict[str, Any] = {}
-    for name in ("objective", "seed", "epochs", "budget", "budget_mode", "repeats", "top_k"):
-        value = getattr(args, name, None)
-        if value is not None:
-            changes[name] = value
+
+def search_config(args: argparse.Namespace) -> Any:
+    """The :class:`analysis.search.SearchConfig` of the study the arguments resolve to."""
+    search = {
+        name: getattr(args, name, None)
+        for name in ("objective", "seed", "epochs", "budget", "budget_mode", "repeats", "top_k")
+    }
     if getattr(args, "methods", None):
-        changes["methods"] = tuple(m.strip() for m in args.methods.split(",") if m.strip())
-    supernet = {}
-    if args.vertices is not None:
-        supernet["vertices"] = args.vertices
-    if args.device is not None:
-        supernet["device"] = args.device
-    if supernet:
-        changes["supernet"] = config.supernet.replace(**supernet)
-    return dataclasses.replace(config, **changes)
+        search["methods"] = tuple(m.strip() for m in args.methods.split(",") if m.strip())
+    overrides = {"search": search, "supernet": {"vertices": args.vertices}}
+    return study_from_args(args, overrides, _SEARCH_FLAGS).search_config()
 
 
 def run_trajectory_command(args: argparse.Namespace) -> int:
@@ -109,10 +115,15 @@ def run_compare_command(args: argparse.Namespace) -> int:
                                  device=args.device,
                                  gpus_per_candidate=args.gpus_per_candidate)  # fmt: skip
     with executor:
-        result = run_compare(args.run, search_config(args), executor=executor,
-                             progress=not args.no_progress)  # fmt: skip
+        result = run_compare(
+            args.run,
+            search_config(args),
+            executor=executor,
+            progress=not args.no_progress,
+            retry_failed=args.retry_failed,
+        )
     methods = result.report["methods"]
     parts = [f"{m} {v['top_k_test_accuracy']['median']:.3f}" for m, v in methods.items()]
     print(f"median top-{result.report['top_k']} test accuracy: " + ", ".join(parts)
-          + f" -> {result.run_dir / 'top10.csv'}")  # fmt: skip
+          + f" -> {result.run_dir / result.report['table']}")  # fmt: skip
     return 0

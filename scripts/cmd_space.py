@@ -6,22 +6,21 @@ import argparse
 import json
 import time
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-import numpy as np
-
-from dagspace import DEFAULT_FEATURES, NASBENCH101_OPS, InvalidSpaceError, Space, enumerate_space
-from dagspace.features import topology_keys
+if TYPE_CHECKING:  # imported in the handlers: `dagrank --help` loads no numpy
+    from dagspace import Space
 
 __all__ = ["describe", "register"]
 
-OPS_ALIASES = {"nasbench101": NASBENCH101_OPS}
-
 
 def parse_ops(text: str | None) -> tuple[str, ...] | None:
+    from dagspace import NASBENCH101_OPS
+
     if text is None:
         return None
-    if text in OPS_ALIASES:
-        return OPS_ALIASES[text]
+    if text == "nasbench101":
+        return NASBENCH101_OPS
     return tuple(op.strip() for op in text.split(",") if op.strip())
 
 
@@ -52,7 +51,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
     p = sub.add_parser("plot", help="the space in its three default features")
     p.add_argument("file", type=Path)
-    p.add_argument("--out", type=Path, required=True)
+    p.add_argument("--out", type=Path, required=True, help="a .png, .svg or .pdf file")
+    p.add_argument("--dpi", type=float, default=110.0, help="resolution (default 110)")
     p.set_defaults(handler=run_plot)
 
 
@@ -64,7 +64,19 @@ def _same_space(space: Space, vertices: int, ops, max_edges) -> bool:
     )
 
 
+_ENUMERATE_FLAGS = {"num_vertices": "--vertices", "max_edges": "--max-edges", "ops": "--ops"}
+
+
 def run_enumerate(args: argparse.Namespace) -> int:
+    from scripts.study_args import flags_named
+
+    with flags_named(_ENUMERATE_FLAGS):
+        return _enumerate(args)
+
+
+def _enumerate(args: argparse.Namespace) -> int:
+    from dagspace import InvalidSpaceError, Space, enumerate_space
+
     ops = parse_ops(args.ops)
     if args.out.exists():
         existing = Space.load(args.out)
@@ -86,6 +98,11 @@ def run_enumerate(args: argparse.Namespace) -> int:
 
 def describe(space: Space) -> dict:
     """A JSON-ready summary: counts per vertex count, feature ranges, distinct points."""
+    import numpy as np
+
+    from dagspace import DEFAULT_FEATURES
+    from dagspace.features import topology_keys
+
     raw = np.stack([space.feature(name) for name in DEFAULT_FEATURES], axis=1)
     sizes = np.bincount(space.num_vertices, minlength=space.max_vertices + 1)
     return {
@@ -110,6 +127,8 @@ def describe(space: Space) -> dict:
 
 
 def run_describe(args: argparse.Namespace) -> int:
+    from dagspace import Space
+
     info = describe(Space.load(args.file))
     if args.json:
         print(json.dumps(info))
@@ -133,6 +152,8 @@ def run_describe(args: argparse.Namespace) -> int:
 
 
 def _refuse_overwrite(path: Path) -> None:
+    from dagspace import InvalidSpaceError
+
     if path.exists():
         raise InvalidSpaceError(
             f"{path} already exists; it is left as it is. Choose another --out or remove it first."
@@ -141,6 +162,7 @@ def _refuse_overwrite(path: Path) -> None:
 
 def run_features(args: argparse.Namespace) -> int:
     from analysis.io import atomic_write
+    from dagspace import Space
 
     _refuse_overwrite(args.out)
     frame = Space.load(args.file).to_frame()
@@ -151,9 +173,12 @@ def run_features(args: argparse.Namespace) -> int:
 
 
 def run_plot(args: argparse.Namespace) -> int:
+    from analysis.plots import check_plot_path
     from analysis.space_plot import plot_space
+    from dagspace import Space
 
+    check_plot_path(args.out, args.dpi)  # before loading the space
     space = Space.load(args.file)
-    plot_space(space, args.out)
+    plot_space(space, args.out, dpi=args.dpi)
     print(f"plot of {len(space)} cells -> {args.out}")
     return 0

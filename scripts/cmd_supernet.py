@@ -9,7 +9,9 @@ import argparse
 from pathlib import Path
 from typing import Any
 
-__all__ = ["register"]
+__all__ = ["PRESET_NAMES", "register"]
+
+PRESET_NAMES = ("paper", "quick", "smoke")
 
 # flag dest -> config key; a flag overrides the preset / config file only when given
 _OVERRIDES = {
@@ -19,6 +21,7 @@ _OVERRIDES = {
     "epochs": "epochs",
     "channels": "channels",
     "batch_size": "batch_size",
+    "data_root": "data_root",
     "device": "device",
     "seed": "seed",
 }
@@ -39,12 +42,20 @@ def register(subparsers: Any) -> None:
             "then --config, then the explicit flags."
         ),
     )
-    from surrogate.config import PRESETS
-
     train.add_argument("--run", required=True, type=Path, metavar="DIR", help="run directory")
-    train.add_argument("--preset", choices=sorted(PRESETS), help="a named starting config")
-    train.add_argument("--config", type=Path, metavar="FILE", help="a .toml or .json config")
-    train.add_argument("--dataset", help="dataset name (e.g. digits, mnist1d)")
+    # the names of surrogate.config.PRESETS (not imported here: `--help` stays light)
+    train.add_argument("--preset", choices=PRESET_NAMES, help="a named starting config")
+    train.add_argument(
+        "--config",
+        type=Path,
+        metavar="FILE",
+        help="a .toml or .json supernet config, or a study TOML (its [supernet])",
+    )
+    train.add_argument(
+        "--dataset", help="digits, mnist1d, mnist, fashion-mnist, cifar10 or npz:PATH"
+    )
+    train.add_argument("--data-root", dest="data_root", metavar="DIR",
+                       help="directory holding the dataset's files")  # fmt: skip
     train.add_argument("--vertices", type=int, metavar="V", help="vertices per cell")
     train.add_argument("--cells", type=int, metavar="K", help="cells per architecture")
     train.add_argument("--epochs", type=int, metavar="E", help="training epochs")
@@ -54,6 +65,9 @@ def register(subparsers: Any) -> None:
     train.add_argument("--seed", type=int, help="seed of the data split, weights and samples")
     train.add_argument("--no-progress", action="store_true", help="no progress bars")
     train.add_argument("--top-k", type=int, default=10, help="joint top-k architectures to list")
+    from scripts.study_args import add_fresh_argument
+
+    add_fresh_argument(train)
     train.set_defaults(handler=_train)
 
     study = actions.add_parser(
@@ -67,7 +81,7 @@ def register(subparsers: Any) -> None:
         ),
     )
     study.add_argument("--run", required=True, type=Path, metavar="DIR", help="run directory")
-    study.add_argument("--preset", choices=sorted(PRESETS), default="quick")
+    study.add_argument("--preset", choices=("smoke", "quick", "paper"), default="quick")
     study.add_argument("--dataset", help="dataset name (e.g. digits, mnist1d)")
     study.add_argument(
         "--data-limit",
@@ -83,20 +97,46 @@ def register(subparsers: Any) -> None:
     study.set_defaults(handler=_study)
 
 
+_FLAGS = {"batch_size": "--batch-size", "data_root": "--data-root"}
+
+
+def _is_study_file(path: Path) -> bool:
+    """A study TOML (with a [supernet] section) rather than a flat supernet config."""
+    import tomllib
+
+    if path.suffix.lower() != ".toml":
+        return False
+    try:
+        return isinstance(tomllib.loads(path.read_bytes().decode()).get("supernet"), dict)
+    except (OSError, ValueError, UnicodeDecodeError):
+        return False  # load_config says what is wrong
+
+
 def _resolve_config(args: argparse.Namespace) -> Any:
+    from scripts.study_args import check_dataset_flag, flags_named
     from surrogate.config import PRESETS, SupernetConfig, load_config
 
     config = PRESETS[args.preset] if args.preset else SupernetConfig()
-    if args.config is not None:
+    if args.config is not None and _is_study_file(args.config):
+        from analysis.study import resolve_study
+
+        config = resolve_study(preset=args.preset, config=args.config).supernet
+    elif args.config is not None:
         config = load_config(args.config, base=config)
+    check_dataset_flag(args.dataset)
     changes = {key: getattr(args, dest) for dest, key in _OVERRIDES.items()}
-    return config.replace(**{k: v for k, v in changes.items() if v is not None})
+    changes = {k: v for k, v in changes.items() if v is not None}
+    flags = {key: _FLAGS.get(key, "--" + key.replace("_", "-")) for key in changes}
+    with flags_named(flags):
+        return config.replace(**changes)
 
 
 def _train(args: argparse.Namespace) -> int:
     from analysis.runs import supernet_run
+    from scripts.study_args import fresh_start
 
     config = _resolve_config(args)
+    fresh_start(args)
     done = supernet_run(args.run, config, progress=not args.no_progress, top_k=args.top_k)
     result, ranking = done.result, done.ranking
     final = result.final

@@ -5,6 +5,8 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
+from scripts.study_args import add_study_arguments, study_from_args
+
 __all__ = ["register"]
 
 
@@ -20,6 +22,12 @@ def add_executor_arguments(p: argparse.ArgumentParser) -> None:
     )
     p.add_argument("--workers", type=int, help="local candidates trained at once")
     p.add_argument("--address", help="Ray cluster address (default: a local Ray instance)")
+    p.add_argument(
+        "--retry-failed",
+        action="store_true",
+        dest="retry_failed",
+        help="retrain candidates that failed their last allowed attempt (e.g. three 'worker died')",
+    )
     p.add_argument(
         "--gpus-per-candidate",
         type=_gpu_share,
@@ -44,21 +52,25 @@ def _gpu_share(text: str) -> float | str:
 
 def register(subparsers: argparse._SubParsersAction) -> None:
     p = subparsers.add_parser(
-        "validate", help="correlate the surrogate's ranking with stand-alone training"
+        "validate",
+        help="correlate the surrogate's ranking with stand-alone training",
+        description="Train (or reuse) the supernet in --run DIR and validate its ranking against "
+        "architectures trained from scratch. Settings come from the defaults, then --preset, "
+        "then --config, then the explicit flags.",
     )
     p.add_argument("--run", type=Path, required=True, metavar="DIR", help="run directory")
-    p.add_argument("--preset", choices=("smoke", "quick", "paper"), default="quick")
+    add_study_arguments(p)
     p.add_argument(
         "--n",
         type=int,
-        help="uniformly drawn architectures to train (default: "
-        "the preset's; every estimator's top of the pool is added)",
+        help="uniformly drawn architectures to train (default: the "
+        "preset's; every estimator's top of the pool is added)",
     )
     p.add_argument(
         "--pool",
         type=int,
-        help="architectures scored by every estimator, whose "
-        "top --include-top join the sample (default: the preset's)",
+        help="architectures scored by every estimator, whose top "
+        "--include-top join the sample (default: the preset's)",
     )
     p.add_argument(
         "--include-top",
@@ -76,39 +88,61 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         help="comma-separated estimators (default: every one registered in analysis.estimators)",
     )
     add_executor_arguments(p)
-    p.add_argument("--device", help="auto, cpu, cuda or cuda:N (supernet and candidates)")
     p.add_argument("--no-progress", action="store_true")
     p.set_defaults(handler=run)
 
 
-def run(args: argparse.Namespace) -> int:
-    import dataclasses
+def _names(text: str | None) -> list[str] | None:
+    return None if text is None else [name.strip() for name in text.split(",") if name.strip()]
 
-    from analysis.evaluation import make_job_executor
-    from analysis.validation import run_validation, validation_preset
+
+def parse_seeds(text: str | None) -> tuple[int, ...] | None:
     from surrogate.errors import ConfigError
 
-    config = validation_preset(args.preset)
-    changes: dict = {}
-    if args.seeds is not None:
-        try:
-            changes["seeds"] = tuple(int(s) for s in args.seeds.split(","))
-        except ValueError:
-            message = f"--seeds must be comma-separated integers; got {args.seeds!r}."
-            raise ConfigError(message) from None
-    if args.estimators is not None:
-        changes["estimators"] = tuple(e.strip() for e in args.estimators.split(",") if e.strip())
-    for name in ("n", "pool", "include_top"):
-        if getattr(args, name) is not None:
-            changes[name] = getattr(args, name)
-    if args.device is not None:
-        changes["supernet"] = config.supernet.replace(device=args.device)
-    config = dataclasses.replace(config, **changes)
+    if text is None:
+        return None
+    try:
+        return tuple(int(s) for s in text.split(","))
+    except ValueError:
+        message = f"--seeds must be comma-separated integers; got {text!r}."
+        raise ConfigError(message) from None
+
+
+def run(args: argparse.Namespace) -> int:
+    from analysis.evaluation import make_job_executor
+    from analysis.validation import run_validation
+
+    study = study_from_args(
+        args,
+        {
+            "validation": {
+                "n": args.n,
+                "seeds": parse_seeds(args.seeds),
+                "pool": args.pool,
+                "include_top": args.include_top,
+                "estimators": _names(args.estimators),
+            }
+        },
+        {
+            "n": "--n",
+            "seeds": "--seeds",
+            "pool": "--pool",
+            "include_top": "--include-top",
+            "estimators": "--estimators",
+        },
+    )
+    config = study.validation_config()
     executor = make_job_executor(args.executor, workers=args.workers, address=args.address,
                                  device=args.device,
                                  gpus_per_candidate=args.gpus_per_candidate)  # fmt: skip
     with executor:
-        result = run_validation(args.run, config, executor=executor, progress=not args.no_progress)
+        result = run_validation(
+            args.run,
+            config,
+            executor=executor,
+            progress=not args.no_progress,
+            retry_failed=args.retry_failed,
+        )
     s = result.summary
     wall = result.report["timing_s"]["wall"]
     print(f"validated {s.n} architectures x {len(s.seeds)} seeds in {wall:.0f} s -> "

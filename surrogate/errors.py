@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-__all__ = ["ConfigError", "DatasetError", "SurrogateError", "TrainingError"]
+__all__ = ["ConfigError", "DatasetError", "MainGuardError", "SurrogateError", "TrainingError"]
 
 
 class SurrogateError(Exception):
@@ -19,3 +19,8 @@ class ConfigError(SurrogateError, ValueError):
 
 class TrainingError(SurrogateError, RuntimeError):
     """Training could not go on (for example, every resample of a Gumbel sample was not finite)."""
+
+
+class MainGuardError(SurrogateError, RuntimeError):
+    """A worker pool would re-import a script that runs its job at import time (no
+    ``if __name__ == "__main__":`` guard), and so start the job again in every worker."""

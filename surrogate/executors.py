@@ -22,6 +22,7 @@ import json
 import logging
 import multiprocessing as mp
 import os
+import sys
 import time
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from concurrent.futures.process import BrokenProcessPool
@@ -366,6 +367,59 @@ def _exit_with_parent(parent: int, interval: float = 1.0) -> None:
     threading.Thread(target=watch, name="exit-with-parent", daemon=True).start()
 
 
+def _has_main_guard(source: str) -> bool:
+    """Whether a module's source has a top-level ``if __name__ == "__main__":`` block."""
+    import ast
+
+    def is_guard(test: ast.expr) -> bool:
+        if not (isinstance(test, ast.Compare) and len(test.ops) == 1
+                and isinstance(test.ops[0], ast.Eq)):  # fmt: skip
+            return False
+        sides = [test.left, test.comparators[0]]
+        names = [s for s in sides if isinstance(s, ast.Name) and s.id == "__name__"]
+        consts = [s for s in sides if isinstance(s, ast.Constant) and s.value == "__main__"]
+        return bool(names and consts)
+
+    try:
+        tree = ast.parse(source)
+    except (SyntaxError, ValueError):
+        return True  # not ours to judge
+    return any(isinstance(node, ast.If) and is_guard(node.test) for node in tree.body)
+
+
+def check_main_guard(main: Any = None) -> None:
+    """Refuse to start a spawn pool from a script without ``if __name__ == "__main__":``.
+
+    A spawned worker re-imports the caller's main script (as ``__mp_main__``); without the
+    guard the script's job runs again inside every worker, which then dies trying to start a
+    pool of its own, and every candidate fails three times as "worker died". (PyTorch's
+    DataLoader documentation gives the same advice.) Interactive sessions, ``-c`` and
+    notebooks have no script to re-import and pass.
+
+    Raises:
+        MainGuardError: the main script has no top-level ``if __name__ == "__main__":``.
+    """
+    from surrogate.errors import MainGuardError
+
+    main = sys.modules.get("__main__") if main is None else main
+    path = getattr(main, "__file__", None)
+    if not path or not str(path).endswith(".py") or not os.path.isfile(path):
+        return
+    try:
+        with open(path, encoding="utf-8") as handle:
+            source = handle.read()
+    except (OSError, UnicodeDecodeError):
+        return
+    if not _has_main_guard(source):
+        raise MainGuardError(
+            f"{path} starts a dagrank job at import time, without an 'if __name__ == "
+            f'"__main__":\' guard; the worker pool re-imports the script in every worker '
+            f"(spawn), which would run the job again there. Put the script's job under "
+            f"'if __name__ == \"__main__\":' (or train in this process: "
+            f"executor=LocalExecutor(workers=1))."
+        )
+
+
 def _pool_run(task: CandidateTask) -> CandidateResult:
     """What a pool worker runs; ``fault.kill_worker`` ends the worker process, as a crash."""
     if task.fault is not None and task.fault.kill_worker:
@@ -439,6 +493,7 @@ class LocalExecutor(Executor):
             torch.set_num_threads(before)
 
     def _new_pool(self) -> cf.ProcessPoolExecutor:
+        check_main_guard()
         context = mp.get_context("spawn")  # no fork: torch's threads and CUDA do not survive it
         threads = self.threads_per_worker or max(1, _cpu_count() // self.workers)
         counter = context.Value("i", 0)

@@ -43,6 +43,7 @@ __all__ = [
     "SupernetResult",
     "build_supernet",
     "evaluate_architecture",
+    "extends",
     "history_rows",
     "multinomial_rows",
     "temperature",
@@ -50,6 +51,9 @@ __all__ = [
 ]
 
 CHECKPOINT_FORMAT = "dagrank-supernet-checkpoint/1"
+# Epochs are numbered from 1 wherever a user reads them: the progress bar ("epoch 3/40") and
+# the "epoch" column of history.csv and multinomials.csv (the row of the 3rd epoch says 3).
+# EpochRecord.epoch is the 0-based index that temperature() takes.
 HISTORY_COLUMNS = (
     "epoch",
     "temperature",
@@ -259,12 +263,20 @@ class _Trainer:
         self.data_generator = torch_generator(data_seed)
         self.sample_generator = torch_generator(sample_seed)
         self.history: list[EpochRecord] = []
+        # the epochs the temperature and learning-rate schedules span: config.epochs, or the
+        # first run's epochs when a finished run is extended with a larger --epochs (the extra
+        # epochs then train at the schedules' final values: tau_end and weight_lr_min)
+        self.schedule_epochs = config.epochs
 
     # -- one epoch ----------------------------------------------------------------------------
     def run_epoch(self, epoch: int, *, progress: bool, evaluate: bool = True) -> EpochRecord:
         config, net = self.config, self.supernet
         started = time.perf_counter()
-        tau = temperature(epoch, config.epochs, config.tau_start, config.tau_end)
+        span = self.schedule_epochs
+        tau = temperature(min(epoch, span - 1), span, config.tau_start, config.tau_end)
+        if epoch >= span:  # an extension: past the cosine schedule's end, its final rate
+            for group in self.weight_optimizer.param_groups:
+                group["lr"] = config.weight_lr_min
         lr = float(self.weight_optimizer.param_groups[0]["lr"])
         train, val = self.data.train, self.data.val
         batch, val_batch = min(config.batch_size, len(train)), min(config.batch_size, len(val))
@@ -299,11 +311,12 @@ class _Trainer:
                 acc=f"{sums[1] / done_train:.3f}",
                 val_loss=f"{sums[2] / done_val:.3f}",
                 val_acc=f"{sums[3] / done_val:.3f}",
-                tau=f"{tau:.2f}",
+                temp=f"{tau:.2f}",  # the Gumbel-softmax temperature ("tau" is Kendall's)
                 refresh=False,
             )
         bar.close()
-        self.scheduler.step()
+        if epoch < span:
+            self.scheduler.step()
 
         argmax_acc = math.nan
         if evaluate:
@@ -422,6 +435,7 @@ class _Trainer:
                 "supernet": self.supernet.generator.get_state(),
             },
             "history": [record.to_state() for record in self.history],
+            "schedule_epochs": self.schedule_epochs,
             "torch_version": str(torch.__version__),
         }
 
@@ -442,8 +456,11 @@ class _Trainer:
                 f"The file {str(path)!r} is not a supernet checkpoint of format "
                 f"{CHECKPOINT_FORMAT!r}."
             )
-        saved = config_from_dict(state["config"])
-        if saved != self.config:
+        saved = config_from_dict(state["config"]).replace(device=self.config.device)
+        done = len(state["history"])
+        if extends(saved, self.config, done):  # a finished run, asked for more epochs
+            saved = saved.replace(epochs=self.config.epochs)
+        if saved != self.config:  # the device is not part of a run's identity
             diffs = "; ".join(config_differences(saved, self.config))
             raise ConfigError(
                 f"The checkpoint {str(path)!r} belongs to a different config (checkpoint != "
@@ -458,6 +475,17 @@ class _Trainer:
         self.sample_generator.set_state(state["generators"]["sample"])
         self.supernet.generator.set_state(state["generators"]["supernet"])
         self.history = [EpochRecord.from_state(r) for r in state["history"]]
+        self.schedule_epochs = int(state.get("schedule_epochs", config_from_dict(
+            state["config"]).epochs))  # fmt: skip
+
+
+def extends(saved: SupernetConfig, asked: SupernetConfig, epochs_done: int) -> bool:
+    """Whether ``asked`` extends the finished run of ``saved``: the same config but for a
+    larger ``epochs``, and every epoch of ``saved`` done."""
+    return (
+        asked.epochs > saved.epochs == epochs_done
+        and saved.replace(epochs=asked.epochs, device=asked.device) == asked
+    )
 
 
 def _atomic_torch_save(obj: Any, path: Path) -> None:
@@ -487,6 +515,7 @@ def train_supernet(
     checkpoint_path: str | os.PathLike[str] | None = None,
     progress: bool = True,
     callback: Callable[[EpochRecord], None] | None = None,
+    on_checkpoint: Callable[[Sequence[EpochRecord]], None] | None = None,
 ) -> SupernetResult:
     """Train the supernet that ``config`` describes on ``dataset`` (its train and val splits).
 
@@ -498,6 +527,8 @@ def train_supernet(
             (which gives, on the CPU, exactly the numbers of an uninterrupted run).
         progress: show a tqdm bar per epoch on stderr.
         callback: called with each epoch's record after its checkpoint is written.
+        on_checkpoint: called with the whole history (resumed epochs included) after each
+            checkpoint is written: to write the per-epoch tables with it.
 
     Raises:
         ConfigError: the checkpoint belongs to another config, or the device is unavailable.
@@ -518,6 +549,8 @@ def train_supernet(
         record = trainer.run_epoch(epoch, progress=progress)
         if path is not None:
             trainer.save(path)
+            if on_checkpoint is not None:
+                on_checkpoint(tuple(trainer.history))
         if callback is not None:
             callback(record)
     return SupernetResult(
@@ -531,15 +564,18 @@ def train_supernet(
 
 
 def history_rows(history: Sequence[EpochRecord]) -> Iterator[tuple[Any, ...]]:
-    """One row per epoch, in :data:`HISTORY_COLUMNS` order."""
+    """One row per epoch, in :data:`HISTORY_COLUMNS` order (``epoch`` from 1)."""
     for record in history:
-        yield tuple(getattr(record, c) for c in HISTORY_COLUMNS)
+        row = {c: getattr(record, c) for c in HISTORY_COLUMNS}
+        row["epoch"] = record.epoch + 1
+        yield tuple(row.values())
 
 
 def multinomial_rows(
     history: Sequence[EpochRecord], ops: Sequence[str]
 ) -> Iterator[tuple[Any, ...]]:
-    """Rows ``(epoch, cell, module, option, probability)`` (:data:`MULTINOMIAL_COLUMNS`).
+    """Rows ``(epoch, cell, module, option, probability)`` (:data:`MULTINOMIAL_COLUMNS`;
+    ``epoch`` from 1).
 
     Ops: module ``"vertex j"`` (``j = 1 .. V-2``), one row per op. Edges: module
     ``"edge i-j"``, option ``"present"``, the probability that the edge is present.
@@ -551,6 +587,6 @@ def multinomial_rows(
         for k in range(op_probs.shape[0]):
             for m in range(op_probs.shape[1]):
                 for o, op in enumerate(ops):
-                    yield record.epoch, k, f"vertex {m + 1}", op, float(op_probs[k, m, o])
+                    yield record.epoch + 1, k, f"vertex {m + 1}", op, float(op_probs[k, m, o])
             for e, (i, j) in enumerate(zip(rows, cols, strict=True)):
-                yield record.epoch, k, f"edge {i}-{j}", "present", float(edge_probs[k, e])
+                yield record.epoch + 1, k, f"edge {i}-{j}", "present", float(edge_probs[k, e])

@@ -11,11 +11,19 @@ def test_bench_space_prints_one_json_line_of_side_by_side_timings(capsys):
     assert len(lines) == 1
     result = json.loads(lines[0])
     assert result["bench"] == "space" and result["cells"] == 423_624
-    for key in ("enumerate_s", "features_s", "baseline_enumerate_s", "baseline_features_s"):
+    measured = ("enumerate_s", "features_s", "baseline_enumerate_sample_s",
+                "baseline_features_sample_s")  # fmt: skip
+    for key in (*measured, "baseline_enumerate_extrapolated_s", "baseline_features_extrapolated_s"):
         assert result[key] > 0
     for kind in ("enumerate", "features"):
-        ratio = result[f"baseline_{kind}_s"] / result[f"{kind}_s"]
-        assert abs(result[f"{kind}_speedup"] - ratio) <= 0.05 * ratio + 0.1
+        ratio = result[f"baseline_{kind}_extrapolated_s"] / result[f"{kind}_s"]
+        speedup = result[f"{kind}_speedup_vs_extrapolated"]
+        assert abs(speedup - ratio) <= 0.05 * ratio + 0.1
+    # every figure computed from the sample, not timed on the whole space, says so in its name
+    derived = {k for k in result if "baseline" in k or "speedup" in k} - {
+        "baseline_enumerate_sample_s", "baseline_features_sample_s", "baseline_hash",
+        "baseline_enumerate_sample_size", "baseline_features_sample_size"}  # fmt: skip
+    assert derived and all("extrapolated" in k for k in derived)
 
 
 def test_bench_nasbench_hash_prints_one_json_line(tmp_path, capsys, space5_labelled):

@@ -412,9 +412,12 @@ TOOLKIT_ERRORS = [
     (["supernet", "train", "--run", "{run}", "--config", "{wrong.json}"], r"key .* must be"),
     (["supernet", "train", "--run", "{run}", "--config", "{unknown.json}"], r"Unknown config"),
     (["supernet", "train", "--run", "{run}", "--config", "{run}/nope.json"], r"Cannot read"),
-    (["supernet", "train", "--run", "{run}", "--vertices", "99"], r"'vertices' must be an int"),
-    (["supernet", "train", "--run", "{run}", "--epochs", "0"], r"'epochs' must be an int >= 1"),
-    (["supernet", "train", "--run", "{run}", "--dataset", "nope"], r"Unknown dataset 'nope'"),
+    (["supernet", "train", "--run", "{run}", "--vertices", "99"], r"--vertices must be an int"),
+    (["supernet", "train", "--run", "{run}", "--epochs", "0"], r"--epochs must be an int >= 1"),
+    (
+        ["supernet", "train", "--run", "{run}", "--dataset", "nope"],
+        r"--dataset must be one of .*'nope'",
+    ),
     (["supernet", "train", "--run", "{run}", "--dataset", "npz:{garbage.npz}"], r"cannot read"),
     (["supernet", "train", "--run", "{garbage.npz}"], r"exists and is not a directory"),
     (["space", "describe", "{garbage.npz}"], r"not a readable \.npz space file"),
@@ -445,7 +448,8 @@ def test_cli_bad_files_and_values_exit_2_with_one_line(
     captured = capsys.readouterr()
     line = _one_line(captured.err)
     assert code == 2, (code, captured)
-    assert line.startswith(f"dagrank {argv[0]}: error: ") and re.search(match, line), line
+    command = " ".join(argv[:2])  # the full subcommand: "supernet train", "space describe"
+    assert line.startswith(f"dagrank {command}: error: ") and re.search(match, line), line
     assert not run.exists() or not any(run.iterdir())  # a refused job wrote nothing
 
 
@@ -501,7 +505,7 @@ def test_cli_space_describe_of_random_files(scratch: Path, data: bytes) -> None:
     finally:
         sys.stdout, sys.stderr = stdout, stderr
     assert code == 2, out.getvalue()
-    assert _one_line(err.getvalue()).startswith("dagrank space: error: ")
+    assert _one_line(err.getvalue()).startswith("dagrank space describe: error: ")
 
 
 def _npy(array: Any) -> bytes:
@@ -530,7 +534,7 @@ def test_cli_space_describe_of_a_lone_npy_file(
     path = scratch / "lone.npz"
     path.write_bytes(data)
     assert main(["space", "describe", str(path)]) == 2
-    assert _one_line(capsys.readouterr().err).startswith("dagrank space: error: ")
+    assert _one_line(capsys.readouterr().err).startswith("dagrank space describe: error: ")
 
 
 def test_the_installed_command_fails_in_one_line(tmp_path: Path, bad_files: dict[str, Path]):

@@ -343,3 +343,50 @@ def test_csv_export_interrupted_mid_write_keeps_the_previous_export(
     store.export_csv(out)  # and the next export goes through
     assert len(pd.read_csv(out)) == len(store.records()) == 12
     store.close()
+
+
+@pytest.mark.parametrize("umask", [0o022, 0o027, 0o002])
+def test_atomic_write_respects_the_umask(tmp_path: Path, umask: int) -> None:
+    import os
+    import stat
+
+    from dagspace.io import atomic_write
+
+    old = os.umask(umask)
+    try:
+        with atomic_write(tmp_path / "new.txt") as handle:
+            handle.write("x")
+    finally:
+        os.umask(old)
+    assert stat.S_IMODE((tmp_path / "new.txt").stat().st_mode) == 0o666 & ~umask
+
+
+def test_atomic_write_keeps_an_existing_files_mode(tmp_path: Path) -> None:
+    import os
+    import stat
+
+    from dagspace.io import atomic_write
+
+    target = tmp_path / "shared.csv"
+    target.write_text("old")
+    os.chmod(target, 0o664)
+    with atomic_write(target) as handle:
+        handle.write("new")
+    assert target.read_text() == "new"
+    assert stat.S_IMODE(target.stat().st_mode) == 0o664
+
+
+def test_space_enumerate_file_is_readable_by_the_group(tmp_path: Path) -> None:
+    import os
+    import stat
+
+    from scripts.cli import main
+
+    old = os.umask(0o022)
+    try:
+        assert (
+            main(["space", "enumerate", "--vertices", "4", "--out", str(tmp_path / "x.npz")]) == 0
+        )
+    finally:
+        os.umask(old)
+    assert stat.S_IMODE((tmp_path / "x.npz").stat().st_mode) == 0o644

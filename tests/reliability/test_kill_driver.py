@@ -126,6 +126,6 @@ def test_repeated_sigkill_loses_nothing_trains_nothing_twice_and_matches(
     left = finished[columns].sort_values(columns).reset_index(drop=True)
     right = ref_done[columns].sort_values(columns).reset_index(drop=True)
     pd.testing.assert_frame_equal(left, right)
-    pd.testing.assert_frame_equal(pd.read_csv(run / "top10.csv"),
-                                  pd.read_csv(reference / "top10.csv"))  # fmt: skip
+    pd.testing.assert_frame_equal(pd.read_csv(run / "top3.csv"),
+                                  pd.read_csv(reference / "top3.csv"))  # fmt: skip
     print(f"kills={kills} progress={progress} rows={len(frame)} failed={len(failed)}")

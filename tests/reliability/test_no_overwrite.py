@@ -109,5 +109,5 @@ def test_cli_refuses_another_config_in_a_run_directory(
     err = capsys.readouterr().err
     assert code == 2
     assert err.count("\n") == 1 and "Traceback" not in err
-    assert err.startswith("dagrank supernet: error: ") and "seed: 1 != 7" in err
+    assert err.startswith("dagrank supernet train: error: ") and "seed: 1 != 7" in err
     assert _snapshot(run) == before

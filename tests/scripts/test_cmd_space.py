@@ -100,3 +100,56 @@ def test_console_script_runs(tmp_path):
     )
     assert result.returncode == 0, result.stderr
     assert result.stdout.startswith("3 unique cells")
+
+
+@pytest.mark.parametrize(
+    ("suffix", "magic"), [(".png", b"\x89PNG"), (".svg", b"<?xml"), (".pdf", b"%PDF")]
+)
+def test_space_plot_writes_the_format_its_suffix_names(tmp_path, capsys, suffix, magic):
+    space = tmp_path / "s.npz"
+    assert main(["space", "enumerate", "--vertices", "4", "--out", str(space)]) == 0
+    out = tmp_path / f"s{suffix}"
+    assert main(["space", "plot", str(space), "--out", str(out), "--dpi", "60"]) == 0
+    assert out.read_bytes().startswith(magic)
+
+
+def test_space_plot_dpi_changes_the_png_size(tmp_path):
+    space = tmp_path / "s.npz"
+    assert main(["space", "enumerate", "--vertices", "3", "--out", str(space)]) == 0
+    sizes = []
+    for dpi in (40, 80):
+        out = tmp_path / f"s{dpi}.png"
+        assert main(["space", "plot", str(space), "--out", str(out), "--dpi", str(dpi)]) == 0
+        header = out.read_bytes()[16:24]  # the IHDR chunk: width, height
+        sizes.append(int.from_bytes(header[:4], "big"))
+    assert sizes[1] == pytest.approx(2 * sizes[0], abs=2)
+
+
+@pytest.mark.parametrize(
+    ("args", "match"),
+    [
+        (["--out", "s.jpg"], r"must end in one of \.png, \.svg, \.pdf; got '.*s\.jpg'"),
+        (["--out", "s.png", "--dpi", "0"], r"dpi\) must be a number in \(0, 2400\]; got 0\.0"),
+    ],
+)
+def test_space_plot_refuses_unknown_suffix_and_bad_dpi(tmp_path, capsys, args, match):
+    import re
+
+    space = tmp_path / "s.npz"
+    assert main(["space", "enumerate", "--vertices", "3", "--out", str(space)]) == 0
+    args = [str(tmp_path / a) if a.startswith("s.") else a for a in args]
+    assert main(["space", "plot", str(space), *args]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and re.search(match, err)
+    assert not list(tmp_path.glob("s.jpg"))
+
+
+def test_check_plot_path_raises_typed_errors():
+    from analysis.errors import PlotFormatError
+    from analysis.plots import check_plot_path
+
+    assert check_plot_path("a.SVG") == "svg"
+    with pytest.raises(PlotFormatError, match=r"must end in one of .*got 'a\.gif'"):
+        check_plot_path("a.gif")
+    with pytest.raises(PlotFormatError, match=r"must be a number in \(0, 2400\]; got -1"):
+        check_plot_path("a.png", -1)

@@ -53,7 +53,7 @@ def test_smoke_preset_writes_the_run_directory(
     assert json.loads((run / "config.json").read_text()) == config.to_dict()
     header, rows = _read_csv(run / "history.csv")
     assert tuple(header) == HISTORY_COLUMNS and len(rows) == config.epochs
-    assert [int(r[0]) for r in rows] == list(range(config.epochs))
+    assert [int(r[0]) for r in rows] == list(range(1, config.epochs + 1))  # counted from 1
     header, rows = _read_csv(run / "multinomials.csv")
     assert tuple(header) == MULTINOMIAL_COLUMNS
     modules, edges = config.vertices - 2, config.vertices * (config.vertices - 1) // 2
@@ -105,12 +105,12 @@ def test_a_different_config_is_refused_and_nothing_changes(
 ) -> None:
     run, _ = smoke_run
     before = _snapshot(run)
-    epochs = PRESETS["smoke"].epochs
-    argv = ["supernet", "train", "--preset", "smoke", "--device", "cpu", "--epochs", "99"]
+    channels = PRESETS["smoke"].channels  # (a larger --epochs extends a run instead)
+    argv = ["supernet", "train", "--preset", "smoke", "--device", "cpu", "--channels", "99"]
     assert main([*argv, "--run", str(run), "--no-progress"]) == 2
     err = capsys.readouterr().err.strip()
     assert err.count("\n") == 0
-    assert "config.json holds a different config" in err and f"epochs: {epochs} != 99" in err
+    assert "config.json holds a different config" in err and f"channels: {channels} != 99" in err
     assert _snapshot(run) == before
 
 
@@ -131,7 +131,7 @@ def test_bad_values_are_one_line_errors(tmp_path: Path, capsys: pytest.CaptureFi
     run = tmp_path / "r"
     assert main(["supernet", "train", "--run", str(run), "--epochs", "0"]) == 2
     err = capsys.readouterr().err.strip()
-    assert err == ("dagrank supernet: error: The config key 'epochs' must be an int >= 1; got 0.")
+    assert err == "dagrank supernet train: error: --epochs must be an int >= 1; got 0."
     assert not run.exists()
     (tmp_path / "file").write_text("x")
     assert main(["supernet", "train", "--run", str(tmp_path / "file"), "--preset", "smoke"]) == 2

@@ -1,0 +1,155 @@
+"""Flags shared by the study commands (``validate``, ``trajectory``, ``compare``, ``demo``):
+``--preset``, ``--config FILE``, ``--dataset``, ``--data-root``, ``--device``, and the study
+they resolve to (:func:`analysis.study.resolve_study`: defaults, preset, file, flags).
+
+A bad value given by a flag is reported under the flag's name (``--vertices must be ...``),
+not under the config key it sets.
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import re
+from collections.abc import Iterator, Mapping
+from pathlib import Path
+from typing import Any
+
+__all__ = ["add_study_arguments", "flags_named", "study_from_args"]
+
+PRESETS = ("smoke", "quick", "paper")
+
+# the subject of the toolkit's standard messages: "The config key 'x' must be", "The search
+# config's 'x' must be", "The 'x' of enumerate_space must be", "[supernet] The config key ..."
+_SUBJECT = re.compile(r"^.*?The [^.]*?'(?P<key>\w+)'[^.']*? must be ")
+
+
+def rename_to_flag(err: Exception, flags: Mapping[str, str]) -> Exception | None:
+    """``err`` with its subject replaced by the flag that set it (``flags``: key -> flag), or
+    ``None`` when its message names no key of ``flags``."""
+    text = str(err)
+    match = _SUBJECT.match(text)
+    if match is None or match["key"] not in flags:
+        return None
+    return type(err)(f"{flags[match['key']]} must be {text[match.end() :]}")
+
+
+@contextlib.contextmanager
+def flags_named(flags: Mapping[str, str]) -> Iterator[None]:
+    """Re-raise the toolkit's errors about a key that a flag set under the flag's name."""
+    from analysis.errors import AnalysisError
+    from dagspace.errors import DagspaceError
+    from surrogate.errors import SurrogateError
+
+    try:
+        yield
+    except (AnalysisError, DagspaceError, SurrogateError) as err:
+        renamed = rename_to_flag(err, flags)
+        if renamed is None:
+            raise
+        raise renamed from None
+
+
+def add_study_arguments(p: argparse.ArgumentParser, *, device: bool = True) -> None:
+    p.add_argument(
+        "--preset",
+        choices=PRESETS,
+        help="a named starting study (default: quick; else the file's preset)",
+    )
+    p.add_argument(
+        "--config",
+        type=Path,
+        metavar="FILE",
+        help="a study TOML ([supernet], [candidate], [validation], [search]); "
+        "`dagrank config show` prints one to start from",
+    )
+    p.add_argument(
+        "--dataset",
+        metavar="NAME",
+        help="digits, mnist1d, mnist, fashion-mnist, cifar10 or npz:PATH",
+    )
+    p.add_argument(
+        "--data-root",
+        dest="data_root",
+        metavar="DIR",
+        help="directory holding the dataset's files (mnist, fashion-mnist, cifar10)",
+    )
+    if device:
+        p.add_argument("--device", help="auto, cpu, cuda or cuda:N (supernet and candidates)")
+    add_fresh_argument(p)
+
+
+def add_fresh_argument(p: argparse.ArgumentParser) -> None:
+    p.add_argument(
+        "--fresh",
+        action="store_true",
+        help="start the run over: the existing run directory is moved aside to "
+        "DIR.old-<UTC time> (never deleted)",
+    )
+
+
+def fresh_start(args: argparse.Namespace) -> None:
+    """With ``--fresh``: move the run directory aside (after every flag was checked)."""
+    if getattr(args, "fresh", False):
+        import logging
+
+        from analysis.runs import set_aside
+
+        aside = set_aside(args.run)
+        if aside is not None:
+            logging.getLogger("dagrank").warning("--fresh: %s moved aside to %s", args.run, aside)
+
+
+def check_dataset_flag(name: str | None) -> None:
+    """Refuse a ``--dataset`` the loader does not know before anything runs."""
+    if name is None:
+        return
+    from surrogate.data import DATASETS
+    from surrogate.errors import DatasetError
+
+    if name in DATASETS or name.startswith("npz:") or name.endswith(".npz"):
+        return
+    raise DatasetError(
+        f"--dataset must be one of {', '.join(DATASETS)}, npz:PATH or a path ending in .npz; "
+        f"got {name!r}."
+    )
+
+
+def study_from_args(
+    args: argparse.Namespace,
+    overrides: Mapping[str, Mapping[str, Any]],
+    flags: Mapping[str, str],
+    *,
+    vertices_default: Mapping[str, int] | None = None,
+) -> Any:
+    """The study of ``--preset``, ``--config`` and the flags (``overrides``: section -> key ->
+    value, ``None`` for a flag not given; ``flags``: key -> flag, for messages)."""
+    from analysis.study import apply_study_dict, resolve_study
+
+    check_dataset_flag(getattr(args, "dataset", None))
+    study = resolve_study(preset=args.preset, config=args.config, vertices_default=vertices_default)
+    supernet = {
+        "dataset": getattr(args, "dataset", None),
+        "data_root": getattr(args, "data_root", None),
+        "device": getattr(args, "device", None),
+    }
+    changes = {section: dict(values) for section, values in overrides.items()}
+    changes["supernet"] = {**supernet, **changes.get("supernet", {})}
+    changes = {
+        section: {k: v for k, v in values.items() if v is not None}
+        for section, values in changes.items()
+    }
+    changes = {section: values for section, values in changes.items() if values}
+    if not changes:
+        fresh_start(args)
+        return study
+    names = {**flags, "dataset": "--dataset", "data_root": "--data-root", "device": "--device"}
+    given = {
+        key: flag
+        for key, flag in names.items()
+        if any(key in values for values in changes.values())
+    }
+    with flags_named(given):
+        study = apply_study_dict(study, changes)
+    fresh_start(args)
+    return study
