@@ -233,7 +233,8 @@ def redraw_plots(run: str | os.PathLike, *, dpi: float = 110.0) -> list[Path]:
         from analysis.tabular_plots import plot_tabular_compare
 
         curves = pd.read_csv(run / "tabular_curves.csv")
-        written.append(plot_tabular_compare(curves, run / "tabular_compare.png", tabular))
+        written.append(plot_tabular_compare(curves, run / "tabular_compare.png", tabular,
+                                            dpi=dpi))  # fmt: skip
     if (run / "space6.npz").exists():
         from analysis.space_plot import plot_space
         from dagspace import Space

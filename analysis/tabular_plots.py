@@ -14,6 +14,7 @@ import matplotlib.pyplot as plt
 import numpy as np
 import pandas as pd
 
+from analysis.plots import DEFAULT_DPI
 from analysis.search_plots import _save
 
 __all__ = ["bootstrap_band", "plot_premise", "plot_tabular_compare"]
@@ -52,7 +53,7 @@ def _by_cost(part: pd.DataFrame, grid: np.ndarray) -> np.ndarray:
 
 
 def plot_tabular_compare(curves: pd.DataFrame, path: str | os.PathLike,
-                         report: dict[str, Any]) -> Path:  # fmt: skip
+                         report: dict[str, Any], *, dpi: float = DEFAULT_DPI) -> Path:  # fmt: skip
     budget = int(report["budget"])
     has_cost = curves["cumulative_cost"].notna().any()
     fig, axes = plt.subplots(1, 2 if has_cost else 1, figsize=(12 if has_cost else 6.4, 4.4),
@@ -91,10 +92,11 @@ def plot_tabular_compare(curves: pd.DataFrame, path: str | os.PathLike,
     title = (f"{report['repeats']} repeats on {Path(report['table']).name} "
              f"({report['cells']} cells): mean and 95% bootstrap band")  # fmt: skip
     fig.suptitle(title, fontsize=10)
-    return _save(fig, path)
+    return _save(fig, path, dpi)
 
 
-def plot_premise(space: Any, y: np.ndarray, path: str | os.PathLike, *, column: str) -> Path:
+def plot_premise(space: Any, y: np.ndarray, path: str | os.PathLike, *, column: str,
+                 dpi: float = DEFAULT_DPI) -> Path:  # fmt: skip
     """Accuracy over the seed's feature space: each distinct point of (eccentricity variance,
     degree variance, edges) in the first two features, coloured by the median accuracy of its
     cells (size: how many); and the spread of accuracy within every point, points sorted by
@@ -129,4 +131,4 @@ def plot_premise(space: Any, y: np.ndarray, path: str | os.PathLike, *, column: 
     ax.legend(fontsize=8, loc="lower right")
     ax.set_title("accuracy within each feature point", fontsize=10)
     ax.grid(alpha=0.3)
-    return _save(fig, path)
+    return _save(fig, path, dpi)
