@@ -268,6 +268,10 @@ def _drive(
         seconds, env_file = float(state["seconds"]), state.get("objective_file")
         if env_file is not None:
             objective.load(ctx.run / env_file)
+    if stop is not None and hasattr(strategy, "max_epochs"):
+        # one ask() may run several epochs whose points are all cached (a flat landscape):
+        # the strategy itself stops at the epochs asked for, so the job never overshoots
+        strategy.max_epochs = ctx.config.epochs
     cheap = objective_name != "standalone" and not getattr(objective, "records_itself", False)
     total = max_evals or (ctx.config.epochs if stop is not None else None)
     unit = "epoch" if stop is not None else "eval"  # the trajectory bar counts epochs

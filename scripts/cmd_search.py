@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import re
 from pathlib import Path
 from typing import Any
 
@@ -32,7 +33,7 @@ def objective_name(text: str) -> str:
     """``--objective``: a named objective, ``tabular:FILE[:COLUMN]`` or ``module:function``."""
     if text in ("surrogate", "supernet", "standalone") or text.startswith("tabular:"):
         return text
-    if ":" in text and all(part.strip() for part in text.split(":", 1)):
+    if re.fullmatch(r"[A-Za-z_][\w.]*:[A-Za-z_]\w*", text):
         return text  # module:function, checked when the search config is made
     raise argparse.ArgumentTypeError(
         "expected surrogate, supernet, standalone, tabular:FILE[:COLUMN] or module:function; "

@@ -6,6 +6,7 @@ import csv
 import json
 from pathlib import Path
 
+import numpy as np
 import pytest
 
 from scripts import cmd_supernet
@@ -77,12 +78,15 @@ def test_smoke_run_ranks_the_space_and_lists_the_joint_top_k(smoke_run: tuple[Pa
     assert len(ranking) == config.cells * len(space) == 2 * 91
     for _, part in ranking.groupby("cell"):
         assert part["probability"].sum() == pytest.approx(1.0)
-        assert part["rank"].min() == 1 and part["probability"].is_monotonic_decreasing
+        # ranked by the score (the likelihood ratio against the untrained prior)
+        assert part["rank"].min() == 1 and part["score"].is_monotonic_decreasing
+        assert (part["score_name"] == "likelihood_ratio").all()
+        np.testing.assert_allclose(part["score"], part["log_probability"] - part["log_prior"])
         assert set(part["hash"]) == set(space.hashes)
     top = pd.read_csv(run / "joint_topk.csv")
-    assert len(top) == 10 and top["log_probability"].is_monotonic_decreasing
-    best = ranking[ranking["rank"] == 1].groupby("cell")["log_probability"].first().sum()
-    assert top["log_probability"].iloc[0] == pytest.approx(best)
+    assert len(top) == 10 and top["score"].is_monotonic_decreasing
+    best = ranking[ranking["rank"] == 1].groupby("cell")["score"].first().sum()
+    assert top["score"].iloc[0] == pytest.approx(best)
     cells = [CellSpec.from_dict(c) for c in json.loads(top["architecture"].iloc[0])]
     assert canonical_hash(cells) == top["arch_hash"].iloc[0]
 

@@ -156,8 +156,9 @@ def test_resume_equals_an_uninterrupted_run(tmp_path: Path, config: SupernetConf
 def test_checkpoint_of_another_config_is_refused(tmp_path: Path) -> None:
     path = tmp_path / "supernet.pt"
     train_supernet(TINY.replace(epochs=1), random_dataset(), checkpoint_path=path, progress=False)
-    with pytest.raises(ConfigError, match=r"belongs to a different config .*epochs: 1 != 3"):
-        train_supernet(TINY, random_dataset(), checkpoint_path=path, progress=False)
+    other = TINY.replace(epochs=1, channels=5)  # (a larger epochs extends the run instead)
+    with pytest.raises(ConfigError, match=r"belongs to a different config .*channels: 4 != 5"):
+        train_supernet(other, random_dataset(), checkpoint_path=path, progress=False)
 
 
 def test_unreadable_checkpoints(tmp_path: Path) -> None:
@@ -207,9 +208,11 @@ def test_csv_rows() -> None:
     multinomials = list(multinomial_rows(history, TINY.ops))
     assert len(MULTINOMIAL_COLUMNS) == 5
     assert len(multinomials) == 2 * 2 * (2 * 3 + 6)  # epochs x cells x (modules x ops + edges)
-    assert multinomials[0][:4] == (0, 0, "vertex 1", "conv3x3-bn-relu")
-    assert (1, 1, "edge 2-3", "present") == multinomials[-1][:4]
-    for epoch in (0, 1):
+    # files count epochs from 1 (as the progress bars do)
+    assert multinomials[0][:4] == (1, 0, "vertex 1", "conv3x3-bn-relu")
+    assert (2, 1, "edge 2-3", "present") == multinomials[-1][:4]
+    assert [r[0] for r in rows] == [1, 2]
+    for epoch in (1, 2):
         for cell in (0, 1):
             probs = [r[4] for r in multinomials if r[:3] == (epoch, cell, "vertex 2")]
             assert sum(probs) == pytest.approx(1.0)
