@@ -100,6 +100,13 @@ def _same_value(a: float, b: float) -> bool:
     return a == b or (math.isnan(a) and math.isnan(b))
 
 
+_STOPPING = ("max_epochs",)  # config keys that say when to stop, not where to go
+
+
+def _without(config: dict[str, Any], keys: tuple[str, ...]) -> dict[str, Any]:
+    return {k: v for k, v in config.items() if k not in keys}
+
+
 def _json_round_trip(obj: object) -> object:
     return json.loads(json.dumps(obj))
 
@@ -250,7 +257,10 @@ class Strategy(abc.ABC):
                 f"{self.name!r}."
             )
         config = _json_round_trip(self._config())
-        if state.get("config") != config:
+        saved = state.get("config")
+        # a stopping rule (max_epochs) may change between runs: a resumed descent may be given
+        # more epochs; everything else decides the path and must match
+        if not isinstance(saved, dict) or _without(saved, _STOPPING) != _without(config, _STOPPING):
             raise StrategyError(
                 f"This state was saved by a {type(self).__name__} built with "
                 f"{state.get('config')}; this one was built with {config}."
