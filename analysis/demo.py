@@ -24,7 +24,7 @@ DEMO_VERTICES = {"smoke": 4, "quick": 6, "paper": 7}
 # it prints the width of the interval that buys.
 DEMO_VALIDATION: dict[str, dict] = {
     "smoke": {},
-    "quick": {"n": 30, "pool": 60, "include_top": 1},
+    "quick": {"n": 20, "pool": 40, "include_top": 1},
     "paper": {},
 }
 
