@@ -146,9 +146,7 @@ def rank_correlation(
     if n_boot > 0:
         indices = check_random_state(seed).integers(0, n, size=(int(n_boot), n))
         boot = _resampled_correlations(x, y, indices, method)
-        if not np.all(np.isnan(boot)):
-            alpha = (1.0 - ci) / 2.0
-            low, high = (float(q) for q in np.nanquantile(boot, [alpha, 1.0 - alpha]))
+        low, high = _percentile_interval(boot, ci)
     return Correlation(
         value=float(test.statistic), low=low, high=high, p_value=float(test.pvalue), **result
     )
@@ -390,8 +388,7 @@ def paired_correlation_difference(
     if diff.size == 0:
         return PairedDifference(ca - cb, nan, nan, nan, int(a.size), method, int(n_boot),
                                 "every resample was degenerate")  # fmt: skip
-    alpha = (1.0 - ci) / 2.0
-    low, high = (float(q) for q in np.quantile(diff, [alpha, 1.0 - alpha]))
+    low, high = _percentile_interval(diff, ci)
     tail = min(int(np.sum(diff <= 0)), int(np.sum(diff >= 0)))
     p = min(1.0, 2.0 * (tail + 1) / (diff.size + 1))  # never 0 from a finite bootstrap
     return PairedDifference(float(ca - cb), low, high, float(p), int(a.size), method, int(n_boot))
@@ -436,9 +433,7 @@ def _mean_correlation(pairs, method, n_boot, ci, seed) -> Correlation:
     if n_boot > 0:
         indices = check_random_state(seed).integers(0, n, size=(int(n_boot), n))
         boot = np.mean([_resampled_correlations(x, y, indices, method) for x, y in pairs], axis=0)
-        if not np.all(np.isnan(boot)):
-            alpha = (1.0 - ci) / 2.0
-            low, high = (float(q) for q in np.nanquantile(boot, [alpha, 1.0 - alpha]))
+        low, high = _percentile_interval(boot, ci)
     return Correlation(float(np.mean(values)), low, high, n, method, nan, ci, int(n_boot))
 
 
@@ -453,3 +448,13 @@ def top_k_regret(scores: Any, truth: Any, k: int) -> float:
         return float("nan")
     top = np.argsort(-s, kind="stable")[: max(1, min(int(k), s.size))]
     return float(t.max() - t[top].max())
+
+
+def _percentile_interval(boot: np.ndarray, ci: float) -> tuple[float, float]:
+    """The ``ci`` percentile interval of bootstrap values (NaN resamples left out; NaN, NaN
+    when every resample is NaN)."""
+    if np.all(np.isnan(boot)):
+        return float("nan"), float("nan")
+    alpha = (1.0 - ci) / 2.0
+    low, high = np.nanquantile(boot, [alpha, 1.0 - alpha])
+    return float(low), float(high)
