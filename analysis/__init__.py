@@ -6,8 +6,7 @@ so that reading a store never loads matplotlib. Names are imported on first use 
 
 from __future__ import annotations
 
-import importlib
-from typing import Any
+from dagspace.lazy import lazy_exports
 
 _EXPORTS = {
     "AnalysisError": "analysis.errors",
@@ -37,14 +36,4 @@ _EXPORTS = {
 
 __all__ = sorted(_EXPORTS)
 
-
-def __getattr__(name: str) -> Any:
-    if name not in _EXPORTS:
-        raise AttributeError(f"module 'analysis' has no attribute {name!r}")
-    value = getattr(importlib.import_module(_EXPORTS[name]), name)
-    globals()[name] = value
-    return value
-
-
-def __dir__() -> list[str]:
-    return sorted(set(globals()) | set(__all__))
+__getattr__, __dir__ = lazy_exports(__name__, _EXPORTS)

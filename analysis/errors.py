@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from dagspace.errors import DagrankError
+
 __all__ = [
     "AnalysisError",
     "PlotFormatError",
@@ -16,7 +18,7 @@ __all__ = [
 ]
 
 
-class AnalysisError(Exception):
+class AnalysisError(DagrankError):
     """Base class of every error that :mod:`analysis` raises on purpose."""
 
 

@@ -49,10 +49,10 @@ from analysis.objectives import (
 from analysis.runs import update_summary
 from analysis.stats import mann_whitney, summarize
 from dagspace.io import atomic_write
+from dagspace.strategies.registry import STRATEGIES
 
 __all__ = [
     "BUDGET_MODES",
-    "SEARCH_METHODS",
     "CompareResult",
     "SearchConfig",
     "SearchConfigError",
@@ -64,7 +64,6 @@ __all__ = [
     "trajectory_frame",
 ]
 
-SEARCH_METHODS = ("fd", "random", "bayes", "evolution", "local")
 DEFAULT_METHODS = ("fd", "random", "bayes")  # the supernet jobs' default (top-k trained each)
 BUDGET_MODES = ("evaluations", "compute")
 METHOD_LABELS = {"fd": "finite-difference", "random": "random", "bayes": "Bayesian (BoTorch)",
@@ -115,10 +114,10 @@ class SearchConfig:
         methods = self.methods
         if (
             not methods
-            or any(m not in SEARCH_METHODS for m in methods)
+            or any(m not in STRATEGIES for m in methods)
             or len(set(methods)) < len(methods)
         ):
-            fail("methods", f"distinct names from {list(SEARCH_METHODS)}")
+            fail("methods", f"distinct names from {list(STRATEGIES)}")
         if self.budget_mode not in BUDGET_MODES:
             fail("budget_mode", f"one of {list(BUDGET_MODES)}")
         for name, low in (("budget", 2), ("epochs", 1), ("repeats", 1), ("top_k", 1),
@@ -227,11 +226,10 @@ def _open(run: str | os.PathLike, config: SearchConfig, job: str, executor: Any,
 
 
 def _strategy(ctx: _Context, method: str, repeat: int) -> Any:
-    from dagspace.strategies import make_strategy
+    from dagspace.strategies import make_strategy, strategy_seed
 
     options = {"fd": ctx.config.fd, "bayes": ctx.config.bayes}.get(method, {})
-    seed = int(np.random.SeedSequence([ctx.config.seed, repeat, SEARCH_METHODS.index(method)])
-               .generate_state(1)[0])  # fmt: skip
+    seed = strategy_seed(ctx.config.seed, repeat, method)
     return make_strategy(method, ctx.space, ctx.num_cells, seed=seed, **options)
 
 

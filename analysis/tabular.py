@@ -48,9 +48,9 @@ from analysis.tables import TableError, TabularResults, load_table
 from dagspace import NASBENCH101_OPS, Space, enumerate_space
 from dagspace.hashing import form_hash
 from dagspace.io import atomic_write
+from dagspace.strategies.registry import STRATEGIES
 
 __all__ = [
-    "TABULAR_METHODS",
     "TabularCompareResult",
     "TabularConfig",
     "TabularConfigError",
@@ -63,7 +63,8 @@ __all__ = [
 ]
 
 TABULAR_PREFIX = "tabular:"
-TABULAR_METHODS = ("random", "bayes", "fd", "evolution", "local")
+# every registered strategy, the random baseline first (the order of tables and plots)
+TABULAR_METHODS = ("random", *(m for m in STRATEGIES if m != "random"))
 DEFAULT_COLUMN = "108_final_validation_accuracy"
 DEFAULT_COST = "final_training_time"
 _WANT = {"fd": 10**6, "local": 10**6, "random": 8, "evolution": 1}  # batch per ask (bayes: q)
@@ -140,10 +141,10 @@ class TabularConfig:
         methods = self.methods
         if (
             not methods
-            or any(m not in TABULAR_METHODS for m in methods)
+            or any(m not in STRATEGIES for m in methods)
             or len(set(methods)) < len(methods)
         ):
-            fail("methods", f"distinct names from {list(TABULAR_METHODS)}")
+            fail("methods", f"distinct names from {list(STRATEGIES)}")
         for name, low in (("budget", 1), ("repeats", 1), ("epochs", 1), ("seed", 0),
                           ("vertices", 3)):  # fmt: skip
             value = getattr(self, name)
@@ -268,15 +269,12 @@ class _Job:
         return self.objective.results.space
 
     def strategy(self, method: str, repeat: int) -> Any:
-        from dagspace.strategies import make_strategy
+        from dagspace.strategies import make_strategy, strategy_seed
 
         options = dict(getattr(self.config, method, {}) or {})
         if method in ("fd", "bayes") and self.config.features is not None:
             options.setdefault("features", tuple(self.config.features))
-        from analysis.search import SEARCH_METHODS  # the seed streams of the supernet jobs
-
-        stream = SEARCH_METHODS.index(method)
-        seed = int(np.random.SeedSequence([self.config.seed, repeat, stream]).generate_state(1)[0])
+        seed = strategy_seed(self.config.seed, repeat, method)  # the supernet jobs' streams
         return make_strategy(method, self.space, 1, seed=seed, **options)
 
     def record(self, archs: list[tuple[int, ...]], values: list[float], method: str) -> None:

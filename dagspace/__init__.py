@@ -8,14 +8,17 @@ command line's ``--help``) does not load numpy, scipy or torch.
 
 from __future__ import annotations
 
-import importlib
-from typing import Any
+from dagspace.lazy import lazy_exports
 
 _EXPORTS = {
     "Architecture": "dagspace.strategies",
-    "BayesianSearch": "dagspace.bayes",
-    "LocalSearch": "dagspace.local_search",
-    "RegularizedEvolution": "dagspace.evolution",
+    "BayesianSearch": "dagspace.strategies",
+    "LocalSearch": "dagspace.strategies",
+    "RegularizedEvolution": "dagspace.strategies",
+    "STRATEGY_CLASSES": "dagspace.strategies",
+    "DagrankError": "dagspace.errors",
+    "InvalidSeedError": "dagspace.errors",
+    "strategy_seed": "dagspace.strategies",
     "nasbench101_hash": "dagspace.nasbench",
     "nasbench101_hashes": "dagspace.nasbench",
     "CanonicalForm": "dagspace.hashing",
@@ -53,14 +56,4 @@ _EXPORTS = {
 
 __all__ = sorted(_EXPORTS)
 
-
-def __getattr__(name: str) -> Any:
-    if name not in _EXPORTS:
-        raise AttributeError(f"module 'dagspace' has no attribute {name!r}")
-    value = getattr(importlib.import_module(_EXPORTS[name]), name)
-    globals()[name] = value
-    return value
-
-
-def __dir__() -> list[str]:
-    return sorted(set(globals()) | set(__all__))
+__getattr__, __dir__ = lazy_exports(__name__, _EXPORTS)

@@ -129,14 +129,14 @@ def bench_bo(
     num_cells: int = 3,
     repeats: int = 3,
 ) -> dict:
-    """Time one ``q``-architecture proposal of :class:`dagspace.bayes.BayesianSearch` on
+    """Time one ``q``-architecture proposal of :class:`dagspace.strategies.bayes.BayesianSearch` on
     ``space`` (meant for the labelled NAS-Bench-101 space) after ``n_train`` random observations
     of a synthetic objective (the distance of the architecture's standardised features to a random
     target architecture's). Returns the median over ``repeats`` proposals (each from a fresh
     strategy restored to the same state) of the total and of every phase, in seconds;
     ``propose_cpu_s`` is the process CPU time of the proposal, which (torch runs it on one
     thread) is what the wall time would be on an idle machine."""
-    from dagspace.bayes import BayesianSearch
+    from dagspace.strategies.bayes import BayesianSearch
 
     start = time.perf_counter()
     strategy = BayesianSearch(space, num_cells, seed, q=q, n_init=n_train)

@@ -1,11 +1,28 @@
-"""Exceptions raised by :mod:`dagspace`."""
+"""Exceptions of :mod:`dagspace`, and :class:`DagrankError`, the root of every package's errors.
+
+The root lives here because every package imports :mod:`dagspace` and :mod:`dagspace` imports
+none: :class:`surrogate.errors.SurrogateError` and :class:`analysis.errors.AnalysisError` derive
+from it, so the command line (and a library user) catches one type for every error the toolkit
+raises on purpose.
+"""
 
 from __future__ import annotations
 
-__all__ = ["CellNotInSpaceError", "DagspaceError", "InvalidCellError", "InvalidSpaceError"]
+__all__ = [
+    "CellNotInSpaceError",
+    "DagrankError",
+    "DagspaceError",
+    "InvalidCellError",
+    "InvalidSeedError",
+    "InvalidSpaceError",
+]
 
 
-class DagspaceError(Exception):
+class DagrankError(Exception):
+    """Base class of every error that the toolkit (any of its packages) raises on purpose."""
+
+
+class DagspaceError(DagrankError):
     """Base class of every error that :mod:`dagspace` raises on purpose."""
 
 
@@ -15,6 +32,10 @@ class InvalidCellError(DagspaceError, ValueError):
 
 class InvalidSpaceError(DagspaceError, ValueError):
     """A space file or a space argument is malformed."""
+
+
+class InvalidSeedError(DagspaceError, ValueError, TypeError):
+    """A ``seed`` argument is neither a non-negative int, a ``numpy.random.Generator`` nor None."""
 
 
 class CellNotInSpaceError(DagspaceError, KeyError):

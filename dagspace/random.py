@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import numpy as np
 
+from dagspace.errors import InvalidSeedError
+
 __all__ = ["SeedLike", "check_random_state"]
 
 SeedLike = int | np.random.Generator | None
@@ -21,8 +23,8 @@ def check_random_state(seed: SeedLike) -> np.random.Generator:
         return seed
     if seed is None or (isinstance(seed, (int, np.integer)) and not isinstance(seed, bool)):
         if seed is not None and int(seed) < 0:
-            raise ValueError(f"The 'seed' must be a non-negative integer; got {seed}.")
+            raise InvalidSeedError(f"The 'seed' must be a non-negative integer; got {seed}.")
         return np.random.default_rng(seed)
-    raise TypeError(
+    raise InvalidSeedError(
         f"The 'seed' must be an int, a numpy.random.Generator or None; got {type(seed).__name__}."
     )

@@ -15,9 +15,7 @@ import sys
 import warnings
 from collections.abc import Sequence
 
-from analysis.errors import AnalysisError
-from dagspace.errors import DagspaceError
-from surrogate.errors import SurrogateError
+from dagspace.errors import DagrankError
 
 __all__ = ["main"]
 
@@ -34,7 +32,7 @@ SUBCOMMAND_MODULES = (
     "cmd_analyze",
 )
 
-USER_ERRORS = (DagspaceError, SurrogateError, AnalysisError, OSError)
+USER_ERRORS = (DagrankError, OSError)  # every package's errors derive from DagrankError
 
 
 class _Version(argparse.Action):

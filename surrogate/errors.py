@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+from dagspace.errors import DagrankError
+
 __all__ = ["ConfigError", "DatasetError", "MainGuardError", "SurrogateError", "TrainingError"]
 
 
-class SurrogateError(Exception):
+class SurrogateError(DagrankError):
     """Base class of every error that :mod:`surrogate` raises on purpose."""
 
 

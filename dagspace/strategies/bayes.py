@@ -47,11 +47,12 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
+from dagspace.checks import check_int, fail
 from dagspace.embedding import Embedding
 from dagspace.features import DEFAULT_FEATURES
 from dagspace.random import SeedLike
 from dagspace.space import Space
-from dagspace.strategies import Architecture, Strategy, _check_int, _fail
+from dagspace.strategies.base import Architecture, Strategy, StrategyError
 
 if TYPE_CHECKING:
     import torch
@@ -96,13 +97,14 @@ class BayesianSearch(Strategy):
     ) -> None:
         super().__init__(space, num_cells, seed)
         owner = type(self).__name__
-        self.q = _check_int(owner, "q", q, 1)
-        self.n_init = _check_int(owner, "n_init", n_init, 0)
-        self.prefilter = _check_int(owner, "prefilter", prefilter, 1)
-        self.max_candidates = _check_int(owner, "max_candidates", max_candidates, 1)
-        self.mc_samples = _check_int(owner, "mc_samples", mc_samples, 1)
+        self.q = check_int(owner, "q", q, 1, StrategyError)
+        self.n_init = check_int(owner, "n_init", n_init, 0, StrategyError)
+        self.prefilter = check_int(owner, "prefilter", prefilter, 1, StrategyError)
+        self.max_candidates = check_int(owner, "max_candidates", max_candidates, 1, StrategyError)
+        self.mc_samples = check_int(owner, "mc_samples", mc_samples, 1, StrategyError)
         if isinstance(features, str) or not features:
-            _fail(owner, "features", "a non-empty sequence of feature names", features)
+            expected = "a non-empty sequence of feature names"
+            fail(StrategyError, owner, "features", expected, features)
         self.embedding = Embedding(space, tuple(features))  # InvalidSpaceError: unknown feature
         lo, hi = self.embedding.bounds()
         width = np.where(hi > lo, hi - lo, 1.0)

@@ -1,5 +1,5 @@
 """Local search (White et al. 2021, "Local Search is State of the Art for Neural Architecture
-Search Benchmarks") on the ask/tell contract of :mod:`dagspace.strategies`.
+Search Benchmarks") on the ask/tell contract of :mod:`dagspace.strategies.base`.
 
 Algorithm (best improvement with random restarts):
 
@@ -29,7 +29,7 @@ from typing import Any
 from dagspace.neighbours import cell_neighbours
 from dagspace.random import SeedLike
 from dagspace.space import Space
-from dagspace.strategies import Architecture, Strategy
+from dagspace.strategies.base import Architecture, Strategy
 
 __all__ = ["LocalSearch"]
 

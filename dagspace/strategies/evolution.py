@@ -1,5 +1,5 @@
 """Regularised evolution (Real et al. 2019, "Regularized Evolution for Image Classifier
-Architecture Search") on the ask/tell contract of :mod:`dagspace.strategies`.
+Architecture Search") on the ask/tell contract of :mod:`dagspace.strategies.base`.
 
 Algorithm: the *population* is the last ``population`` architectures told a finite value, in
 the order told (so the oldest leaves when a child is told: ageing, not culling the worst).
@@ -20,10 +20,11 @@ from __future__ import annotations
 
 import math
 
+from dagspace.checks import check_int
 from dagspace.neighbours import cell_neighbours
 from dagspace.random import SeedLike
 from dagspace.space import Space
-from dagspace.strategies import Architecture, Strategy, _check_int
+from dagspace.strategies.base import Architecture, Strategy, StrategyError
 
 __all__ = ["RegularizedEvolution"]
 
@@ -50,8 +51,8 @@ class RegularizedEvolution(Strategy):
     ) -> None:
         super().__init__(space, num_cells, seed)
         owner = type(self).__name__
-        self.population = _check_int(owner, "population", population, 1)
-        self.tournament = _check_int(owner, "tournament", tournament, 1)
+        self.population = check_int(owner, "population", population, 1, StrategyError)
+        self.tournament = check_int(owner, "tournament", tournament, 1, StrategyError)
 
     def members(self) -> list[tuple[Architecture, float]]:
         """The current population, oldest first."""

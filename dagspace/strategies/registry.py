@@ -1,0 +1,85 @@
+"""The one registry of search strategies: name -> class, in the order of their seed streams.
+
+The order is part of reproducibility: a study's method ``m`` draws its seed from the stream
+``(seed, repeat, index of m)`` (:func:`strategy_seed`), so a new strategy is appended, never
+inserted. Importing this module imports every strategy module, and none of them imports torch
+(Bayesian search imports BoTorch when it first proposes).
+"""
+
+from __future__ import annotations
+
+import inspect
+from typing import Any
+
+import numpy as np
+
+from dagspace.random import SeedLike
+from dagspace.space import Space
+from dagspace.strategies.base import Strategy, StrategyError
+from dagspace.strategies.bayes import BayesianSearch
+from dagspace.strategies.descent import FiniteDifferenceDescent
+from dagspace.strategies.evolution import RegularizedEvolution
+from dagspace.strategies.local_search import LocalSearch
+from dagspace.strategies.random_search import RandomSearch
+
+__all__ = [
+    "STRATEGIES",
+    "STRATEGY_CLASSES",
+    "make_strategy",
+    "strategy_class",
+    "strategy_seed",
+]
+
+STRATEGY_CLASSES: dict[str, type[Strategy]] = {
+    cls.name: cls
+    for cls in (
+        FiniteDifferenceDescent,
+        RandomSearch,
+        BayesianSearch,
+        RegularizedEvolution,
+        LocalSearch,
+    )
+}
+# ("fd", "random", "bayes", "evolution", "local")
+STRATEGIES: tuple[str, ...] = tuple(STRATEGY_CLASSES)
+
+
+def strategy_class(name: str) -> type[Strategy]:
+    """The class registered as ``name``.
+
+    Raises:
+        StrategyError: ``name`` is not registered.
+    """
+    if name not in STRATEGY_CLASSES:
+        raise StrategyError(f"Unknown strategy {name!r}; expected one of {list(STRATEGIES)}.")
+    return STRATEGY_CLASSES[name]
+
+
+def strategy_seed(seed: int, repeat: int, name: str) -> int:
+    """The seed of strategy ``name`` in repeat ``repeat`` of a study seeded ``seed``: one stream
+    per (repeat, strategy), so adding a method or a repeat leaves the others' numbers as they are.
+    """
+    strategy_class(name)
+    stream = STRATEGIES.index(name)
+    return int(np.random.SeedSequence([seed, repeat, stream]).generate_state(1)[0])
+
+
+def make_strategy(
+    name: str, space: Space, num_cells: int, *, seed: SeedLike, **options: Any
+) -> Strategy:
+    """Build the strategy registered as ``name`` (``"fd"``, ``"random"``, ``"bayes"``,
+    ``"evolution"``, ``"local"``) with its keyword ``options``.
+
+    Raises:
+        StrategyError: an unknown name or an option the strategy does not take (and any bad
+            argument, see the strategy's class).
+    """
+    cls = strategy_class(name)
+    params = inspect.signature(cls.__init__).parameters
+    allowed = sorted(p.name for p in params.values() if p.kind is inspect.Parameter.KEYWORD_ONLY)
+    unknown = sorted(set(options) - set(allowed))
+    if unknown:
+        raise StrategyError(
+            f"Unknown option(s) {unknown} for the {name!r} strategy; expected some of {allowed}."
+        )
+    return cls(space, num_cells, seed, **options)
