@@ -10,7 +10,6 @@ on the same directory, it resumes and trains nothing twice.
 
 from __future__ import annotations
 
-import dataclasses
 import os
 import time
 from dataclasses import dataclass
@@ -18,15 +17,6 @@ from pathlib import Path
 from typing import Any
 
 __all__ = ["DemoResult", "run_demo"]
-
-DEMO_VERTICES = {"smoke": 4, "quick": 6, "paper": 7}
-# The demo validates fewer architectures than `dagrank validate` (to end in minutes on a CPU);
-# it prints the width of the interval that buys.
-DEMO_VALIDATION: dict[str, dict] = {
-    "smoke": {},
-    "quick": {"n": 20, "pool": 40, "include_top": 1},
-    "paper": {},
-}
 
 
 @dataclass(frozen=True)
@@ -71,9 +61,7 @@ def run_demo(
     log(f"[demo] 6-vertex DAG space: {len(space6)} cells -> {space_path}")
 
     if study is None:  # the demo's own scale: a smaller validation than `dagrank validate`
-        study = study_preset(preset, vertices=DEMO_VERTICES[preset])
-        study = dataclasses.replace(study, validation={**study.validation,
-                                                       **DEMO_VALIDATION[preset]})  # fmt: skip
+        study = study_preset(preset, demo=True)
     validation, search = study.validation_config(), study.search_config()
     supernet = study.supernet
 

@@ -139,19 +139,12 @@ class SearchConfig:
 
 def search_preset(name: str) -> SearchConfig:
     """``smoke`` (seconds: tests), ``quick`` (minutes on a CPU: the demo), ``paper`` (a GPU)."""
-    from surrogate.candidate import CANDIDATE_PRESETS
-    from surrogate.config import PRESETS
+    from surrogate.candidate import candidate_preset
+    from surrogate.config import supernet_preset
+    from surrogate.presets import get_preset, plain
 
-    presets = {
-        "smoke": dict(budget=16, epochs=4, top_k=3, bayes={"q": 4, "n_init": 6}),
-        "quick": dict(budget=100, epochs=100, top_k=10, bayes={"q": 8, "n_init": 10}),
-        "paper": dict(budget=300, epochs=100, top_k=10, repeats=5, bayes={"q": 8, "n_init": 20}),
-    }
-    if name not in presets:
-        raise SearchConfigError(
-            f"Unknown search preset {name!r}; expected one of {sorted(presets)}."
-        )
-    return SearchConfig(PRESETS[name], CANDIDATE_PRESETS[name], **presets[name])
+    sizes = plain(get_preset(name, SearchConfigError).search)
+    return SearchConfig(supernet_preset(name), candidate_preset(name), **sizes)
 
 
 # -- the context every search job shares ------------------------------------------------------

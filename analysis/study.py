@@ -40,6 +40,7 @@ from pathlib import Path
 from typing import Any
 
 from analysis.errors import AnalysisError
+from surrogate.presets import PRESET_NAMES, get_preset, plain
 
 __all__ = [
     "SECTIONS",
@@ -54,7 +55,6 @@ __all__ = [
 ]
 
 SECTIONS = ("supernet", "candidate", "validation", "search")
-STUDY_PRESETS = ("smoke", "quick", "paper")
 JOBS = ("validate", "trajectory", "compare")
 
 
@@ -157,23 +157,24 @@ def _check_validation(options: Mapping[str, Any]) -> None:
         )
 
 
-def study_preset(name: str = "quick", *, vertices: int | None = None) -> StudyConfig:
-    """The study of a named preset (``smoke``, ``quick``, ``paper``): the jobs' presets, with
-    one supernet and candidate recipe for all of them; ``vertices`` overrides the supernet's
-    (the demo's 6-vertex space, say)."""
+def study_preset(name: str = "quick", *, demo: bool = False) -> StudyConfig:
+    """The study of a named preset (``smoke``, ``quick``, ``paper``; :mod:`surrogate.presets`):
+    the jobs' presets, with one supernet and candidate recipe for all of them; ``demo``: with
+    the demo's changes on top (its space's vertices, its smaller validation)."""
     from analysis.search import search_preset
     from analysis.validation import validation_preset
 
-    if name not in STUDY_PRESETS:
-        raise StudyConfigError(f"Unknown preset {name!r}; expected one of {list(STUDY_PRESETS)}.")
+    preset = get_preset(name, StudyConfigError)
     validation, search = validation_preset(name), search_preset(name)
+    sizes = {k: getattr(validation, k) for k in _job_fields(type(validation))}
     supernet = validation.supernet
-    if vertices is not None:
-        supernet = supernet.replace(vertices=vertices)
+    if demo:
+        supernet = supernet.replace(vertices=preset.demo["vertices"])
+        sizes.update(plain(preset.demo.get("validation", {})))
     return StudyConfig(
         supernet=supernet,
         candidate=validation.candidate,
-        validation={k: getattr(validation, k) for k in _job_fields(type(validation))},
+        validation=sizes,
         search={k: getattr(search, k) for k in _job_fields(type(search))},
         preset=name,
     )
@@ -280,14 +281,14 @@ def resolve_study(
     preset: str | None = None,
     config: str | os.PathLike | None = None,
     overrides: Mapping[str, Mapping[str, Any]] | None = None,
-    vertices_default: Mapping[str, int] | None = None,
+    demo: bool = False,
 ) -> StudyConfig:
     """The study the command line asks for: the defaults (``quick``), then ``preset`` (else
     the file's ``preset`` key), then the file ``config``, then ``overrides`` (``{section:
     {key: value}}``: the explicit flags; ``None`` values are skipped).
 
-    ``vertices_default`` maps a preset to the supernet's vertex count to use unless the file or
-    a flag sets one (the demo's spaces)."""
+    ``demo``: the demo's study (:func:`study_preset`), whose space's vertices a file or a flag
+    may change; a file's validation starts from the preset's, not from the demo's smaller one."""
     name = preset
     data: dict[str, Any] = {}
     if config is not None:
@@ -296,9 +297,10 @@ def resolve_study(
     name = name or "quick"
     if not isinstance(name, str):
         raise StudyConfigError(f"{config}: 'preset' must be a string; got {name!r}.")
-    vertices = (vertices_default or {}).get(name)
-    study = study_preset(name, vertices=vertices)
+    study = study_preset(name, demo=demo)
     if config is not None:
+        if demo:
+            study = dataclasses.replace(study, validation=study_preset(name).validation)
         study = load_study(config, study)
     changes = {
         section: {k: v for k, v in values.items() if v is not None}
@@ -487,7 +489,7 @@ def run_study(
             f"The jobs of a study must be some of {list(JOBS)}; got {list(jobs)}."
         )
     if isinstance(study, (str, os.PathLike)):
-        study = study_preset(str(study)) if str(study) in STUDY_PRESETS else load_study(study)
+        study = study_preset(str(study)) if str(study) in PRESET_NAMES else load_study(study)
     if not isinstance(study, StudyConfig):
         raise StudyConfigError(
             f"run_study needs a StudyConfig, a .toml file or a preset name; got "

@@ -385,27 +385,15 @@ class ValidationConfig:
         }
 
 
-VALIDATION_SIZES = {
-    # (n, pool, include_top, seeds)
-    "smoke": (6, 12, 1, (0, 1)),
-    "quick": (150, 300, 3, (0, 1)),
-    "paper": (200, 1000, 5, (0, 1, 2)),
-}
-
-
 def validation_preset(name: str) -> ValidationConfig:
     """``smoke`` (seconds: tests), ``quick`` (a CPU: 150 uniform architectures, 2 seeds: a tau
     interval of about +/-0.11), ``paper`` (a GPU: 200 architectures, 3 seeds)."""
-    from surrogate.candidate import CANDIDATE_PRESETS
-    from surrogate.config import PRESETS
+    from surrogate.candidate import candidate_preset
+    from surrogate.config import supernet_preset
+    from surrogate.presets import get_preset
 
-    if name not in VALIDATION_SIZES:
-        raise ValidationError(
-            f"Unknown validation preset {name!r}; expected one of {sorted(VALIDATION_SIZES)}."
-        )
-    n, pool, include_top, seeds = VALIDATION_SIZES[name]
-    return ValidationConfig(PRESETS[name], CANDIDATE_PRESETS[name], n=n, pool=pool,
-                            include_top=include_top, seeds=seeds)  # fmt: skip
+    sizes = get_preset(name, ValidationError).validation
+    return ValidationConfig(supernet_preset(name), candidate_preset(name), **sizes)
 
 
 @dataclass(frozen=True)

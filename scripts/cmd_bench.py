@@ -6,6 +6,8 @@ import argparse
 import json
 from pathlib import Path
 
+from surrogate.presets import PRESET_NAMES
+
 __all__ = ["register"]
 
 
@@ -24,7 +26,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.set_defaults(handler=run_supernet)
     p = sub.add_parser("train", help="candidates per minute: one at a time vs batched (K=8, 32)")
     p.add_argument("--ks", default="8,32", help="comma-separated batch sizes K (max(K) archs)")
-    p.add_argument("--preset", choices=("smoke", "quick", "paper"), default="smoke")
+    p.add_argument("--preset", choices=PRESET_NAMES, default="smoke")
     p.add_argument("--device", default="cpu")
     p.add_argument("--threads", type=int, default=1, help="torch threads, the same for all modes")
     p.add_argument(

@@ -6,6 +6,8 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
+from surrogate.presets import PRESET_NAMES
+
 __all__ = ["register"]
 
 
@@ -19,7 +21,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         "resolve to; save it, edit it, and pass it to validate, trajectory, compare or demo "
         "with --config.",
     )
-    show.add_argument("--preset", choices=("smoke", "quick", "paper"))
+    show.add_argument("--preset", choices=PRESET_NAMES)
     show.add_argument("--config", type=Path, metavar="FILE", help="a study TOML to resolve")
     show.set_defaults(handler=run_show)
 

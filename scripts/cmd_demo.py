@@ -31,14 +31,10 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    import dataclasses
 
-    from analysis.demo import DEMO_VALIDATION, DEMO_VERTICES, run_demo
+    from analysis.demo import run_demo
 
-    study = study_from_args(args, {}, {}, vertices_default=DEMO_VERTICES)
-    if args.config is None:  # the demo's own, smaller validation (a study file sets its own)
-        validation = {**study.validation, **DEMO_VALIDATION.get(study.preset, {})}
-        study = dataclasses.replace(study, validation=validation)
+    study = study_from_args(args, {}, {}, demo=True)  # the demo's space and smaller validation
     result = run_demo(
         args.run,
         preset=study.preset,

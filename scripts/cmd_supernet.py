@@ -9,9 +9,9 @@ import argparse
 from pathlib import Path
 from typing import Any
 
-__all__ = ["PRESET_NAMES", "register"]
+from surrogate.presets import PRESET_NAMES
 
-PRESET_NAMES = ("paper", "quick", "smoke")
+__all__ = ["register"]
 
 # flag dest -> config key; a flag overrides the preset / config file only when given
 _OVERRIDES = {
@@ -43,7 +43,6 @@ def register(subparsers: Any) -> None:
         ),
     )
     train.add_argument("--run", required=True, type=Path, metavar="DIR", help="run directory")
-    # the names of surrogate.config.PRESETS (not imported here: `--help` stays light)
     train.add_argument("--preset", choices=PRESET_NAMES, help="a named starting config")
     train.add_argument(
         "--config",
@@ -81,7 +80,7 @@ def register(subparsers: Any) -> None:
         ),
     )
     study.add_argument("--run", required=True, type=Path, metavar="DIR", help="run directory")
-    study.add_argument("--preset", choices=("smoke", "quick", "paper"), default="quick")
+    study.add_argument("--preset", choices=PRESET_NAMES, default="quick")
     study.add_argument("--dataset", help="dataset name (e.g. digits, mnist1d)")
     study.add_argument(
         "--data-limit",
@@ -114,9 +113,9 @@ def _is_study_file(path: Path) -> bool:
 
 def _resolve_config(args: argparse.Namespace) -> Any:
     from scripts.study_args import check_dataset_flag, flags_named
-    from surrogate.config import PRESETS, SupernetConfig, load_config
+    from surrogate.config import SupernetConfig, load_config, supernet_preset
 
-    config = PRESETS[args.preset] if args.preset else SupernetConfig()
+    config = supernet_preset(args.preset) if args.preset else SupernetConfig()
     if args.config is not None and _is_study_file(args.config):
         from analysis.study import resolve_study
 

@@ -15,9 +15,10 @@ from collections.abc import Iterator, Mapping
 from pathlib import Path
 from typing import Any
 
+from surrogate.presets import PRESET_NAMES
+
 __all__ = ["add_study_arguments", "flags_named", "study_from_args"]
 
-PRESETS = ("smoke", "quick", "paper")
 
 # the subject of the toolkit's standard messages: "The config key 'x' must be", "The search
 # config's 'x' must be", "The 'x' of enumerate_space must be", "[supernet] The config key ..."
@@ -37,13 +38,11 @@ def rename_to_flag(err: Exception, flags: Mapping[str, str]) -> Exception | None
 @contextlib.contextmanager
 def flags_named(flags: Mapping[str, str]) -> Iterator[None]:
     """Re-raise the toolkit's errors about a key that a flag set under the flag's name."""
-    from analysis.errors import AnalysisError
-    from dagspace.errors import DagspaceError
-    from surrogate.errors import SurrogateError
+    from dagspace.errors import DagrankError
 
     try:
         yield
-    except (AnalysisError, DagspaceError, SurrogateError) as err:
+    except DagrankError as err:
         renamed = rename_to_flag(err, flags)
         if renamed is None:
             raise
@@ -53,7 +52,7 @@ def flags_named(flags: Mapping[str, str]) -> Iterator[None]:
 def add_study_arguments(p: argparse.ArgumentParser, *, device: bool = True) -> None:
     p.add_argument(
         "--preset",
-        choices=PRESETS,
+        choices=PRESET_NAMES,
         help="a named starting study (default: quick; else the file's preset)",
     )
     p.add_argument(
@@ -120,14 +119,14 @@ def study_from_args(
     overrides: Mapping[str, Mapping[str, Any]],
     flags: Mapping[str, str],
     *,
-    vertices_default: Mapping[str, int] | None = None,
+    demo: bool = False,
 ) -> Any:
     """The study of ``--preset``, ``--config`` and the flags (``overrides``: section -> key ->
     value, ``None`` for a flag not given; ``flags``: key -> flag, for messages)."""
     from analysis.study import apply_study_dict, resolve_study
 
     check_dataset_flag(getattr(args, "dataset", None))
-    study = resolve_study(preset=args.preset, config=args.config, vertices_default=vertices_default)
+    study = resolve_study(preset=args.preset, config=args.config, demo=demo)
     supernet = {
         "dataset": getattr(args, "dataset", None),
         "data_root": getattr(args, "data_root", None),

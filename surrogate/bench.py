@@ -230,7 +230,7 @@ def bench_train(
         dataset: a :class:`Dataset`, a :class:`~surrogate.executors.DatasetSpec`, or a name for
             :func:`surrogate.data.load_dataset` (seeded by ``seed``); the pool needs a spec or
             a name (its workers load the data themselves).
-        config: the recipe, or a :data:`~surrogate.candidate.CANDIDATE_PRESETS` name.
+        config: the recipe, or a preset's name (:func:`~surrogate.candidate.candidate_preset`).
         device: where everything runs. threads: torch's intra-op threads for every mode
             (default: this process's setting); restored afterwards.
         pool_workers: the pool's workers (0: no pool); its start, imports and data loading are
@@ -248,17 +248,12 @@ def bench_train(
         ``pool_per_min``, ``pool_ratio`` and ``pool_max_val_accuracy_diff``.
     """
     from surrogate.batched import train_candidates
-    from surrogate.candidate import CANDIDATE_PRESETS, CandidateConfig, train_candidate
+    from surrogate.candidate import CandidateConfig, candidate_preset, train_candidate
     from surrogate.device import amp_policy
     from surrogate.executors import DatasetSpec
 
     if isinstance(config, str):
-        if config not in CANDIDATE_PRESETS:
-            raise ConfigError(
-                f"The 'config' of bench_train must be a CandidateConfig or one of "
-                f"{sorted(CANDIDATE_PRESETS)}; got {config!r}."
-            )
-        config = CANDIDATE_PRESETS[config]
+        config = candidate_preset(config)  # ConfigError: not a preset
     if not isinstance(config, CandidateConfig):
         raise ConfigError(
             f"The 'config' of bench_train must be a CandidateConfig or a preset name; got "

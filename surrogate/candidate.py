@@ -40,13 +40,14 @@ from surrogate.data import Dataset, Split
 from surrogate.device import AmpPolicy, amp_policy, derive_seeds, resolve_device, torch_generator
 from surrogate.errors import ConfigError, DatasetError
 from surrogate.network import Network, count_macs, count_parameters
+from surrogate.presets import PRESET_NAMES, get_preset
 
 __all__ = [
-    "CANDIDATE_PRESETS",
     "CandidateConfig",
     "CandidateResult",
     "CandidateStatus",
     "FaultPlan",
+    "candidate_preset",
     "evaluate",
     "random_shift",
     "train_candidate",
@@ -110,7 +111,7 @@ class CandidateConfig:
     @classmethod
     def from_dict(cls, data: Mapping[str, Any]) -> CandidateConfig:
         """The defaults with the keys of ``data`` applied; a ``"preset"`` key names the
-        :data:`CANDIDATE_PRESETS` entry to start from instead."""
+        preset (:data:`surrogate.presets.PRESETS`) to start from instead."""
         if not isinstance(data, Mapping):
             raise ConfigError(
                 f"A candidate config must be a mapping of keys to values; got "
@@ -118,15 +119,15 @@ class CandidateConfig:
             )
         values = dict(data)
         preset = values.pop("preset", None)
-        if preset is not None and not (isinstance(preset, str) and preset in CANDIDATE_PRESETS):
-            _fail("preset", f"one of {sorted(CANDIDATE_PRESETS)}", preset)
+        if preset is not None and not (isinstance(preset, str) and preset in PRESET_NAMES):
+            _fail("preset", f"one of {sorted(PRESET_NAMES)}", preset)
         unknown = sorted(repr(key) for key in values if key not in _FIELD_NAMES)
         if unknown:  # checked here too: ``**values`` would fail on keys that are not strings
             raise ConfigError(
                 f"Unknown candidate config key(s) [{', '.join(unknown)}]; expected keys from "
                 f"{sorted(_FIELD_NAMES)}."
             )
-        base = cls() if preset is None else CANDIDATE_PRESETS[preset]
+        base = cls() if preset is None else candidate_preset(preset)
         return base.replace(**values)
 
     def config_hash(self) -> str:
@@ -190,25 +191,14 @@ _CHECKS: dict[str, Any] = {
     "amp": _bool,
 }
 
-CANDIDATE_PRESETS: dict[str, CandidateConfig] = {
-    # About a second per candidate on the digits (8 x 8) on a 2-core laptop CPU: for tests
-    # and for checking that a pipeline runs end to end.
-    "smoke": CandidateConfig(channels=8, epochs=3, batch_size=64),
-    # A few seconds per candidate on the digits on a laptop CPU; enough to rank candidates.
-    "quick": CandidateConfig(),
-    # NAS-Bench-101's longest budget and network width (108 epochs, 128-channel stem,
-    # 3 stages, batch 256, weight decay 1e-4), with SGD and shifts; meant for a GPU.
-    "paper": CandidateConfig(
-        channels=128,
-        num_stages=3,
-        epochs=108,
-        batch_size=256,
-        lr=0.1,
-        weight_decay=1e-4,
-        augment=True,
-        amp=True,
-    ),
-}
+
+def candidate_preset(name: str) -> CandidateConfig:
+    """The stand-alone recipe of the preset ``name`` (:data:`surrogate.presets.PRESETS`).
+
+    Raises:
+        ConfigError: ``name`` is not a preset.
+    """
+    return CandidateConfig().replace(**get_preset(name).candidate)
 
 
 @dataclass(frozen=True)

@@ -25,13 +25,14 @@ import numpy as np
 from dagspace.cell import NASBENCH101_OPS, CellSpec, known_ops, try_prune
 from dagspace.errors import DagspaceError
 from surrogate.errors import ConfigError
+from surrogate.presets import PRESET_NAMES, get_preset
 
 __all__ = [
-    "PRESETS",
     "SupernetConfig",
     "config_differences",
     "config_from_dict",
     "load_config",
+    "supernet_preset",
 ]
 
 _DEVICE_RE = re.compile(r"^(auto|cpu|cuda(:\d+)?)$")
@@ -316,7 +317,8 @@ _CHECKS: dict[str, Any] = {
 def config_from_dict(data: Mapping[str, Any], base: SupernetConfig | None = None) -> SupernetConfig:
     """``base`` (default: the defaults) with the keys of ``data`` applied and validated.
 
-    A ``"preset"`` key names a :data:`PRESETS` entry to start from instead of ``base``.
+    A ``"preset"`` key names a preset (:data:`surrogate.presets.PRESETS`) to start from
+    instead of ``base``.
     """
     if not isinstance(data, Mapping):
         raise ConfigError(
@@ -330,9 +332,9 @@ def config_from_dict(data: Mapping[str, Any], base: SupernetConfig | None = None
         )
     preset = values.pop("preset", None)
     if preset is not None:
-        if not isinstance(preset, str) or preset not in PRESETS:
-            _fail("preset", f"one of {sorted(PRESETS)}", preset)
-        base = PRESETS[preset]
+        if not isinstance(preset, str) or preset not in PRESET_NAMES:
+            _fail("preset", f"one of {sorted(PRESET_NAMES)}", preset)
+        base = supernet_preset(preset)
     return (base or SupernetConfig()).replace(**values)
 
 
@@ -371,22 +373,10 @@ def config_differences(a: SupernetConfig, b: SupernetConfig) -> list[str]:
     return [f"{key}: {da[key]!r} != {db[key]!r}" for key in da if da[key] != db[key]]
 
 
-PRESETS: dict[str, SupernetConfig] = {
-    # `dagrank supernet train --preset smoke` trains in seconds on a 2-core laptop CPU.
-    "smoke": SupernetConfig(dataset="digits", vertices=4, cells=2, channels=8, epochs=12),
-    # About a minute on a laptop CPU: the whole digits set, 5-vertex cells (~89% accuracy).
-    "quick": SupernetConfig(),
-    # NAS-Bench-101's scale (7-vertex cells, 3 stages of 3 cells, 128-channel stem) with a
-    # DARTS-length search (50 epochs), on MNIST-1D; meant for a GPU.
-    "paper": SupernetConfig(
-        dataset="mnist1d",
-        vertices=7,
-        cells=9,
-        num_stages=3,
-        channels=128,
-        epochs=50,
-        batch_size=256,
-        weight_lr=0.1,
-        amp=True,
-    ),
-}
+def supernet_preset(name: str) -> SupernetConfig:
+    """The supernet config of the preset ``name`` (:data:`surrogate.presets.PRESETS`).
+
+    Raises:
+        ConfigError: ``name`` is not a preset.
+    """
+    return SupernetConfig().replace(**get_preset(name).supernet)

@@ -25,7 +25,7 @@ def space():
 
 @pytest.fixture(scope="module")
 def untrained(space):
-    from surrogate.candidate import CANDIDATE_PRESETS
+    from surrogate.candidate import candidate_preset
     from surrogate.data import load_dataset
     from surrogate.supernet import Supernet
 
@@ -33,7 +33,7 @@ def untrained(space):
     net = Supernet(4, 2, NASBENCH101_OPS, input_shape=data.input_shape,
                    num_classes=data.num_classes, channels=4)  # fmt: skip
     ranking = rank_space(space, net.op_probabilities(), net.edge_probabilities(), net.ops)
-    candidate = CANDIDATE_PRESETS["smoke"].replace(channels=4)
+    candidate = candidate_preset("smoke").replace(channels=4)
     return EstimatorContext(ranking, net, data, candidate, seed=0, proxy_batch=16)
 
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 from analysis.evaluation import Request, train_architectures
 from analysis.store import EvalStatus, SQLiteStore
 from dagspace import NASBENCH101_OPS, enumerate_space
-from surrogate.candidate import CANDIDATE_PRESETS, CandidateResult
+from surrogate.candidate import CandidateResult, candidate_preset
 from surrogate.executors import DatasetSpec, LocalExecutor
 
 
@@ -28,7 +28,7 @@ def test_retry_failed_retrains_an_exhausted_candidate(tmp_path):
     space = enumerate_space(4, NASBENCH101_OPS)
     requests = [Request((space[5], space[9]), 0)]
     dataset = DatasetSpec("digits", seed=0, limit=120)
-    config = CANDIDATE_PRESETS["smoke"].replace(epochs=1, channels=4)
+    config = candidate_preset("smoke").replace(epochs=1, channels=4)
     common = dict(run="r", method="m", dataset=dataset, config=config)
     dying = DyingExecutor()
     (record,) = train_architectures(store, requests, executor=dying, **common)

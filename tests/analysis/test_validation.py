@@ -101,11 +101,11 @@ def test_the_summary_needs_seed_columns():
     ],
 )
 def test_bad_validation_configs(changes, message):
-    from surrogate.candidate import CANDIDATE_PRESETS
-    from surrogate.config import PRESETS
+    from surrogate.candidate import candidate_preset
+    from surrogate.config import supernet_preset
 
     with pytest.raises(ValidationError, match=message):
-        ValidationConfig(PRESETS["smoke"], CANDIDATE_PRESETS["smoke"], **changes)
+        ValidationConfig(supernet_preset("smoke"), candidate_preset("smoke"), **changes)
 
 
 def test_a_smaller_uniform_sample_is_a_prefix_of_a_larger_one():

@@ -19,11 +19,11 @@ from analysis.objectives import StandaloneObjective
 from analysis.store import EvalStatus, SQLiteStore
 from dagspace import NASBENCH101_OPS, enumerate_space
 from dagspace.strategies import make_strategy
-from surrogate.candidate import CANDIDATE_PRESETS, FaultPlan
+from surrogate.candidate import FaultPlan, candidate_preset
 from surrogate.executors import DatasetSpec, LocalExecutor
 
 DATA = DatasetSpec(name="digits", seed=0, limit=300)
-CONFIG = CANDIDATE_PRESETS["smoke"].replace(epochs=2)
+CONFIG = candidate_preset("smoke").replace(epochs=2)
 
 
 @pytest.fixture(scope="module")

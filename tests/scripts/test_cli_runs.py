@@ -13,7 +13,7 @@ import pytest
 from analysis.runs import check_run_config, register_job, run_identity, set_aside
 from analysis.store import SQLiteStore
 from scripts.cli import main
-from surrogate.config import PRESETS
+from surrogate.config import supernet_preset
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -38,11 +38,11 @@ def test_help_imports_no_numpy_scipy_or_torch():
 def test_the_device_is_not_part_of_a_runs_identity(tmp_path):
     run = tmp_path / "run"
     run.mkdir()
-    (run / "config.json").write_text(PRESETS["smoke"].replace(device="cpu").to_json())
-    check_run_config(run, PRESETS["smoke"].replace(device="cuda"))  # resumes on a GPU
+    (run / "config.json").write_text(supernet_preset("smoke").replace(device="cpu").to_json())
+    check_run_config(run, supernet_preset("smoke").replace(device="cuda"))  # resumes on a GPU
     with pytest.raises(Exception, match=r"holds a different config .*seed: 0 != 1"):
-        check_run_config(run, PRESETS["smoke"].replace(device="cuda", seed=1))
-    config = {"supernet": PRESETS["smoke"].replace(device="cpu").to_dict(), "n": 3}
+        check_run_config(run, supernet_preset("smoke").replace(device="cuda", seed=1))
+    config = {"supernet": supernet_preset("smoke").replace(device="cpu").to_dict(), "n": 3}
     assert "device" not in run_identity(config)["supernet"]
     with SQLiteStore(run / "results.sqlite") as store:
         store.register_run("old", config)  # as runs were registered before: with the device
@@ -59,7 +59,7 @@ def test_a_checkpoint_resumes_on_another_device(tmp_path):
     from surrogate.data import load_dataset
     from surrogate.training import train_supernet
 
-    config = PRESETS["smoke"].replace(epochs=2, data_limit=100, channels=4, device="cpu")
+    config = supernet_preset("smoke").replace(epochs=2, data_limit=100, channels=4, device="cpu")
     data = load_dataset("digits", seed=0, limit=100)
     path = tmp_path / "supernet.pt"
     train_supernet(config.replace(epochs=2), data, checkpoint_path=path, progress=False)
@@ -102,11 +102,23 @@ def test_trajectory_extends_with_more_epochs_and_fresh_starts_over(tmp_path, cap
     assert json.loads((run / "summary.json").read_text())["trajectory"]["config"]["epochs"] == 2
 
 
-def test_the_parsers_preset_names_are_the_presets():
-    from scripts.cmd_supernet import PRESET_NAMES
-    from scripts.study_args import PRESETS as STUDY_PRESETS
+def test_every_preset_flag_offers_the_preset_table():
+    import argparse
 
-    assert sorted(PRESET_NAMES) == sorted(PRESETS) == sorted(STUDY_PRESETS)
+    from scripts.cli import build_parser
+    from surrogate.presets import PRESET_NAMES
+
+    def preset_choices(parser):
+        for action in parser._actions:
+            if "--preset" in action.option_strings:
+                yield parser.prog, tuple(action.choices)
+            if isinstance(action, argparse._SubParsersAction):
+                for sub in action.choices.values():
+                    yield from preset_choices(sub)
+
+    found = dict(preset_choices(build_parser()))
+    assert len(found) >= 8  # supernet train/study, validate, trajectory, compare, demo, ...
+    assert all(choices == PRESET_NAMES for choices in found.values()), found
 
 
 def test_a_larger_epochs_extends_a_finished_supernet_run(tmp_path, capsys):
@@ -119,7 +131,7 @@ def test_a_larger_epochs_extends_a_finished_supernet_run(tmp_path, capsys):
     assert "resumed at epoch 2" in capsys.readouterr().out
     history = pd.read_csv(run / "history.csv")
     assert list(history["epoch"]) == [1, 2, 3]
-    config = PRESETS["smoke"]
+    config = supernet_preset("smoke")
     last = history.iloc[-1]  # past the first run's schedules: their final values
     assert last["temperature"] == pytest.approx(config.tau_end)
     assert last["weight_lr"] == pytest.approx(config.weight_lr_min)

@@ -11,7 +11,7 @@ import pytest
 
 from scripts import cmd_supernet
 from scripts.cli import build_parser, main
-from surrogate.config import PRESETS, SupernetConfig
+from surrogate.config import SupernetConfig, supernet_preset
 from surrogate.training import HISTORY_COLUMNS, MULTINOMIAL_COLUMNS
 
 OUTPUTS = (
@@ -50,7 +50,7 @@ def test_smoke_preset_writes_the_run_directory(
 ) -> None:
     run, _ = smoke_run
     assert all((run / name).is_file() for name in OUTPUTS)
-    config = PRESETS["smoke"].replace(device="cpu")
+    config = supernet_preset("smoke").replace(device="cpu")
     assert json.loads((run / "config.json").read_text()) == config.to_dict()
     header, rows = _read_csv(run / "history.csv")
     assert tuple(header) == HISTORY_COLUMNS and len(rows) == config.epochs
@@ -74,7 +74,7 @@ def test_smoke_run_ranks_the_space_and_lists_the_joint_top_k(smoke_run: tuple[Pa
     run, _ = smoke_run
     space = Space.load(run / "space.npz")
     ranking = pd.read_csv(run / "ranking.csv")
-    config = PRESETS["smoke"]
+    config = supernet_preset("smoke")
     assert len(ranking) == config.cells * len(space) == 2 * 91
     for _, part in ranking.groupby("cell"):
         assert part["probability"].sum() == pytest.approx(1.0)
@@ -100,7 +100,7 @@ def test_rerun_with_the_same_config_resumes(
     assert main([*argv, "--no-progress"]) == 0
     out = capsys.readouterr().out.strip()
     assert out.count("\n") == 0 and str(run) in out
-    assert f"resumed at epoch {PRESETS['smoke'].epochs}" in out and "val acc" in out
+    assert f"resumed at epoch {supernet_preset('smoke').epochs}" in out and "val acc" in out
     assert (run / "history.csv").read_bytes() == history
 
 
@@ -109,7 +109,7 @@ def test_a_different_config_is_refused_and_nothing_changes(
 ) -> None:
     run, _ = smoke_run
     before = _snapshot(run)
-    channels = PRESETS["smoke"].channels  # (a larger --epochs extends a run instead)
+    channels = supernet_preset("smoke").channels  # (a larger --epochs extends a run instead)
     argv = ["supernet", "train", "--preset", "smoke", "--device", "cpu", "--channels", "99"]
     assert main([*argv, "--run", str(run), "--no-progress"]) == 2
     err = capsys.readouterr().err.strip()
@@ -126,7 +126,9 @@ def test_flags_override_config_file_override_preset(tmp_path: Path) -> None:
         ["supernet", "train", "--run", str(tmp_path / "r"), "--preset", "smoke", *flags]
     )
     config = cmd_supernet._resolve_config(args)
-    assert config == PRESETS["smoke"].replace(epochs=5, channels=6, seed=4, vertices=5, cells=3)
+    assert config == supernet_preset("smoke").replace(
+        epochs=5, channels=6, seed=4, vertices=5, cells=3
+    )
     plain = build_parser().parse_args(["supernet", "train", "--run", str(tmp_path / "r")])
     assert cmd_supernet._resolve_config(plain) == SupernetConfig()
 

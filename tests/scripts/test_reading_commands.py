@@ -114,11 +114,11 @@ def test_progress_bars_say_temp_and_count_trajectory_epochs(run_copy, capsys):
     import dataclasses
 
     from analysis.search import run_trajectory, search_preset
-    from surrogate.config import PRESETS
+    from surrogate.config import supernet_preset
     from surrogate.data import load_dataset
     from surrogate.training import train_supernet
 
-    config = PRESETS["smoke"].replace(epochs=1, data_limit=120, device="cpu")
+    config = supernet_preset("smoke").replace(epochs=1, data_limit=120, device="cpu")
     train_supernet(config, load_dataset("digits", seed=0, limit=120), progress=True)
     err = capsys.readouterr().err
     assert "temp=" in err and "tau=" not in err and "epoch 1/1" in err

@@ -18,12 +18,12 @@ from dagspace.cell import CellSpec
 from dagspace.errors import InvalidCellError
 from surrogate.candidate import (
     _FIELD_NAMES,
-    CANDIDATE_PRESETS,
     CandidateConfig,
     CandidateResult,
     CandidateStatus,
     FaultPlan,
     _chunks,
+    candidate_preset,
     evaluate,
     random_shift,
     train_candidate,
@@ -31,6 +31,7 @@ from surrogate.candidate import (
 from surrogate.data import Dataset, Split, load_dataset
 from surrogate.errors import ConfigError, DatasetError
 from surrogate.network import Network, count_macs, count_parameters
+from surrogate.presets import PRESET_NAMES
 
 C3, C1, MP = "conv3x3-bn-relu", "conv1x1-bn-relu", "maxpool3x3"
 
@@ -41,7 +42,7 @@ FORK = CellSpec(
 # 0 -> 1 -> 2
 CHAIN = CellSpec([[0, 1, 0], [0, 0, 1], [0, 0, 0]], ["input", C1, "output"])
 ARCH = (FORK, CHAIN)
-SMOKE = CANDIDATE_PRESETS["smoke"].replace(epochs=2)
+SMOKE = candidate_preset("smoke").replace(epochs=2)
 
 
 @pytest.fixture(scope="module")
@@ -60,16 +61,16 @@ def numbers(result: CandidateResult) -> dict[str, object]:
 
 
 def test_presets_exist_and_are_configs() -> None:
-    assert set(CANDIDATE_PRESETS) == {"smoke", "quick", "paper"}
-    assert all(isinstance(c, CandidateConfig) for c in CANDIDATE_PRESETS.values())
-    smoke, paper = CANDIDATE_PRESETS["smoke"], CANDIDATE_PRESETS["paper"]
-    assert smoke.epochs < CANDIDATE_PRESETS["quick"].epochs < paper.epochs
+    assert all(isinstance(candidate_preset(n), CandidateConfig) for n in PRESET_NAMES)
+    assert candidate_preset("quick") == CandidateConfig()  # quick: the defaults
+    smoke, paper = candidate_preset("smoke"), candidate_preset("paper")
+    assert smoke.epochs < candidate_preset("quick").epochs < paper.epochs
     assert (paper.epochs, paper.channels, paper.num_stages) == (108, 128, 3)
 
 
-@pytest.mark.parametrize("name", sorted(CANDIDATE_PRESETS))
+@pytest.mark.parametrize("name", PRESET_NAMES)
 def test_config_dict_round_trip(name: str) -> None:
-    config = CANDIDATE_PRESETS[name]
+    config = candidate_preset(name)
     data = config.to_dict()
     assert set(data) == _FIELD_NAMES
     assert CandidateConfig.from_dict(data) == config
@@ -80,7 +81,7 @@ def test_config_dict_round_trip(name: str) -> None:
 def test_from_dict_starts_from_defaults_or_a_preset() -> None:
     assert CandidateConfig.from_dict({}) == CandidateConfig()
     assert CandidateConfig.from_dict({"epochs": 4}) == CandidateConfig(epochs=4)
-    smoke = CANDIDATE_PRESETS["smoke"]
+    smoke = candidate_preset("smoke")
     assert CandidateConfig.from_dict({"preset": "smoke", "lr": 0.1}) == smoke.replace(lr=0.1)
 
 

@@ -8,23 +8,29 @@ from pathlib import Path
 import pytest
 
 from surrogate.config import (
-    PRESETS,
     SupernetConfig,
     config_differences,
     config_from_dict,
     load_config,
+    supernet_preset,
 )
 from surrogate.errors import ConfigError
+from surrogate.presets import PRESET_NAMES
 
 CHAIN4 = [[0, 1, 0, 0], [0, 0, 1, 0], [0, 0, 0, 1], [0, 0, 0, 0]]
 
 
 def test_defaults_and_presets_are_valid() -> None:
     assert SupernetConfig().mode == "hard"
-    assert set(PRESETS) == {"smoke", "quick", "paper"}
-    assert PRESETS["smoke"].channels <= 8 and PRESETS["paper"].channels >= 64
-    for preset in PRESETS.values():
+    assert PRESET_NAMES == ("smoke", "quick", "paper")
+    assert supernet_preset("smoke").channels <= 8 and supernet_preset("paper").channels >= 64
+    assert supernet_preset("quick") == SupernetConfig()  # quick: the defaults
+    for name in PRESET_NAMES:
+        preset = supernet_preset(name)
         assert config_from_dict(preset.to_dict()) == preset
+        assert config_from_dict({"preset": name}) == preset
+    with pytest.raises(ConfigError, match=r"Unknown preset 'fast'; expected one of \['smoke'"):
+        supernet_preset("fast")
 
 
 @pytest.mark.parametrize(
@@ -118,13 +124,17 @@ def test_load_toml_and_json(tmp_path: Path) -> None:
     toml = tmp_path / "run.toml"
     toml.write_text('preset = "smoke"\nepochs = 2\nops = ["maxpool3x3", "conv1x1-bn-relu"]\n')
     config = load_config(toml)
-    assert config == PRESETS["smoke"].replace(epochs=2, ops=("maxpool3x3", "conv1x1-bn-relu"))
+    assert config == supernet_preset("smoke").replace(
+        epochs=2, ops=("maxpool3x3", "conv1x1-bn-relu")
+    )
     as_json = tmp_path / "run.json"
     as_json.write_text(config.to_json())
     assert load_config(as_json) == config
     partial = tmp_path / "partial.json"
     partial.write_text('{"epochs": 4}')
-    assert load_config(partial, base=PRESETS["smoke"]) == PRESETS["smoke"].replace(epochs=4)
+    assert load_config(partial, base=supernet_preset("smoke")) == supernet_preset("smoke").replace(
+        epochs=4
+    )
 
 
 def test_load_config_errors(tmp_path: Path) -> None:

@@ -21,7 +21,7 @@ import torch
 from analysis.store import hash_config
 from dagspace.cell import CellSpec
 from dagspace.errors import InvalidCellError
-from surrogate.candidate import CANDIDATE_PRESETS, CandidateResult, CandidateStatus, FaultPlan
+from surrogate.candidate import CandidateResult, CandidateStatus, FaultPlan, candidate_preset
 from surrogate.errors import ConfigError
 from surrogate.executors import (
     EXECUTORS,
@@ -40,7 +40,7 @@ FORK = {"matrix": [[0, 1, 1, 0], [0, 0, 0, 1], [0, 0, 0, 1], [0, 0, 0, 0]],
 CHAIN = {"matrix": [[0, 1, 0], [0, 0, 1], [0, 0, 0]], "ops": ["input", C1, "output"]}
 DISCONNECTED = {"matrix": [[0, 1, 0], [0, 0, 0], [0, 0, 0]], "ops": ["input", C3, "output"]}
 DATA = DatasetSpec("digits", seed=0, limit=200)
-SMOKE = CANDIDATE_PRESETS["smoke"].replace(epochs=1)
+SMOKE = candidate_preset("smoke").replace(epochs=1)
 
 
 def task(task_id: str, seed: int = 0, **kwargs: object) -> CandidateTask:

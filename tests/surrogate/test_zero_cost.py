@@ -14,7 +14,7 @@ from torch import nn
 
 from dagspace.cell import CellSpec
 from dagspace.errors import InvalidCellError
-from surrogate.candidate import CANDIDATE_PRESETS, build_network
+from surrogate.candidate import build_network, candidate_preset
 from surrogate.data import Dataset, load_dataset
 from surrogate.device import derive_seeds
 from surrogate.errors import ConfigError, DatasetError
@@ -36,7 +36,7 @@ C3, MP = "conv3x3-bn-relu", "maxpool3x3"
 FORK = CellSpec(
     [[0, 1, 1, 0], [0, 0, 0, 1], [0, 0, 0, 1], [0, 0, 0, 0]], ["input", C3, MP, "output"]
 )
-SMOKE = CANDIDATE_PRESETS["smoke"].replace(channels=4)  # two stages, a 4-channel stem
+SMOKE = candidate_preset("smoke").replace(channels=4)  # two stages, a 4-channel stem
 PROXIES = ("synflow", "snip", "grad_norm", "naswot", "jacob_cov")
 
 W1 = np.array([[1.0, -2.0, 0.5], [-1.0, 0.5, 2.0]])  # (2, 3)
