@@ -27,6 +27,7 @@ __all__ = [
     "check_plot_path",
     "plot_multinomial_history",
     "plot_multinomials",
+    "save_and_close",
     "save_figure",
 ]
 
@@ -58,6 +59,21 @@ def save_figure(figure: Any, path: str | os.PathLike[str], dpi: float = DEFAULT_
     with atomic_write(target, "wb") as handle:
         figure.savefig(handle, format=fmt, dpi=dpi)
     return target
+
+
+def save_and_close(
+    figure: Any, path: str | os.PathLike[str], dpi: float = DEFAULT_DPI, *, tight: bool = True
+) -> Path:
+    """:func:`save_figure` a pyplot ``figure`` (after ``tight_layout`` when ``tight``), then close
+    it, saved or not, so a long study does not accumulate open figures."""
+    import matplotlib.pyplot as plt
+
+    if tight:
+        figure.tight_layout()
+    try:
+        return save_figure(figure, path, dpi)
+    finally:
+        plt.close(figure)
 
 
 def _save_png(figure: Figure, path: str | os.PathLike[str], dpi: float = DEFAULT_DPI) -> Path:

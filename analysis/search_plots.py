@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
-from typing import Any
 
 import matplotlib
 
@@ -13,20 +12,12 @@ import matplotlib.pyplot as plt
 import numpy as np
 import pandas as pd
 
-from analysis.plots import DEFAULT_DPI, check_plot_path, save_figure
+from analysis.plots import DEFAULT_DPI, check_plot_path, save_and_close
 
 __all__ = ["plot_compare", "plot_trajectories"]
 
 _COLORS = {"fd": "tab:blue", "random": "tab:gray", "bayes": "tab:orange"}
 _LABELS = {"fd": "finite-difference", "random": "random", "bayes": "Bayesian"}
-
-
-def _save(fig: Any, path: str | os.PathLike, dpi: float) -> Path:
-    fig.tight_layout()
-    try:
-        return save_figure(fig, path, dpi)
-    finally:
-        plt.close(fig)
 
 
 def plot_trajectories(
@@ -58,7 +49,7 @@ def plot_trajectories(
     axes[-1].set_xlabel("epoch")
     axes[-1].grid(alpha=0.3)
     fig.suptitle("Finite-difference descent through the feature space of DAGs", fontsize=11)
-    return _save(fig, path, dpi)
+    return save_and_close(fig, path, dpi)
 
 
 def plot_compare(
@@ -86,4 +77,4 @@ def plot_compare(
         title += f"\n(budget: {report['budget_mode']}, {report['repeats']} repeat(s))"
     ax.set_title(title, fontsize=10)
     ax.grid(alpha=0.3, axis="y")
-    return _save(fig, path, dpi)
+    return save_and_close(fig, path, dpi)

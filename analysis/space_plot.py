@@ -11,7 +11,7 @@ matplotlib.use("Agg")
 import matplotlib.pyplot as plt
 import numpy as np
 
-from analysis.plots import DEFAULT_DPI, check_plot_path, save_figure
+from analysis.plots import DEFAULT_DPI, check_plot_path, save_and_close
 from dagspace import DEFAULT_FEATURES, Space
 
 __all__ = ["plot_space"]
@@ -63,7 +63,4 @@ def plot_space(
         f"{'' if space.max_edges is None else f', ≤{space.max_edges} edges'}) at "
         f"{len(points)} distinct feature points"
     )
-    try:
-        return save_figure(fig, path, dpi)
-    finally:
-        plt.close(fig)
+    return save_and_close(fig, path, dpi, tight=False)

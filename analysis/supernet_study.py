@@ -66,7 +66,7 @@ def run_supernet_study(
     from analysis.estimators import EstimatorContext, score_architectures
     from analysis.runs import dataset_spec, supernet_run, update_summary
     from analysis.store import SQLiteStore
-    from analysis.validation import _train
+    from analysis.validation import train_sample
     from dagspace.io import atomic_write
 
     variants = dict(SUPERNET_VARIANTS if variants is None else variants)
@@ -93,7 +93,7 @@ def run_supernet_study(
             sizes = [len(sn.ranking.space)] * len(sn.ranking.cells)
             picks = uniform_architectures(sizes, config.n, seed=config.seed)
             archs = context.cells(picks)
-            records = _train(store, archs, config, dataset_spec(supernet_config), executor,
+            records = train_sample(store, archs, config, dataset_spec(supernet_config), executor,
                              progress)  # fmt: skip
             acc = _accuracies(records, len(archs), config)
             done = np.all(np.isfinite(acc), axis=1)

@@ -14,8 +14,7 @@ import matplotlib.pyplot as plt
 import numpy as np
 import pandas as pd
 
-from analysis.plots import DEFAULT_DPI
-from analysis.search_plots import _save
+from analysis.plots import DEFAULT_DPI, save_and_close
 
 __all__ = ["bootstrap_band", "plot_premise", "plot_tabular_compare"]
 
@@ -92,7 +91,7 @@ def plot_tabular_compare(curves: pd.DataFrame, path: str | os.PathLike,
     title = (f"{report['repeats']} repeats on {Path(report['table']).name} "
              f"({report['cells']} cells): mean and 95% bootstrap band")  # fmt: skip
     fig.suptitle(title, fontsize=10)
-    return _save(fig, path, dpi)
+    return save_and_close(fig, path, dpi)
 
 
 def plot_premise(space: Any, y: np.ndarray, path: str | os.PathLike, *, column: str,
@@ -131,4 +130,4 @@ def plot_premise(space: Any, y: np.ndarray, path: str | os.PathLike, *, column: 
     ax.legend(fontsize=8, loc="lower right")
     ax.set_title("accuracy within each feature point", fontsize=10)
     ax.grid(alpha=0.3)
-    return _save(fig, path, dpi)
+    return save_and_close(fig, path, dpi)

@@ -54,6 +54,7 @@ __all__ = [
     "plot_validation",
     "run_validation",
     "summarize_validation",
+    "train_sample",
     "uniform_architectures",
     "validation_preset",
 ]
@@ -269,7 +270,7 @@ def plot_validation(
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    from analysis.plots import check_plot_path, save_figure
+    from analysis.plots import check_plot_path, save_and_close
 
     check_plot_path(path, dpi)
 
@@ -311,11 +312,7 @@ def plot_validation(
     scatter.set_xlabel(f"{best} score")
     scatter.set_ylabel(f"mean stand-alone {summary.target.replace('_', ' ')}")
     scatter.grid(alpha=0.3)
-    fig.tight_layout()
-    try:
-        return save_figure(fig, path, dpi)
-    finally:
-        plt.close(fig)
+    return save_and_close(fig, path, dpi)
 
 
 # -- the validation job ------------------------------------------------------------------------
@@ -438,7 +435,7 @@ def run_validation(
 
     train_start = time.perf_counter()
     stored_before = len(store.records())
-    records = _train(
+    records = train_sample(
         store, archs, config, dataset_spec(config.supernet), executor, progress, retry_failed
     )
     trained_now = len(store.records()) - stored_before
@@ -475,9 +472,10 @@ def run_validation(
     return ValidationResult(frame, summary, report)
 
 
-def _train(store, archs, config, dataset, executor, progress,
+def train_sample(store, archs, config, dataset, executor, progress,
            retry_failed: bool = False) -> dict[tuple[int, int], Any]:  # fmt: skip
-    """Train every (architecture, seed); the records by (architecture position, seed)."""
+    """Train every architecture of ``archs`` with every seed of ``config.seeds`` into ``store``
+    (resuming what it holds); the records by (architecture position, seed)."""
     from tqdm.auto import tqdm
 
     from analysis.evaluation import Request, default_executor, train_architectures

@@ -38,6 +38,7 @@ __all__ = [
     "Topologies",
     "canonical_codes",
     "canonical_label_codes",
+    "edge_set_bits",
     "enumerate_topologies",
     "labelled_cells",
 ]
@@ -62,7 +63,7 @@ class Topologies:
     automorphic: np.ndarray
 
 
-def _bit_rows(v: int) -> np.ndarray:
+def edge_set_bits(v: int) -> np.ndarray:
     """All ``2 ** E`` upper-triangular matrices on ``v`` vertices as ``(2 ** E, E)`` uint8 bits."""
     num = v * (v - 1) // 2
     ints = np.arange(1 << num, dtype=np.int64)
@@ -104,7 +105,7 @@ def enumerate_topologies(num_vertices: int, max_edges: int | None = None) -> Top
         raise InvalidSpaceError(
             f"Exact enumeration takes 2 to {MAX_ENUMERATION_VERTICES} vertices; got {v}."
         )
-    bits = _bit_rows(v)
+    bits = edge_set_bits(v)
     if max_edges is not None:
         bits = bits[bits.sum(axis=1, dtype=np.int64) <= max_edges]
     bits = bits[_full_dag_mask(bits, v)]

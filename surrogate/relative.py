@@ -58,7 +58,7 @@ import numpy as np
 import pandas as pd
 
 from dagspace import CellSpec, Space, canonical_hash, try_prune
-from dagspace.enumeration import _bit_rows, canonical_codes, canonical_label_codes
+from dagspace.enumeration import canonical_codes, canonical_label_codes, edge_set_bits
 from dagspace.hashing import interior_permutations
 from dagspace.random import SeedLike, check_random_state
 from surrogate.errors import ConfigError
@@ -144,7 +144,7 @@ class SampleMap:
         self.space = space
         v = space.max_vertices
         self.num_vertices = v
-        self.bits = _bit_rows(v)  # (2**E, E) every edge set, triu order
+        self.bits = edge_set_bits(v)  # (2**E, E) every edge set, triu order
         keep = _prune_all(self.bits, v)
         valid = keep[:, 0]
         rows, cols = np.triu_indices(v, 1)
