@@ -49,7 +49,7 @@ from analysis.objectives import (
 from analysis.runs import update_summary
 from analysis.stats import mann_whitney, summarize
 from dagspace.io import atomic_write
-from dagspace.strategies.registry import STRATEGIES
+from dagspace.strategies.registry import STRATEGIES, are_strategy_names
 
 __all__ = [
     "BUDGET_MODES",
@@ -111,12 +111,7 @@ class SearchConfig:
             fail("objective", f"one of {list(OBJECTIVES)} or 'module:function'")
         if is_function_spec(self.objective):
             load_objective_function(self.objective)  # importable now, not at the first ask
-        methods = self.methods
-        if (
-            not methods
-            or any(m not in STRATEGIES for m in methods)
-            or len(set(methods)) < len(methods)
-        ):
+        if not are_strategy_names(self.methods):
             fail("methods", f"distinct names from {list(STRATEGIES)}")
         if self.budget_mode not in BUDGET_MODES:
             fail("budget_mode", f"one of {list(BUDGET_MODES)}")

@@ -48,7 +48,7 @@ from analysis.tables import TableError, TabularResults, load_table
 from dagspace import NASBENCH101_OPS, Space, enumerate_space
 from dagspace.hashing import form_hash
 from dagspace.io import atomic_write
-from dagspace.strategies.registry import STRATEGIES
+from dagspace.strategies.registry import STRATEGIES, are_strategy_names
 
 __all__ = [
     "TabularCompareResult",
@@ -138,12 +138,7 @@ class TabularConfig:
                 f"The tabular config's {name!r} must be {expected}; got {getattr(self, name)!r}."
             )
 
-        methods = self.methods
-        if (
-            not methods
-            or any(m not in STRATEGIES for m in methods)
-            or len(set(methods)) < len(methods)
-        ):
+        if not are_strategy_names(self.methods):
             fail("methods", f"distinct names from {list(STRATEGIES)}")
         for name, low in (("budget", 1), ("repeats", 1), ("epochs", 1), ("seed", 0),
                           ("vertices", 3)):  # fmt: skip

@@ -29,7 +29,7 @@ import bisect
 import json
 import math
 import numbers
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import Any, ClassVar
 
 import numpy as np
@@ -134,6 +134,18 @@ class Strategy(abc.ABC):
     @abc.abstractmethod
     def _propose(self, n: int) -> list[Architecture]:
         """Up to ``n >= 1`` new proposals, each marked pending with :meth:`_add_pending`."""
+
+    def _propose_each(self, n: int, draw: Callable[[], Architecture | None]) -> list[Architecture]:
+        """Up to ``n`` proposals from ``draw()``, each marked pending before the next is drawn
+        (so ``draw`` never repeats one); stops early when ``draw`` returns ``None``."""
+        out: list[Architecture] = []
+        while len(out) < n:
+            arch = draw()
+            if arch is None:
+                break
+            self._add_pending(arch)
+            out.append(arch)
+        return out
 
     def tell(self, architectures: Sequence[Architecture], values: Sequence[float]) -> None:
         """Report objective values (lower is better; non-finite = diverged) of architectures.

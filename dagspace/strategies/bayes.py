@@ -150,14 +150,7 @@ class BayesianSearch(Strategy):
         return out
 
     def _random_batch(self, size: int) -> list[Architecture]:
-        out = []
-        for _ in range(size):
-            arch = self._draw_uniform()
-            if arch is None:
-                break
-            self._add_pending(arch)
-            out.append(arch)
-        return out
+        return self._propose_each(size, self._draw_uniform)
 
     def _candidates(self) -> np.ndarray:
         """``(P, K)`` distinct joint points (point indices per supernet cell) not exhausted."""

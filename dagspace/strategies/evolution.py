@@ -60,16 +60,11 @@ class RegularizedEvolution(Strategy):
         return finite[-self.population :]
 
     def _propose(self, n: int) -> list[Architecture]:
-        out: list[Architecture] = []
-        while len(out) < n:
-            arch = self._child() if self._num_seen >= self.population else None
-            if arch is None:
-                arch = self._draw_uniform()
-            if arch is None:
-                break
-            self._add_pending(arch)
-            out.append(arch)
-        return out
+        def draw() -> Architecture | None:  # a child once the population is full, else uniform
+            child = self._child() if self._num_seen >= self.population else None
+            return child if child is not None else self._draw_uniform()
+
+        return self._propose_each(n, draw)
 
     def _child(self) -> Architecture | None:
         members = self.members()

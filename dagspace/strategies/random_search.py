@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-from dagspace.random import SeedLike
-from dagspace.space import Space
 from dagspace.strategies.base import Architecture, Strategy
 
 __all__ = ["RandomSearch"]
@@ -19,15 +17,5 @@ class RandomSearch(Strategy):
 
     name = "random"
 
-    def __init__(self, space: Space, num_cells: int, seed: SeedLike) -> None:
-        super().__init__(space, num_cells, seed)
-
     def _propose(self, n: int) -> list[Architecture]:
-        out: list[Architecture] = []
-        while len(out) < n:
-            arch = self._draw_uniform()
-            if arch is None:
-                break
-            self._add_pending(arch)
-            out.append(arch)
-        return out
+        return self._propose_each(n, self._draw_uniform)

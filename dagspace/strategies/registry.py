@@ -25,6 +25,7 @@ from dagspace.strategies.random_search import RandomSearch
 __all__ = [
     "STRATEGIES",
     "STRATEGY_CLASSES",
+    "are_strategy_names",
     "make_strategy",
     "strategy_class",
     "strategy_seed",
@@ -53,6 +54,14 @@ def strategy_class(name: str) -> type[Strategy]:
     if name not in STRATEGY_CLASSES:
         raise StrategyError(f"Unknown strategy {name!r}; expected one of {list(STRATEGIES)}.")
     return STRATEGY_CLASSES[name]
+
+
+def are_strategy_names(names: object) -> bool:
+    """Whether ``names`` is a non-empty sequence of distinct registered strategy names (what a
+    study's ``methods`` must be)."""
+    if isinstance(names, str) or not isinstance(names, (tuple, list)) or not names:
+        return False
+    return all(n in STRATEGY_CLASSES for n in names) and len(set(names)) == len(names)
 
 
 def strategy_seed(seed: int, repeat: int, name: str) -> int:
