@@ -7,7 +7,7 @@ import re
 from pathlib import Path
 from typing import Any
 
-from scripts.cmd_validate import add_executor_arguments
+from scripts.executor_args import add_executor_arguments, executor_from_args
 from scripts.study_args import add_study_arguments, study_from_args
 
 __all__ = ["register"]
@@ -104,7 +104,6 @@ def run_trajectory_command(args: argparse.Namespace) -> int:
 
 
 def run_compare_command(args: argparse.Namespace) -> int:
-    from analysis.evaluation import make_job_executor
     from analysis.search import run_compare
 
     if (args.objective or "").startswith("tabular:"):
@@ -112,9 +111,7 @@ def run_compare_command(args: argparse.Namespace) -> int:
 
         return run_tabular_compare_command(args)
 
-    executor = make_job_executor(args.executor, workers=args.workers, address=args.address,
-                                 device=args.device,
-                                 gpus_per_candidate=args.gpus_per_candidate)  # fmt: skip
+    executor = executor_from_args(args)
     with executor:
         result = run_compare(
             args.run,

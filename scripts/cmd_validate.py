@@ -5,49 +5,10 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
+from scripts.executor_args import add_executor_arguments, executor_from_args
 from scripts.study_args import add_study_arguments, study_from_args
 
 __all__ = ["register"]
-
-
-def add_executor_arguments(p: argparse.ArgumentParser) -> None:
-    """--executor, --workers, --address: how a job trains its candidates."""
-    p.add_argument(
-        "--executor",
-        choices=("local", "batched", "ray"),
-        default="local",
-        help="local: a pool of one single-threaded worker per core (on one GPU: 32 candidates "
-        "stacked; with several GPUs: one worker per GPU); batched: candidates stacked in one "
-        "process; ray: a Ray cluster",
-    )
-    p.add_argument("--workers", type=int, help="local candidates trained at once")
-    p.add_argument("--address", help="Ray cluster address (default: a local Ray instance)")
-    p.add_argument(
-        "--retry-failed",
-        action="store_true",
-        dest="retry_failed",
-        help="retrain candidates that failed their last allowed attempt (e.g. three 'worker died')",
-    )
-    p.add_argument(
-        "--gpus-per-candidate",
-        type=_gpu_share,
-        default="auto",
-        metavar="SHARE",
-        help="Ray: GPUs reserved per candidate, e.g. 0.25 packs four on a GPU (default auto: "
-        "0.25 where the cluster has GPUs, else 0)",
-    )
-
-
-def _gpu_share(text: str) -> float | str:
-    if text == "auto":
-        return text
-    try:
-        value = float(text)
-    except ValueError:
-        value = -1.0
-    if not value >= 0:
-        raise argparse.ArgumentTypeError(f"expected 'auto' or a number >= 0, got {text!r}")
-    return value
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
@@ -109,7 +70,6 @@ def parse_seeds(text: str | None) -> tuple[int, ...] | None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from analysis.evaluation import make_job_executor
     from analysis.validation import run_validation
 
     study = study_from_args(
@@ -132,9 +92,7 @@ def run(args: argparse.Namespace) -> int:
         },
     )
     config = study.validation_config()
-    executor = make_job_executor(args.executor, workers=args.workers, address=args.address,
-                                 device=args.device,
-                                 gpus_per_candidate=args.gpus_per_candidate)  # fmt: skip
+    executor = executor_from_args(args)
     with executor:
         result = run_validation(
             args.run,
