@@ -32,14 +32,9 @@ standardised per channel with the *training* split's mean and standard deviation
 
 from __future__ import annotations
 
-import gzip
-import importlib
 import math
 import os
-import pickle
 import random
-import struct
-import zlib
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -49,6 +44,14 @@ import numpy as np
 import torch
 
 from dagspace.random import check_random_state
+from surrogate.dataset_files import (
+    CIFAR_FILES,
+    IDX_FILES,
+    find_files,
+    read_cifar_batch,
+    read_idx,
+    read_npz,
+)
 from surrogate.errors import DatasetError
 
 __all__ = ["DATASETS", "Dataset", "Split", "load_dataset"]
@@ -57,28 +60,6 @@ DATASETS: tuple[str, ...] = ("digits", "mnist1d", "mnist", "fashion-mnist", "cif
 
 _NUM_DIGIT_CLASSES = 10
 _MNIST1D_SAMPLES = 5000  # mnist1d's default num_samples
-_IDX_FILES = (
-    "train-images-idx3-ubyte",
-    "train-labels-idx1-ubyte",
-    "t10k-images-idx3-ubyte",
-    "t10k-labels-idx1-ubyte",
-)
-_CIFAR_FILES = (*(f"data_batch_{i}" for i in range(1, 6)), "test_batch")
-_CIFAR_SHAPE = (3, 32, 32)
-# idx type codes (third byte of the magic number) -> big-endian numpy dtypes
-_IDX_DTYPES = {0x08: ">u1", 0x09: ">i1", 0x0B: ">i2", 0x0C: ">i4", 0x0D: ">f4", 0x0E: ">f8"}
-# (module, name) globals that CIFAR-10 python pickles reference -> where they live now
-_PICKLE_GLOBALS = {
-    ("_codecs", "encode"): "_codecs",
-    ("numpy", "ndarray"): "numpy",
-    ("numpy", "dtype"): "numpy",
-    ("numpy.core.multiarray", "_reconstruct"): "numpy._core.multiarray",
-    ("numpy._core.multiarray", "_reconstruct"): "numpy._core.multiarray",
-    ("numpy.core.multiarray", "scalar"): "numpy._core.multiarray",
-    ("numpy._core.multiarray", "scalar"): "numpy._core.multiarray",
-    ("numpy.core.numeric", "_frombuffer"): "numpy._core.numeric",
-    ("numpy._core.numeric", "_frombuffer"): "numpy._core.numeric",
-}
 
 
 @dataclass(frozen=True)
@@ -339,84 +320,17 @@ def _load_mnist1d(root: _Root, seed: int, limit: int | None) -> _Arrays:
     return _Arrays("mnist1d", x, y, tuple(range(_NUM_DIGIT_CLASSES)))
 
 
-def _find_file(directory: Path, name: str, *, gz: bool) -> Path | None:
-    """``directory/name`` (or, with ``gz``, ``directory/name.gz``) if it is a file."""
-    candidates = (directory / name, directory / f"{name}.gz") if gz else (directory / name,)
-    return next((path for path in candidates if path.is_file()), None)
-
-
-def _find_files(
-    root: Path, subdirs: Sequence[str], names: Sequence[str], dataset: str, *, gz: bool
-) -> list[Path]:
-    """The files ``names`` from ``root``, or from the first ``root/subdir`` that has them all."""
-    for directory in (root, *(root / sub for sub in subdirs)):
-        found = [_find_file(directory, name, gz=gz) for name in names]
-        if all(path is not None for path in found):
-            return [path for path in found if path is not None]
-    missing = [str(root / name) for name in names if _find_file(root, name, gz=gz) is None]
-    also = ", ".join(repr(str(root / sub)) for sub in subdirs)
-    raise DatasetError(
-        f"The {dataset!r} dataset needs the files {', '.join(names)}"
-        f"{' (each optionally .gz)' if gz else ''} in root (or in {also}); "
-        f"missing {', '.join(missing)}."
-    )
-
-
-def _parse_idx(raw: bytes, source: str) -> np.ndarray:
-    """Decode an idx file: magic ``00 00 TT DD``, ``DD`` big-endian uint32 dims, the payload."""
-    if len(raw) < 4 or raw[0] != 0 or raw[1] != 0 or raw[2] not in _IDX_DTYPES:
-        codes = ", ".join(f"0x{code:02X}" for code in _IDX_DTYPES)
-        raise DatasetError(
-            f"{source}: bad idx magic number: expected two zero bytes, a type code in "
-            f"({codes}) and the number of dimensions; got bytes {raw[:4].hex(' ') or 'none'}."
-        )
-    ndim = raw[3]
-    header = 4 + 4 * ndim
-    if len(raw) < header:
-        raise DatasetError(
-            f"{source}: truncated idx header: expected {header} bytes for {ndim} dimensions; got "
-            f"{len(raw)}."
-        )
-    dims = struct.unpack(f">{ndim}I", raw[4:header])
-    dtype = np.dtype(_IDX_DTYPES[raw[2]])
-    expected = math.prod(dims) * dtype.itemsize
-    if len(raw) - header != expected:
-        raise DatasetError(
-            f"{source}: idx payload of the wrong size: expected {expected} bytes for shape "
-            f"{dims} of {dtype.name}; got {len(raw) - header}."
-        )
-    return np.frombuffer(raw, dtype=dtype, offset=header).reshape(dims)
-
-
-def _read_idx(path: Path, ndim: int) -> np.ndarray:
-    """Read an idx file (gzip-compressed if it ends in ``.gz``) of ``ndim`` dimensions."""
-    try:
-        if path.suffix == ".gz":
-            with gzip.open(path, "rb") as handle:
-                raw = handle.read()
-        else:
-            raw = path.read_bytes()
-    except (OSError, EOFError, zlib.error) as err:
-        raise DatasetError(f"{path}: cannot read the idx file ({err}).") from err
-    array = _parse_idx(raw, str(path))
-    if array.ndim != ndim:
-        raise DatasetError(
-            f"{path}: expected an idx file of {ndim} dimensions; got shape {array.shape}."
-        )
-    return array
-
-
 def _load_idx_pair(images: Path, labels: Path) -> tuple[np.ndarray, np.ndarray]:
-    x = _as_images(_read_idx(images, 3), str(images))  # (N, 1, H, W)
-    y = _as_labels(_read_idx(labels, 1), len(x), f"{labels} (for {images.name})")
+    x = _as_images(read_idx(images, 3), str(images))  # (N, 1, H, W)
+    y = _as_labels(read_idx(labels, 1), len(x), f"{labels} (for {images.name})")
     return x, _check_digit_labels(y, str(labels))
 
 
 def _load_mnist_like(dataset: str, subdir: str) -> _Loader:
     def load(root: _Root, seed: int, limit: int | None) -> _Arrays:
         directory = _check_root(root, dataset)
-        train_x, train_y, test_x, test_y = _find_files(
-            directory, [f"{subdir}/raw"], _IDX_FILES, dataset, gz=True
+        train_x, train_y, test_x, test_y = find_files(
+            directory, [f"{subdir}/raw"], IDX_FILES, dataset, gz=True
         )
         x_a, y_a = _load_idx_pair(train_x, train_y)
         x_b, y_b = _load_idx_pair(test_x, test_y)
@@ -431,97 +345,17 @@ def _load_mnist_like(dataset: str, subdir: str) -> _Loader:
     return load
 
 
-class _CifarUnpickler(pickle.Unpickler):
-    """Unpickles only the plain containers and numpy arrays of CIFAR-10 python batches."""
-
-    def find_class(self, module: str, name: str) -> Any:
-        home = _PICKLE_GLOBALS.get((module, name))
-        if home is None:
-            raise pickle.UnpicklingError(
-                f"global {module}.{name} is not allowed in a CIFAR-10 batch"
-            )
-        return getattr(importlib.import_module(home), name)
-
-
-def _one_line(err: BaseException) -> str:
-    """A foreign error's message on one line (numpy quotes file headers, newlines and all)."""
-    return " ".join(str(err).split())[:300]
-
-
-def _unpickle(path: Path) -> Any:
-    try:
-        with path.open("rb") as handle:
-            return _CifarUnpickler(handle, encoding="bytes").load()
-    except Exception as err:  # a corrupt pickle can raise almost any exception type
-        raise DatasetError(
-            f"{path}: cannot read a CIFAR-10 python batch pickle ({type(err).__name__}: "
-            f"{_one_line(err)})."
-        ) from err
-
-
-def _batch_item(batch: Any, key: str, path: Path) -> Any:
-    if isinstance(batch, dict):
-        for candidate in (key.encode(), key):
-            if candidate in batch:
-                return batch[candidate]
-    keys = sorted(map(repr, batch)) if isinstance(batch, dict) else type(batch).__name__
-    raise DatasetError(
-        f"{path}: a CIFAR-10 batch must be a dict with keys b'data' and b'labels'; got {keys}."
-    )
-
-
-def _read_cifar_batch(path: Path) -> tuple[np.ndarray, np.ndarray]:
-    batch = _unpickle(path)
-    data, labels = _batch_item(batch, "data", path), _batch_item(batch, "labels", path)
-    try:
-        data = np.asarray(data)
-    except (TypeError, ValueError) as err:
-        raise DatasetError(f"{path}: b'data' is not an array ({err}).") from err
-    size = math.prod(_CIFAR_SHAPE)
-    if data.ndim != 2 or data.shape[1] != size:
-        raise DatasetError(
-            f"{path}: b'data' must be an N x {size} array; got shape {tuple(data.shape)}."
-        )
-    x = _as_images(data.reshape(-1, *_CIFAR_SHAPE), str(path))
-    try:
-        labels = np.asarray(labels)
-    except (TypeError, ValueError) as err:
-        raise DatasetError(f"{path}: b'labels' is not a list of integers ({err}).") from err
-    y = _check_digit_labels(_as_labels(labels, len(x), str(path)), str(path))
-    return x, y
-
-
 def _load_cifar10(root: _Root, seed: int, limit: int | None) -> _Arrays:
     directory = _check_root(root, "cifar10")
-    paths = _find_files(directory, ["cifar-10-batches-py"], _CIFAR_FILES, "cifar10", gz=False)
-    batches = [_read_cifar_batch(path) for path in paths]
+    paths = find_files(directory, ["cifar-10-batches-py"], CIFAR_FILES, "cifar10", gz=False)
+    batches = []
+    for path in paths:
+        data, labels = read_cifar_batch(path)
+        x = _as_images(data, str(path))
+        batches.append((x, _check_digit_labels(_as_labels(labels, len(x), str(path)), str(path))))
     x = np.concatenate([bx for bx, _ in batches])
     y = np.concatenate([by for _, by in batches])
     return _Arrays("cifar10", x, y, tuple(range(_NUM_DIGIT_CLASSES)))
-
-
-def _read_npz(path: Path) -> tuple[np.ndarray, np.ndarray]:
-    """The arrays ``x`` and ``y`` of the ``.npz`` archive at ``path`` (pickles refused)."""
-    try:
-        with path.open("rb") as handle:  # ours to close, even when numpy fails half-way
-            archive = np.load(handle, allow_pickle=False)
-            if not isinstance(archive, np.lib.npyio.NpzFile):
-                raise DatasetError(
-                    f"{path}: expected an .npz archive with 'x' and 'y'; got a .npy array."
-                )
-            missing = [key for key in ("x", "y") if key not in archive.files]
-            if missing:
-                raise DatasetError(
-                    f"{path}: an .npz dataset must hold the arrays 'x' and 'y'; missing "
-                    f"{missing}, found {sorted(archive.files)}."
-                )
-            return archive["x"], archive["y"]
-    except DatasetError:
-        raise
-    except Exception as err:  # zipfile, pickle refusal, OSError, bad headers: all malformed
-        raise DatasetError(
-            f"{path}: cannot read the .npz archive ({type(err).__name__}: {_one_line(err)})."
-        ) from err
 
 
 def _expand(text: str) -> Path:
@@ -535,7 +369,7 @@ def _expand(text: str) -> Path:
 def _load_npz(path: Path) -> _Arrays:
     if not path.is_file():
         raise DatasetError(f"No .npz file at {str(path)!r} (expected an archive with 'x' and 'y').")
-    raw_x, raw_y = _read_npz(path)
+    raw_x, raw_y = read_npz(path)
     x = _as_images(raw_x, str(path))
     codes, labels = _relabel(_as_labels(raw_y, len(x), str(path)), str(path))
     return _Arrays(f"npz:{path}", x, codes, labels)
