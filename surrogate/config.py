@@ -1,4 +1,4 @@
-"""The supernet training configuration: a frozen, validated dataclass, presets, TOML/JSON files.
+"""The supernet training configuration: a frozen, validated dataclass, its presets, TOML/JSON files.
 
 Every value is checked when a :class:`SupernetConfig` is made (directly, with
 :meth:`SupernetConfig.replace`, or from a file): a bad value raises :class:`ConfigError` naming
