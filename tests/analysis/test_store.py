@@ -1,4 +1,4 @@
-"""Tests of :mod:`analysis.store`: one contract suite for every backend, then SQLite specifics."""
+"""Tests of :mod:`analysis.results`: one contract suite for every backend, then SQLite specifics."""
 
 from __future__ import annotations
 
@@ -28,7 +28,7 @@ from analysis.errors import (
     StoreRecoveredWarning,
     StoreValueError,
 )
-from analysis.store import (
+from analysis.results import (
     SCHEMA_VERSION,
     ClaimOutcome,
     EvalKey,

@@ -17,7 +17,7 @@ from typing import Any
 
 import pytest
 
-from analysis.store import EvalStatus, SQLiteStore
+from analysis.results import EvalStatus, SQLiteStore
 from tests.reliability.conftest import ARCH, key
 
 WRITERS = 8
