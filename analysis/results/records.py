@@ -216,6 +216,13 @@ def _check_error(error: Any) -> None:
         raise StoreValueError(f"The 'error' must be a string or None; got {error!r}.")
 
 
+def _check_max_attempts(max_attempts: Any) -> None:
+    if isinstance(max_attempts, bool) or not isinstance(max_attempts, int) or max_attempts < 1:
+        raise StoreValueError(
+            f"The 'max_attempts' parameter of claim must be an integer >= 1; got {max_attempts!r}."
+        )
+
+
 def _check_stale_after(stale_after: Any) -> None:
     if stale_after is None:
         return
@@ -282,12 +289,13 @@ def _canonical_arch(arch_json: Any) -> str:
     return _canonical_json(list(cells), "'arch_json'")
 
 
-def _metrics_json(metrics: Any) -> str:
+def _check_metrics(metrics: Any) -> _ReadOnlyMetrics:
+    """``metrics`` as stored: a read-only ``{name: float}``, every non-finite value as NaN."""
     if not isinstance(metrics, Mapping):
         raise StoreValueError(
             f"The 'metrics' must be a mapping of names to numbers; got {type(metrics).__name__}."
         )
-    clean: dict[str, float | None] = {}
+    clean: dict[str, float] = {}
     for name, value in metrics.items():
         if not isinstance(name, str) or not name:
             raise StoreValueError(f"A metric name must be a non-empty string; got {name!r}.")
@@ -298,5 +306,5 @@ def _metrics_json(metrics: Any) -> str:
                 f"The metric {name!r} must be a real number; got {type(value).__name__} "
                 f"{value!r:.100}."
             ) from None
-        clean[name] = number if math.isfinite(number) else None  # JSON has no NaN: null
-    return json.dumps(clean, sort_keys=True, separators=(",", ":"), allow_nan=False)
+        clean[name] = number if math.isfinite(number) else math.nan  # stored as JSON null
+    return _ReadOnlyMetrics(clean)

@@ -1,4 +1,4 @@
-"""Salvage of a damaged store file: every readable, valid row, copied into a fresh store."""
+"""Damaged store files: a page cut short, salvage of every readable valid row, recovery."""
 
 from __future__ import annotations
 
@@ -9,26 +9,18 @@ import os
 import shutil
 import sqlite3
 import tempfile
+import warnings
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from analysis.errors import (
-    StoreValueError,
-)
+from analysis.errors import StoreCorruptError, StoreRecoveredWarning, StoreValueError
 from analysis.results.records import EvalKey, EvalStatus, _canonical_arch, _check_text
-from analysis.results.schema import (
-    _INDEXES_AND_VIEWS_V2,
-    _RECORD_COLUMNS,
-    _SCHEMA_V2,
-    SCHEMA_VERSION,
-)
+from analysis.results.schema import _RECORD_COLUMNS, _create_schema
 from analysis.results.transactions import _transaction
 
 __all__: list[str] = []
-
-# -- salvage -----------------------------------------------------------------------------------
 
 
 @dataclass(frozen=True)
@@ -268,8 +260,7 @@ def _write_salvage(path: Path, salvage: _Salvage) -> None:
     try:
 
         def fill(conn: sqlite3.Connection) -> None:
-            for statement in (*_SCHEMA_V2, *_INDEXES_AND_VIEWS_V2):
-                conn.execute(statement)
+            _create_schema(conn)
             conn.executemany(
                 f"INSERT INTO evaluations ({', '.join(_RECORD_COLUMNS)}) "
                 f"VALUES ({', '.join('?' * len(_RECORD_COLUMNS))})",
@@ -287,8 +278,50 @@ def _write_salvage(path: Path, salvage: _Salvage) -> None:
                         "INSERT INTO sqlite_sequence (name, seq) VALUES ('evaluations', ?)",
                         (salvage.issued,),
                     )
-            conn.execute(f"PRAGMA user_version = {SCHEMA_VERSION}")
 
         _transaction(conn, fill, write=True)
     finally:
         conn.close()
+
+
+def _recover(path: Path, problem: str) -> None:
+    """Move the damaged store ``path`` aside, salvage its records into a fresh store there, and
+    warn (:class:`StoreRecoveredWarning`, pointing at the caller of the store's method)."""
+    stamp = dt.datetime.now(dt.UTC).strftime("%Y%m%dT%H%M%SZ")
+    aside = path.with_name(f"{path.name}.corrupt-{stamp}")
+    n = 1
+    while aside.exists():
+        aside = path.with_name(f"{path.name}.corrupt-{stamp}-{n}")
+        n += 1
+    try:
+        os.rename(path, aside)
+        for suffix in ("-wal", "-shm"):  # the journal belongs with its database
+            sidecar = Path(f"{path}{suffix}")
+            if sidecar.exists():
+                os.rename(sidecar, f"{aside}{suffix}")
+    except OSError as err:
+        raise StoreCorruptError(
+            f"The results store {path} is damaged ({problem}) and could not be moved "
+            f"aside to {aside} ({err}); nothing was changed."
+        ) from err
+    fresh = path.with_name(f"{path.name}.recovering-{stamp}")
+    try:
+        salvage = _salvage(aside)
+        _write_salvage(fresh, salvage)
+        os.rename(fresh, path)
+    except (OSError, sqlite3.Error) as err:
+        with contextlib.suppress(OSError):
+            os.unlink(fresh)
+        raise StoreCorruptError(
+            f"The results store {path} was damaged ({problem}) and moved aside to "
+            f"{aside} (kept), but recovering its records failed ({err})."
+        ) from err
+    issued = f" of the {salvage.issued} ids issued" if salvage.issued is not None else ""
+    warnings.warn(
+        f"The results store {path} was damaged ({problem}). It was moved to {aside} "
+        f"(kept, not deleted), and {len(salvage.evaluations)} evaluation records{issued}, "
+        f"{len(salvage.runs)} runs and {len(salvage.state)} state entries were recovered "
+        f"into a fresh store at {path}, which accepts new results.",
+        StoreRecoveredWarning,
+        stacklevel=5,  # _recover, _open, _transact, the store's method, its caller
+    )

@@ -61,19 +61,21 @@ def _error_code(err: sqlite3.Error) -> int | None:
 
 
 def _is_busy(err: sqlite3.Error) -> bool:
-    code = _error_code(err)
-    if code is not None:
-        return code in (_SQLITE_BUSY, _SQLITE_LOCKED)
-    text = str(err).lower()
-    return "locked" in text or "busy" in text
+    return _is_kind(err, (_SQLITE_BUSY, _SQLITE_LOCKED), ("locked", "busy"))
 
 
 def _is_corrupt(err: sqlite3.Error) -> bool:
+    return _is_kind(err, (_SQLITE_CORRUPT, _SQLITE_NOTADB), ("malformed", "not a database"))
+
+
+def _is_kind(err: sqlite3.Error, codes: tuple[int, ...], words: tuple[str, ...]) -> bool:
+    """Whether ``err`` has one of the primary result ``codes``; by its message where the
+    sqlite3 module gives no code."""
     code = _error_code(err)
     if code is not None:
-        return code in (_SQLITE_CORRUPT, _SQLITE_NOTADB)
+        return code in codes
     text = str(err).lower()
-    return "malformed" in text or "not a database" in text
+    return any(word in text for word in words)
 
 
 @contextlib.contextmanager

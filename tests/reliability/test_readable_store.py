@@ -178,21 +178,21 @@ def test_an_interrupted_migration_leaves_version_1_whole_and_is_redone(
     run_dir: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """The migration is one transaction: killed half way, the file is still all version 1."""
-    import analysis.results.sqlite
+    import analysis.results.schema
 
     path = _v1_copy(run_dir)
     before = _dump(path)
-    real = analysis.results.sqlite._migrate_v1_to_v2
+    real = analysis.results.schema._migrate_v1_to_v2
 
     def half_then_crash(conn: sqlite3.Connection) -> None:
         conn.execute("ALTER TABLE evaluations RENAME TO evaluations_v1")  # the first step
         conn.execute("CREATE TABLE evaluations (id INTEGER PRIMARY KEY)")
         raise KeyboardInterrupt  # Ctrl-C in the middle of the migration
 
-    monkeypatch.setattr(analysis.results.sqlite, "_migrate_v1_to_v2", half_then_crash)
+    monkeypatch.setattr(analysis.results.schema, "_migrate_v1_to_v2", half_then_crash)
     with pytest.raises(KeyboardInterrupt):
         SQLiteStore(path).records()
-    monkeypatch.setattr(analysis.results.sqlite, "_migrate_v1_to_v2", real)
+    monkeypatch.setattr(analysis.results.schema, "_migrate_v1_to_v2", real)
 
     con = sqlite3.connect(path)
     try:
