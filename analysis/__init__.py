@@ -18,6 +18,7 @@ _EXPORTS = {
     "EvalKey": "analysis.results",
     "EvalRecord": "analysis.results",
     "EvalStatus": "analysis.results",
+    "InMemoryStore": "analysis.results",
     "MannWhitney": "analysis.stats",
     "ResultsStore": "analysis.results",
     "RunConflictError": "analysis.errors",

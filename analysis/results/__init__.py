@@ -8,12 +8,14 @@ and plot reads from it. One topic per module:
 - :mod:`~analysis.results.schema`: the SQLite tables, their version, the migration from version 1;
 - :mod:`~analysis.results.transactions`: SQLite transactions, lock retries, error kinds;
 - :mod:`~analysis.results.sqlite`: :class:`SQLiteStore`, and reading a file without changing it;
+- :mod:`~analysis.results.memory`: :class:`InMemoryStore`, the second backend, for one process;
 - :mod:`~analysis.results.salvage`: the readable records of a damaged file, into a fresh one.
 """
 
 from __future__ import annotations
 
-from analysis.results.contract import ResultsStore
+from analysis.results.contract import ResultsStore, StoreTransaction
+from analysis.results.memory import InMemoryStore
 from analysis.results.records import (
     EVALUATORS,
     Claim,
@@ -34,8 +36,10 @@ __all__ = [
     "EvalKey",
     "EvalRecord",
     "EvalStatus",
+    "InMemoryStore",
     "ResultsStore",
     "SQLiteStore",
+    "StoreTransaction",
     "hash_config",
     "read_state",
     "store_problem",

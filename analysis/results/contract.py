@@ -45,6 +45,8 @@ __all__ = ["ResultsStore", "StoreTransaction"]
 
 _T = TypeVar("_T")
 _CACHED = (EvalStatus.COMPLETE, EvalStatus.DIVERGED)
+# What changes while a record moves from PENDING or RUNNING to finished; the rest never does.
+_MUTABLE_FIELDS = ("status", "metrics", "error", "started_at", "finished_at", "host", "pid")
 
 
 class StoreTransaction(abc.ABC):
@@ -79,7 +81,8 @@ class StoreTransaction(abc.ABC):
 
     @abc.abstractmethod
     def update(self, record: EvalRecord) -> EvalRecord:
-        """Replace the stored record ``record.id`` (status, metrics, error, times, worker)."""
+        """Store the :data:`_MUTABLE_FIELDS` of ``record`` in the existing record ``record.id``;
+        return it as stored."""
 
     @abc.abstractmethod
     def run(self, name: str) -> tuple[str, str] | None:
@@ -104,7 +107,7 @@ class ResultsStore(abc.ABC):
     Concurrency
         Any number of threads may read and write one store at once, and so may any number of
         processes where the backend is shared between them (:class:`SQLiteStore`: the
-        processes of one host). Every method is
+        processes of one host; :class:`InMemoryStore`: one process only). Every method is
         atomic; no method raises because another writer holds a lock (backends wait and
         retry), and readers never wait for writers.
     Records

@@ -24,7 +24,7 @@ from pathlib import Path
 from typing import Any, TypeVar
 
 from analysis.errors import StoreCorruptError, StoreError, StoreValueError
-from analysis.results.contract import ResultsStore, StoreTransaction
+from analysis.results.contract import _MUTABLE_FIELDS, ResultsStore, StoreTransaction
 from analysis.results.records import EvalKey, EvalRecord, EvalStatus, _ReadOnlyMetrics
 from analysis.results.salvage import _partial_page, _recover
 from analysis.results.schema import _RECORD_COLUMNS, SCHEMA_VERSION, _check_version, _ensure_schema
@@ -49,10 +49,8 @@ _INSERT = (
     f"INSERT INTO evaluations ({', '.join(_RECORD_COLUMNS[1:])}) "
     f"VALUES ({', '.join('?' * (len(_RECORD_COLUMNS) - 1))})"
 )
-_UPDATE = (
-    "UPDATE evaluations SET status = ?, metrics_json = ?, error = ?, started_at = ?, "
-    "finished_at = ?, host = ?, pid = ? WHERE id = ?"
-)
+_UPDATED = tuple("metrics_json" if name == "metrics" else name for name in _MUTABLE_FIELDS)
+_UPDATE = f"UPDATE evaluations SET {', '.join(f'{c} = ?' for c in _UPDATED)} WHERE id = ?"
 
 # Connections that a forked child inherited. The child never uses them, and never closes them
 # either: SQLite forbids carrying a connection across fork(), and closing one in the child could
@@ -308,28 +306,19 @@ class _SQLiteTransaction(StoreTransaction):
         return [_record(row) for row in self._conn.execute(sql, params)]
 
     def insert(self, record: EvalRecord) -> EvalRecord:
-        cursor = self._conn.execute(_INSERT, _row(record)[1:])
-        stored = self.get(cursor.lastrowid)
-        assert stored is not None  # just inserted, inside the same transaction
-        return stored
+        row = _row(record)
+        cursor = self._conn.execute(_INSERT, [row[column] for column in _RECORD_COLUMNS[1:]])
+        return self._stored(cursor.lastrowid)
 
     def update(self, record: EvalRecord) -> EvalRecord:
-        self._conn.execute(
-            _UPDATE,
-            (
-                record.status.name,
-                _metrics_json(record.metrics),
-                record.error,
-                record.started_at,
-                record.finished_at,
-                record.host,
-                record.pid,
-                record.id,
-            ),
-        )
-        stored = self.get(record.id)
-        assert stored is not None  # read inside the same transaction
-        return stored
+        row = _row(record)
+        self._conn.execute(_UPDATE, [*(row[column] for column in _UPDATED), record.id])
+        return self._stored(record.id)
+
+    def _stored(self, record_id: int | None) -> EvalRecord:
+        record = self.get(record_id)  # type: ignore[arg-type]
+        assert record is not None  # just written, inside the same transaction
+        return record
 
     def run(self, name: str) -> tuple[str, str] | None:
         row = self._conn.execute(
@@ -432,11 +421,11 @@ def _record(row: Sequence[Any]) -> EvalRecord:
     return EvalRecord(metrics=_ReadOnlyMetrics(metrics), **values)
 
 
-def _row(record: EvalRecord) -> tuple[Any, ...]:
-    """``record`` as a row of ``evaluations`` (columns in ``_RECORD_COLUMNS`` order)."""
-    values = {**vars(record), "status": record.status.name}
-    values["metrics_json"] = _metrics_json(values.pop("metrics"))
-    return tuple(values[column] for column in _RECORD_COLUMNS)
+def _row(record: EvalRecord) -> dict[str, Any]:
+    """``record`` as the columns of a row of ``evaluations``."""
+    row = {**vars(record), "status": record.status.name}
+    row["metrics_json"] = _metrics_json(row.pop("metrics"))
+    return row
 
 
 def _metrics_json(metrics: Mapping[str, float]) -> str:

@@ -21,6 +21,7 @@ from pathlib import Path
 import pytest
 
 from analysis.results import SCHEMA_VERSION, EvalStatus, SQLiteStore
+from tests.analysis.results.conftest import dump
 from tests.reliability.conftest import V1_FIXTURE, put
 
 SHELL = shutil.which("sqlite3")
@@ -166,14 +167,6 @@ def test_a_version_1_store_opens_migrates_and_stays_readable(run_dir: Path) -> N
     assert got["version"] == 2 and got["ids"] == [1, 2, 3, 4, 5, 6, 8]
 
 
-def _dump(path: Path) -> list[str]:
-    con = sqlite3.connect(path)
-    try:
-        return [*con.iterdump(), f"user_version {con.execute('PRAGMA user_version').fetchone()}"]
-    finally:
-        con.close()
-
-
 def test_an_interrupted_migration_leaves_version_1_whole_and_is_redone(
     run_dir: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -181,7 +174,7 @@ def test_an_interrupted_migration_leaves_version_1_whole_and_is_redone(
     import analysis.results.schema
 
     path = _v1_copy(run_dir)
-    before = _dump(path)
+    before = dump(path)
     real = analysis.results.schema._migrate_v1_to_v2
 
     def half_then_crash(conn: sqlite3.Connection) -> None:
@@ -202,7 +195,7 @@ def test_an_interrupted_migration_leaves_version_1_whole_and_is_redone(
         assert con.execute("SELECT count(*) FROM evaluations").fetchone()[0] == 6
     finally:
         con.close()
-    assert _dump(path) == before  # every table and row as it was (only WAL mode is new)
+    assert dump(path) == before  # every table and row as it was (only WAL mode is new)
 
     with SQLiteStore(path) as store:  # the next open migrates for real
         assert [r.attempt for r in store.records()] == [1, 1, 1, 2, 1, 1]
