@@ -96,17 +96,22 @@ READ_WITHOUT_TOOLKIT = textwrap.dedent(
 )
 
 
-def test_python_sqlite3_and_pandas_alone_read_an_open_store(open_store: SQLiteStore) -> None:
-    """A fresh interpreter (``-I``: no PYTHONPATH, no site of ours) reads it with pandas."""
+def _read_without_toolkit(path: Path) -> dict:
+    """What a fresh interpreter (``-I``: no PYTHONPATH, no site of ours) reads from ``path``."""
     done = subprocess.run(
-        [sys.executable, "-I", "-c", READ_WITHOUT_TOOLKIT, str(open_store.path)],
+        [sys.executable, "-I", "-c", READ_WITHOUT_TOOLKIT, str(path)],
         capture_output=True,
         text=True,
         timeout=120,
         cwd="/",
     )
     assert done.returncode == 0, done.stderr
-    got = json.loads(done.stdout)
+    return json.loads(done.stdout)
+
+
+def test_python_sqlite3_and_pandas_alone_read_an_open_store(open_store: SQLiteStore) -> None:
+    """A fresh interpreter (``-I``: no PYTHONPATH, no site of ours) reads it with pandas."""
+    got = _read_without_toolkit(open_store.path)
     assert got["toolkit_modules"] == []  # read without importing any of dagrank
     assert got["version"] == SCHEMA_VERSION
     assert got["ids"] == list(range(1, N + 1))
@@ -155,15 +160,7 @@ def test_a_version_1_store_opens_migrates_and_stays_readable(run_dir: Path) -> N
     if SHELL is not None:
         assert _shell(path, "PRAGMA user_version;") == "2"
         assert _shell(path, "SELECT count(*), max(attempt) FROM evaluations;") == "7|2"
-    done = subprocess.run(
-        [sys.executable, "-I", "-c", READ_WITHOUT_TOOLKIT, str(path)],
-        capture_output=True,
-        text=True,
-        timeout=120,
-        cwd="/",
-    )
-    assert done.returncode == 0, done.stderr
-    got = json.loads(done.stdout)
+    got = _read_without_toolkit(path)
     assert got["version"] == 2 and got["ids"] == [1, 2, 3, 4, 5, 6, 8]
 
 
