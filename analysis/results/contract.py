@@ -128,6 +128,11 @@ class ResultsStore(abc.ABC):
     Runs and state
         :meth:`register_run` binds a run name to one resolved config (by hash) for good;
         :meth:`set_state` keeps small JSON documents (a strategy's state, for resume).
+    Resume
+        A job that runs again on the same store claims its keys again: what finished comes back
+        CACHED (or EXHAUSTED), what a dead worker held is failed and retried, what was never
+        started is evaluated; nothing finished is evaluated twice or overwritten. A run
+        registered with another config raises :class:`RunConflictError` and changes nothing.
 
     These rules are implemented here, once, over :class:`StoreTransaction`: a backend provides
     :meth:`_transact` (run a function atomically over a transaction) and :meth:`close`. Bad
