@@ -25,8 +25,9 @@ class InMemoryStore(ResultsStore):
     :class:`SQLiteStore`): the same caching, attempt numbers, stale-claim reaping, immutable
     finished records and errors.
 
-    One lock serialises its methods, so any number of threads may share it. A method's writes
-    are applied together when it returns; a method that raises changes nothing. The store
+    One lock serialises its methods, so any number of threads may share it (a reader waits
+    for the one method running, microseconds: nothing goes to disk). A method's writes are
+    applied together when it returns; a method that raises changes nothing. The store
     belongs to the process that created it: it refuses to be pickled (a copy in a worker
     process would be another store, whose results the parent never sees), and a forked child
     that uses it gets :class:`StoreError`. :meth:`close` keeps the records: they last as long
