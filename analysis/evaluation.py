@@ -16,7 +16,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from analysis.store import EvalKey, EvalRecord, EvalStatus, ResultsStore
+from analysis.results import EvalKey, EvalRecord, EvalStatus, ResultsStore
 from dagspace import CellSpec, canonical_hash
 
 __all__ = ["GPU_BATCH", "Request", "default_executor", "train_architectures"]

@@ -37,7 +37,7 @@ import numpy as np
 
 from analysis.errors import AnalysisError
 from analysis.evaluation import Request, train_architectures
-from analysis.store import EvalKey, EvalStatus, ResultsStore, hash_config
+from analysis.results import EvalKey, EvalStatus, ResultsStore, hash_config
 
 __all__ = [
     "OBJECTIVES",

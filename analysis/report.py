@@ -88,7 +88,7 @@ def _read_csv(path: Path, columns: tuple[str, ...] = ()) -> pd.DataFrame:
 
 def _store_damage(run: Path) -> str | None:
     """A warning's text if the run's store is damaged (found read-only), else ``None``."""
-    from analysis.store import store_problem
+    from analysis.results import store_problem
 
     path = run / "results.sqlite"
     problem = store_problem(path)
@@ -105,7 +105,7 @@ def _trajectory_frame(run: Path) -> pd.DataFrame | None:
     config = _summary(run).get("trajectory", {}).get("config")
     store_ok = (run / "results.sqlite").exists() and _store_damage(run) is None
     if config and store_ok and (run / "space.npz").exists():
-        from analysis.store import read_state
+        from analysis.results import read_state
         from dagspace import Space
         from dagspace.strategies import make_strategy
 

@@ -191,8 +191,8 @@ class _Context:
 def _open(run: str | os.PathLike, config: SearchConfig, job: str, executor: Any,
           progress: bool) -> _Context:  # fmt: skip
     from analysis.evaluation import default_executor
+    from analysis.results import SQLiteStore
     from analysis.runs import dataset_spec, register_job, supernet_run
-    from analysis.store import SQLiteStore
 
     run = Path(run)
     sn = supernet_run(run, config.supernet, progress=progress)

@@ -64,8 +64,8 @@ def run_supernet_study(
     """Train the sample and every variant's supernet in ``run``; one row per (variant,
     estimator) of ``study.csv`` (see the module docstring)."""
     from analysis.estimators import EstimatorContext, score_architectures
+    from analysis.results import SQLiteStore
     from analysis.runs import dataset_spec, supernet_run, update_summary
-    from analysis.store import SQLiteStore
     from analysis.validation import train_sample
     from dagspace.io import atomic_write
 

@@ -273,7 +273,7 @@ class _Job:
         return make_strategy(method, self.space, 1, seed=seed, **options)
 
     def record(self, archs: list[tuple[int, ...]], values: list[float], method: str) -> None:
-        from analysis.store import EvalKey, EvalStatus, hash_config
+        from analysis.results import EvalKey, EvalStatus, hash_config
 
         config_hash = hash_config(self.objective.config())
         for arch, value in zip(archs, values, strict=True):
@@ -314,7 +314,7 @@ class _Job:
 
 
 def _open_job(run: str | os.PathLike, config: TabularConfig, name: str) -> _Job:
-    from analysis.store import SQLiteStore
+    from analysis.results import SQLiteStore
 
     run = Path(run)
     _, objective = open_table(run, config)

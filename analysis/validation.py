@@ -414,8 +414,8 @@ def run_validation(
     ``evaluations.csv``. ``retry_failed``: retrain candidates that failed their last allowed
     attempt (see :func:`analysis.evaluation.train_architectures`)."""
     from analysis.estimators import EstimatorContext, score_architectures
+    from analysis.results import SQLiteStore
     from analysis.runs import dataset_spec, register_job, supernet_run, update_summary
-    from analysis.store import SQLiteStore
     from dagspace.io import atomic_write
 
     start = time.perf_counter()

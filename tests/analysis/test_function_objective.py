@@ -15,7 +15,7 @@ from analysis.objectives import (
     ObjectiveResult,
     load_objective_function,
 )
-from analysis.store import EvalStatus, SQLiteStore
+from analysis.results import EvalStatus, SQLiteStore
 from dagspace import enumerate_space
 from scripts.cli import main
 

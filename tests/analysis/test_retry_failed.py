@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from analysis.evaluation import Request, train_architectures
-from analysis.store import EvalStatus, SQLiteStore
+from analysis.results import EvalStatus, SQLiteStore
 from dagspace import NASBENCH101_OPS, enumerate_space
 from surrogate.candidate import CandidateResult, candidate_preset
 from surrogate.executors import DatasetSpec, LocalExecutor

@@ -10,7 +10,7 @@ from typing import Any
 
 import pytest
 
-from analysis.store import EvalKey, EvalRecord, EvalStatus, ResultsStore, SQLiteStore
+from analysis.results import EvalKey, EvalRecord, EvalStatus, ResultsStore, SQLiteStore
 
 REPO = Path(__file__).resolve().parents[2]
 V1_FIXTURE = REPO / "tests" / "analysis" / "fixtures" / "results_v1.sqlite"

@@ -25,7 +25,7 @@ from typing import Any
 import pytest
 
 from analysis.errors import StoreError
-from analysis.store import EvalStatus, SQLiteStore
+from analysis.results import EvalStatus, SQLiteStore
 from surrogate.errors import TrainingError
 from tests.reliability.conftest import ARCH, REPO, count_rows, key, tiny_config, tiny_dataset
 

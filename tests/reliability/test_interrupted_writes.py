@@ -20,7 +20,7 @@ from typing import Any
 import pytest
 
 from analysis.errors import StoreRecoveredWarning
-from analysis.store import EvalStatus, SQLiteStore
+from analysis.results import EvalStatus, SQLiteStore
 from tests.reliability.conftest import ARCH, fill, key, put, run_python, tiny_config, tiny_dataset
 
 N = 60

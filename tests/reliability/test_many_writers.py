@@ -17,7 +17,8 @@ from typing import Any
 
 import pytest
 
-from analysis.store import EvalStatus, SQLiteStore
+from analysis.results import EvalStatus, SQLiteStore
+from tests.analysis.results.conftest import gather
 from tests.reliability.conftest import ARCH, key
 
 WRITERS = 8
@@ -72,11 +73,7 @@ def test_eight_writers_and_an_exporting_reader(tmp_path: Path) -> None:
     out = ctx.Queue()
     processes = [ctx.Process(target=_writer, args=(store, w, start, out)) for w in range(WRITERS)]
     processes.append(ctx.Process(target=_reader, args=(store, csv, start, out)))
-    for process in processes:
-        process.start()
-    reports = [out.get(timeout=300) for _ in processes]
-    for process in processes:
-        process.join(60)
+    reports = gather(processes, out, timeout=300, join=60)
     errors = [report[2] for report in reports if report[2] is not None]
     assert errors == [], "\n".join(errors)  # no "database is locked", nor anything else
     assert [process.exitcode for process in processes] == [0] * (WRITERS + 1)

@@ -16,8 +16,8 @@ from pathlib import Path
 import pytest
 
 from analysis.errors import RunConflictError
+from analysis.results import SQLiteStore, hash_config
 from analysis.runs import check_run_config, supernet_run
-from analysis.store import SQLiteStore, hash_config
 from tests.reliability.conftest import put, tiny_config
 
 CONFIG = {"budget": 10, "method": "bo", "lr": 0.1, "seed": 0}

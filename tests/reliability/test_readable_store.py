@@ -20,7 +20,8 @@ from pathlib import Path
 
 import pytest
 
-from analysis.store import SCHEMA_VERSION, EvalStatus, SQLiteStore
+from analysis.results import SCHEMA_VERSION, EvalStatus, SQLiteStore
+from tests.analysis.results.conftest import dump
 from tests.reliability.conftest import V1_FIXTURE, put
 
 SHELL = shutil.which("sqlite3")
@@ -95,17 +96,22 @@ READ_WITHOUT_TOOLKIT = textwrap.dedent(
 )
 
 
-def test_python_sqlite3_and_pandas_alone_read_an_open_store(open_store: SQLiteStore) -> None:
-    """A fresh interpreter (``-I``: no PYTHONPATH, no site of ours) reads it with pandas."""
+def _read_without_toolkit(path: Path) -> dict:
+    """What a fresh interpreter (``-I``: no PYTHONPATH, no site of ours) reads from ``path``."""
     done = subprocess.run(
-        [sys.executable, "-I", "-c", READ_WITHOUT_TOOLKIT, str(open_store.path)],
+        [sys.executable, "-I", "-c", READ_WITHOUT_TOOLKIT, str(path)],
         capture_output=True,
         text=True,
         timeout=120,
         cwd="/",
     )
     assert done.returncode == 0, done.stderr
-    got = json.loads(done.stdout)
+    return json.loads(done.stdout)
+
+
+def test_python_sqlite3_and_pandas_alone_read_an_open_store(open_store: SQLiteStore) -> None:
+    """A fresh interpreter (``-I``: no PYTHONPATH, no site of ours) reads it with pandas."""
+    got = _read_without_toolkit(open_store.path)
     assert got["toolkit_modules"] == []  # read without importing any of dagrank
     assert got["version"] == SCHEMA_VERSION
     assert got["ids"] == list(range(1, N + 1))
@@ -154,45 +160,29 @@ def test_a_version_1_store_opens_migrates_and_stays_readable(run_dir: Path) -> N
     if SHELL is not None:
         assert _shell(path, "PRAGMA user_version;") == "2"
         assert _shell(path, "SELECT count(*), max(attempt) FROM evaluations;") == "7|2"
-    done = subprocess.run(
-        [sys.executable, "-I", "-c", READ_WITHOUT_TOOLKIT, str(path)],
-        capture_output=True,
-        text=True,
-        timeout=120,
-        cwd="/",
-    )
-    assert done.returncode == 0, done.stderr
-    got = json.loads(done.stdout)
+    got = _read_without_toolkit(path)
     assert got["version"] == 2 and got["ids"] == [1, 2, 3, 4, 5, 6, 8]
-
-
-def _dump(path: Path) -> list[str]:
-    con = sqlite3.connect(path)
-    try:
-        return [*con.iterdump(), f"user_version {con.execute('PRAGMA user_version').fetchone()}"]
-    finally:
-        con.close()
 
 
 def test_an_interrupted_migration_leaves_version_1_whole_and_is_redone(
     run_dir: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """The migration is one transaction: killed half way, the file is still all version 1."""
-    import analysis.store
+    import analysis.results.schema
 
     path = _v1_copy(run_dir)
-    before = _dump(path)
-    real = analysis.store._migrate_v1_to_v2
+    before = dump(path)
+    real = analysis.results.schema._migrate_v1_to_v2
 
     def half_then_crash(conn: sqlite3.Connection) -> None:
         conn.execute("ALTER TABLE evaluations RENAME TO evaluations_v1")  # the first step
         conn.execute("CREATE TABLE evaluations (id INTEGER PRIMARY KEY)")
         raise KeyboardInterrupt  # Ctrl-C in the middle of the migration
 
-    monkeypatch.setattr(analysis.store, "_migrate_v1_to_v2", half_then_crash)
+    monkeypatch.setattr(analysis.results.schema, "_migrate_v1_to_v2", half_then_crash)
     with pytest.raises(KeyboardInterrupt):
         SQLiteStore(path).records()
-    monkeypatch.setattr(analysis.store, "_migrate_v1_to_v2", real)
+    monkeypatch.setattr(analysis.results.schema, "_migrate_v1_to_v2", real)
 
     con = sqlite3.connect(path)
     try:
@@ -202,7 +192,7 @@ def test_an_interrupted_migration_leaves_version_1_whole_and_is_redone(
         assert con.execute("SELECT count(*) FROM evaluations").fetchone()[0] == 6
     finally:
         con.close()
-    assert _dump(path) == before  # every table and row as it was (only WAL mode is new)
+    assert dump(path) == before  # every table and row as it was (only WAL mode is new)
 
     with SQLiteStore(path) as store:  # the next open migrates for real
         assert [r.attempt for r in store.records()] == [1, 1, 1, 2, 1, 1]

@@ -16,7 +16,7 @@ import pytest
 
 from analysis.evaluation import Request, train_architectures
 from analysis.objectives import StandaloneObjective
-from analysis.store import EvalStatus, SQLiteStore
+from analysis.results import EvalStatus, SQLiteStore
 from dagspace import NASBENCH101_OPS, enumerate_space
 from dagspace.strategies import make_strategy
 from surrogate.candidate import FaultPlan, candidate_preset

@@ -10,8 +10,8 @@ from pathlib import Path
 
 import pytest
 
+from analysis.results import SQLiteStore
 from analysis.runs import check_run_config, register_job, run_identity, set_aside
-from analysis.store import SQLiteStore
 from scripts.cli import main
 from surrogate.config import supernet_preset
 

@@ -13,7 +13,7 @@ import numpy as np
 import pytest
 import torch
 
-from analysis.store import hash_config
+from analysis.results import hash_config
 from dagspace.cell import CellSpec
 from dagspace.errors import InvalidCellError
 from surrogate.candidate import (
@@ -260,7 +260,7 @@ def test_failure_result_metrics_are_nan() -> None:
 
 
 def test_status_values_match_the_store() -> None:
-    from analysis.store import EvalStatus
+    from analysis.results import EvalStatus
 
     for status in CandidateStatus:
         assert EvalStatus[status.name] == status

@@ -18,7 +18,7 @@ import numpy as np
 import pytest
 import torch
 
-from analysis.store import hash_config
+from analysis.results import hash_config
 from dagspace.cell import CellSpec
 from dagspace.errors import InvalidCellError
 from surrogate.candidate import CandidateResult, CandidateStatus, FaultPlan, candidate_preset
