@@ -8,33 +8,33 @@ from __future__ import annotations
 
 from dagspace.lazy import lazy_exports
 
-_EXPORTS = {
-    "AnalysisError": "analysis.errors",
-    "Claim": "analysis.results",
-    "ClaimOutcome": "analysis.results",
-    "Correlation": "analysis.stats",
-    "EVALUATORS": "analysis.results",
-    "EvalKey": "analysis.results",
-    "EvalRecord": "analysis.results",
-    "EvalStatus": "analysis.results",
-    "InMemoryStore": "analysis.results",
-    "MannWhitney": "analysis.stats",
-    "ResultsStore": "analysis.results",
-    "RunConflictError": "analysis.errors",
-    "SCHEMA_VERSION": "analysis.results",
-    "SQLiteStore": "analysis.results",
-    "StoreCorruptError": "analysis.errors",
-    "StoreError": "analysis.errors",
-    "Summary": "analysis.stats",
-    "atomic_path": "analysis.io",
-    "atomic_write": "analysis.io",
-    "hash_config": "analysis.results",
-    "mann_whitney": "analysis.stats",
-    "precision_at_k": "analysis.stats",
-    "rank_correlation": "analysis.stats",
-    "summarize": "analysis.stats",
+_EXPORTS = {  # module -> the names it exports here
+    "analysis.errors": ("AnalysisError", "RunConflictError", "StoreCorruptError", "StoreError"),
+    "analysis.io": ("atomic_path", "atomic_write"),
+    "analysis.results": (
+        "Claim",
+        "ClaimOutcome",
+        "EVALUATORS",
+        "EvalKey",
+        "EvalRecord",
+        "EvalStatus",
+        "InMemoryStore",
+        "ResultsStore",
+        "SCHEMA_VERSION",
+        "SQLiteStore",
+        "hash_config",
+    ),
+    "analysis.stats": (
+        "Correlation",
+        "MannWhitney",
+        "Summary",
+        "mann_whitney",
+        "precision_at_k",
+        "rank_correlation",
+        "summarize",
+    ),
 }
 
-__all__ = sorted(_EXPORTS)
+__all__ = sorted(name for names in _EXPORTS.values() for name in names)
 
 __getattr__, __dir__ = lazy_exports(__name__, _EXPORTS)

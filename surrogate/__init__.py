@@ -9,41 +9,27 @@ from __future__ import annotations
 
 from dagspace.lazy import lazy_exports
 
-_EXPORTS = {
-    "CellScores": "surrogate.relative",
-    "ConfigError": "surrogate.errors",
-    "DATASETS": "surrogate.data",
-    "Dataset": "surrogate.data",
-    "DatasetError": "surrogate.errors",
-    "Network": "surrogate.network",
-    "OPERATIONS": "surrogate.ops",
-    "PRESETS": "surrogate.presets",
-    "PRESET_NAMES": "surrogate.presets",
-    "Preset": "surrogate.presets",
-    "get_preset": "surrogate.presets",
-    "supernet_preset": "surrogate.config",
-    "candidate_preset": "surrogate.candidate",
-    "Ranking": "surrogate.relative",
-    "SampleMap": "surrogate.relative",
-    "Split": "surrogate.data",
-    "Supernet": "surrogate.supernet",
-    "SupernetConfig": "surrogate.config",
-    "SupernetResult": "surrogate.training",
-    "SurrogateError": "surrogate.errors",
-    "TrainingError": "surrogate.errors",
-    "count_macs": "surrogate.network",
-    "count_parameters": "surrogate.network",
-    "embed_cell": "surrogate.supernet",
-    "joint_top_k": "surrogate.relative",
-    "load_config": "surrogate.config",
-    "load_dataset": "surrogate.data",
-    "monte_carlo_probabilities": "surrogate.relative",
-    "rank_space": "surrogate.relative",
-    "register_operation": "surrogate.ops",
-    "resolve_device": "surrogate.device",
-    "train_supernet": "surrogate.training",
+_EXPORTS = {  # module -> the names it exports here
+    "surrogate.candidate": ("candidate_preset",),
+    "surrogate.config": ("SupernetConfig", "load_config", "supernet_preset"),
+    "surrogate.data": ("DATASETS", "Dataset", "Split", "load_dataset"),
+    "surrogate.device": ("resolve_device",),
+    "surrogate.errors": ("ConfigError", "DatasetError", "SurrogateError", "TrainingError"),
+    "surrogate.network": ("Network", "count_macs", "count_parameters"),
+    "surrogate.ops": ("OPERATIONS", "register_operation"),
+    "surrogate.presets": ("PRESETS", "PRESET_NAMES", "Preset", "get_preset"),
+    "surrogate.relative": (
+        "CellScores",
+        "Ranking",
+        "SampleMap",
+        "joint_top_k",
+        "monte_carlo_probabilities",
+        "rank_space",
+    ),
+    "surrogate.supernet": ("Supernet", "embed_cell"),
+    "surrogate.training": ("SupernetResult", "train_supernet"),
 }
 
-__all__ = sorted(_EXPORTS)
+__all__ = sorted(name for names in _EXPORTS.values() for name in names)
 
 __getattr__, __dir__ = lazy_exports(__name__, _EXPORTS)
