@@ -47,13 +47,13 @@ import math
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from typing import Any
 
-import numpy as np
 import torch
 import torch.nn.functional as F
 from torch import nn
 from torch.utils.hooks import RemovableHandle
 
 from dagspace.cell import CellSpec
+from dagspace.checks import check_int
 from dagspace.errors import InvalidCellError
 from surrogate.candidate import CandidateConfig, _check_architecture, _check_dataset, build_network
 from surrogate.data import Dataset
@@ -329,14 +329,6 @@ def _check_names(proxies: Sequence[str] | None) -> tuple[str, ...]:
     return tuple(proxies)
 
 
-def _check_int(name: str, value: Any, low: int) -> int:
-    if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < low:
-        raise ConfigError(
-            f"The {name!r} parameter of zero_cost_scores must be an int >= {low}; got {value!r}."
-        )
-    return int(value)
-
-
 def zero_cost_scores(
     architecture: Sequence[CellSpec],
     dataset: Dataset,
@@ -378,8 +370,8 @@ def zero_cost_scores(
             f"The 'config' parameter of zero_cost_scores must be a CandidateConfig; got "
             f"{type(config).__name__}."
         )
-    seed = _check_int("seed", seed, 0)
-    batch_size = _check_int("batch_size", batch_size, 2)
+    seed = check_int("zero_cost_scores", "seed", seed, 0, ConfigError)
+    batch_size = check_int("zero_cost_scores", "batch_size", batch_size, 2, ConfigError)
     names = _check_names(proxies)
     if isinstance(architecture, CellSpec):
         architecture = (architecture,)

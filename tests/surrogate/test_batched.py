@@ -448,7 +448,9 @@ def test_bench_train_rejects_bad_arguments(data: Dataset) -> None:
     presets = "\\['paper', 'quick', 'smoke'\\]"
     with pytest.raises(ConfigError, match=f"CandidateConfig or one of {presets}; got 'fast'"):
         bench_train(ARCHS, dataset=data, config="fast")
-    with pytest.raises(ConfigError, match="'pool_workers' of bench_train must be an int >= 0"):
+    with pytest.raises(
+        ConfigError, match="'pool_workers' parameter of bench_train must be an int >= 0"
+    ):
         bench_train(ARCHS, dataset=data, pool_workers=-1)
     with pytest.raises(ConfigError, match="give 'dataset' as a name or a DatasetSpec, not a "):
         bench_train(ARCHS, dataset=data, pool_workers=2)

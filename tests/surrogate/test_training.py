@@ -227,7 +227,9 @@ def test_bench_times_hard_and_soft_alternately() -> None:
     assert out["ratio"] == pytest.approx(out["soft_s"] / out["hard_s"])
     assert out["device"] == "cpu" and out["steps_per_epoch"] == 3
     assert all(isinstance(v, (int, float, str)) for v in out.values())  # flat
-    with pytest.raises(ConfigError, match="'epochs' of bench_supernet must be an int >= 1"):
+    with pytest.raises(
+        ConfigError, match="'epochs' parameter of bench_supernet must be an int >= 1"
+    ):
         bench_supernet(random_dataset(), epochs=0)
 
 
