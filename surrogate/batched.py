@@ -59,22 +59,23 @@ from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-import numpy as np
 import torch
 import torch.nn.functional as F
 from torch import nn
 
 from dagspace.cell import CellSpec
+from dagspace.checks import check_int
 from dagspace.errors import InvalidCellError
 from surrogate.candidate import (
     CandidateConfig,
     CandidateResult,
     CandidateStatus,
     FaultPlan,
-    _check_architecture,
-    _check_dataset,
     _chunks,
     build_network,
+    check_architecture,
+    check_config,
+    check_dataset,
     train_candidate,
 )
 from surrogate.data import Dataset, Split
@@ -874,26 +875,19 @@ def train_candidates(
         DatasetError: ``dataset`` is not a Dataset, or has fewer than 2 training examples.
     """
     started = time.perf_counter()
-    if not isinstance(config, CandidateConfig):
-        raise ConfigError(
-            "The 'config' parameter of train_candidates must be a CandidateConfig; got "
-            f"{type(config).__name__}."
-        )
-    _check_dataset(dataset, "train_candidates")
+    config = check_config(config, "train_candidates")
+    check_dataset(dataset, "train_candidates")
     archs = _check_list("architectures", architectures, None, "architectures")
     count = len(archs)
     for k, arch in enumerate(archs):
         try:
-            archs[k] = _check_architecture(arch, config)
+            archs[k] = check_architecture(arch, config)
         except (InvalidCellError, ConfigError) as err:
             raise type(err)(f"Architecture {k} of train_candidates: {err}") from None
     seeds = _check_list("seeds", seeds, count, "non-negative ints")
-    for seed in seeds:
-        if isinstance(seed, bool) or not isinstance(seed, (int, np.integer)) or seed < 0:
-            raise ConfigError(
-                "The 'seeds' of train_candidates must be non-negative ints; got "
-                f"{seed!r} in {seeds!r:.200}."
-            )
+    seeds = [
+        check_int("train_candidates", f"seeds[{k}]", s, 0, ConfigError) for k, s in enumerate(seeds)
+    ]
     plans = [None] * count if faults is None else _check_list("faults", faults, count, "faults")
     for plan in plans:
         if plan is not None and not isinstance(plan, FaultPlan):
@@ -1019,16 +1013,13 @@ class BatchedExecutor(Executor):
     def __init__(
         self, batch_size: int = 8, device: str = "cpu", *, threads: int | None = None
     ) -> None:
-        for name, value in (("batch_size", batch_size), ("threads", threads)):
-            if value is None and name == "threads":
-                continue
-            if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < 1:
-                raise ConfigError(
-                    f"The {name!r} parameter of BatchedExecutor must be an int >= 1; got {value!r}."
-                )
-        self.batch_size = self.capacity = int(batch_size)
+        self.batch_size = self.capacity = check_int(
+            "BatchedExecutor", "batch_size", batch_size, 1, ConfigError
+        )
         self.device = str(resolve_device(device))
-        self.threads = None if threads is None else int(threads)
+        if threads is not None:
+            threads = check_int("BatchedExecutor", "threads", threads, 1, ConfigError)
+        self.threads = threads
 
     def __repr__(self) -> str:
         return (
@@ -1059,7 +1050,7 @@ class BatchedExecutor(Executor):
         good: list[tuple[int, tuple[CellSpec, ...]]] = []
         for i, task in enumerate(tasks):
             try:
-                good.append((i, _check_architecture(task.cells(), task.config)))
+                good.append((i, check_architecture(task.cells(), task.config)))
             except Exception as err:  # say, a cell whose input cannot reach its output
                 results[i] = CandidateResult.failure(
                     f"{type(err).__name__}: {err}", device=self.device

@@ -35,6 +35,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from dagspace.cell import CellSpec, try_prune
+from dagspace.checks import check_int
 from dagspace.errors import InvalidCellError
 from surrogate.data import Dataset, Split
 from surrogate.device import AmpPolicy, amp_policy, derive_seeds, resolve_device, torch_generator
@@ -47,6 +48,10 @@ __all__ = [
     "CandidateResult",
     "CandidateStatus",
     "FaultPlan",
+    "build_network",
+    "check_architecture",
+    "check_config",
+    "check_dataset",
     "evaluate",
     "random_shift",
     "train_candidate",
@@ -378,13 +383,35 @@ def evaluate(
     return loss_sum / len(split), correct / len(split)
 
 
-def _check_architecture(architecture: Any, config: CandidateConfig) -> tuple[CellSpec, ...]:
-    """``architecture`` as a tuple of labelled, trainable cells, enough for the stages."""
+# ----------------------------------------------------------------------------------- checks
+
+
+def check_config(config: Any, owner: str = "train_candidate") -> CandidateConfig:
+    """``config`` if it is a :class:`CandidateConfig`, else a ConfigError naming ``owner``."""
+    if not isinstance(config, CandidateConfig):
+        raise ConfigError(
+            f"The 'config' parameter of {owner} must be a CandidateConfig; got "
+            f"{type(config).__name__}."
+        )
+    return config
+
+
+def check_architecture(
+    architecture: Any, config: CandidateConfig, owner: str = "train_candidate"
+) -> tuple[CellSpec, ...]:
+    """``architecture`` (a CellSpec, or a sequence of them) as a tuple of labelled cells whose
+    input reaches their output, at least one per stage of ``config``.
+
+    Raises:
+        dagspace.InvalidCellError: not a sequence of CellSpec, or a cell is unlabelled or
+            cannot be trained (the message names the cell's index, and ``owner``).
+        ConfigError: fewer cells than ``config.num_stages``.
+    """
     if isinstance(architecture, CellSpec):
         architecture = (architecture,)
     if isinstance(architecture, (str, Mapping)) or not isinstance(architecture, Iterable):
         raise InvalidCellError(
-            "The 'architecture' parameter of train_candidate must be a sequence of CellSpec; "
+            f"The 'architecture' parameter of {owner} must be a sequence of CellSpec; "
             f"got {type(architecture).__name__}: {architecture!r:.200}."
         )
     cells = tuple(architecture)
@@ -412,7 +439,9 @@ def _check_architecture(architecture: Any, config: CandidateConfig) -> tuple[Cel
     return cells
 
 
-def _check_dataset(dataset: Any, owner: str = "train_candidate") -> Dataset:
+def check_dataset(dataset: Any, owner: str = "train_candidate") -> Dataset:
+    """``dataset`` if it is a :class:`Dataset` with at least 2 training examples (batch norm
+    needs two), else a DatasetError naming ``owner``."""
     if not isinstance(dataset, Dataset):
         raise DatasetError(
             f"The 'dataset' parameter of {owner} must be a Dataset; got {type(dataset).__name__}."
@@ -423,14 +452,6 @@ def _check_dataset(dataset: Any, owner: str = "train_candidate") -> Dataset:
             f"statistics); got {len(dataset.train)}."
         )
     return dataset
-
-
-def _check_seed(seed: Any) -> int:
-    if isinstance(seed, bool) or not isinstance(seed, (int, np.integer)) or seed < 0:
-        raise ConfigError(
-            f"The 'seed' parameter of train_candidate must be a non-negative int; got {seed!r}."
-        )
-    return int(seed)
 
 
 # --------------------------------------------------------------------------------- training
@@ -471,20 +492,16 @@ def train_candidate(
         DatasetError: ``dataset`` is not a Dataset, or has fewer than 2 training examples.
     """
     started = time.perf_counter()
-    if not isinstance(config, CandidateConfig):
-        raise ConfigError(
-            f"The 'config' parameter of train_candidate must be a CandidateConfig; got "
-            f"{type(config).__name__}."
-        )
-    seed = _check_seed(seed)
+    config = check_config(config)
+    seed = check_int("train_candidate", "seed", seed, 0, ConfigError)
     target = resolve_device(device)
     if fault is not None and not isinstance(fault, FaultPlan):
         raise ConfigError(
             f"The 'fault' parameter of train_candidate must be a FaultPlan or None; got "
             f"{type(fault).__name__}."
         )
-    cells = _check_architecture(architecture, config)
-    dataset = _check_dataset(dataset)
+    cells = check_architecture(architecture, config)
+    dataset = check_dataset(dataset)
     try:
         return _train(cells, dataset, config, seed, target, fault, started)
     except Exception as err:  # a failed candidate is recorded, never fatal to a study

@@ -325,7 +325,8 @@ def test_an_operation_that_cannot_be_stacked_runs_per_member(data: Dataset) -> N
          "of architectures; got CellSpec"),
         ({"seeds": [0]}, "'seeds' parameter of train_candidates must have one entry per "
          "architecture \\(3\\); got 1"),
-        ({"seeds": [0, -1, 2]}, "'seeds' of train_candidates must be non-negative ints; got -1"),
+        ({"seeds": [0, -1, 2]}, "'seeds\\[1\\]' parameter of train_candidates must be an int "
+         ">= 0; got -1"),
         ({"seeds": 5}, "'seeds' parameter of train_candidates must be a list of non-negative "
          "ints; got int"),
         ({"faults": [None, "nan", None]}, "'faults' of train_candidates must be FaultPlan "

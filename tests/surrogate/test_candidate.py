@@ -348,10 +348,10 @@ DISCONNECTED = CellSpec([[0, 1, 0], [0, 0, 0], [0, 0, 0]], ["input", C3, "output
 @pytest.mark.parametrize(
     ("kwargs", "error", "message"),
     [
-        ({"seed": -1}, ConfigError, "'seed' parameter of train_candidate must be a non-negative"
-         " int; got -1"),
-        ({"seed": 1.0}, ConfigError, "must be a non-negative int; got 1.0"),
-        ({"seed": True}, ConfigError, "must be a non-negative int; got True"),
+        ({"seed": -1}, ConfigError, "'seed' parameter of train_candidate must be an int >= 0;"
+         " got -1"),
+        ({"seed": 1.0}, ConfigError, "must be an int >= 0; got 1.0"),
+        ({"seed": True}, ConfigError, "must be an int >= 0; got True"),
         ({"config": {"epochs": 1}}, ConfigError,
          "'config' parameter of train_candidate must be a CandidateConfig; got dict"),
         ({"device": "gpu"}, ConfigError, "'device' must be 'auto', 'cpu', 'cuda' or 'cuda:N'; got"
