@@ -71,7 +71,6 @@ from surrogate.candidate import (
     CandidateResult,
     CandidateStatus,
     FaultPlan,
-    _chunks,
     build_network,
     check_architecture,
     check_config,
@@ -83,6 +82,7 @@ from surrogate.device import AmpPolicy, amp_policy, derive_seeds, resolve_device
 from surrogate.errors import ConfigError
 from surrogate.executors import CandidateTask, Executor
 from surrogate.network import Cell, Network, count_macs, count_parameters, macro_layout
+from surrogate.recipe import chunks
 
 __all__ = ["BatchedExecutor", "StackedNetwork", "train_candidates"]
 
@@ -682,7 +682,7 @@ def _evaluate_stack(
     try:
         loss_sum = torch.zeros(stack.size, dtype=torch.float64, device=split.x.device)
         correct = torch.zeros(stack.size, dtype=torch.int64, device=split.x.device)
-        for part in _chunks(len(split), batch_size):
+        for part in chunks(len(split), batch_size):
             x, y = split.x[part], split.y[part]  # (B, C, H, W), (B,)
             x = x.repeat(1, stack.size, 1, 1).contiguous(memory_format=memory_format)
             with amp.autocast():
@@ -716,7 +716,7 @@ def _train_batch(
     layout = [(slot.channels_in, slot.channels) for slot in slots]
     batch = _Batch(members, config, layout, channels_last)
     lrs = _cosine_lrs(config)
-    parts = _chunks(n, config.batch_size)
+    parts = chunks(n, config.batch_size)
     sizes = [p.stop - p.start for p in parts]
     eval_batch = max(256, config.batch_size)
 

@@ -22,7 +22,7 @@ import dagspace.cell as cell_module
 from dagspace.cell import CellSpec
 from dagspace.errors import InvalidCellError
 from surrogate import batched as batched_module
-from surrogate import candidate as candidate_module
+from surrogate import recipe as recipe_module
 from surrogate.batched import BatchedExecutor, StackedNetwork, train_candidates
 from surrogate.bench import bench_train
 from surrogate.candidate import (
@@ -153,7 +153,7 @@ def _capture_weights(
     """Record the final weights that train_candidate and train_candidates evaluate."""
     single: list[dict[str, torch.Tensor]] = []
     batched: list[dict[str, torch.Tensor]] = []
-    evaluate, evaluate_stack = candidate_module.evaluate, batched_module._evaluate_stack
+    evaluate_each, evaluate_stack = recipe_module.evaluate_each, batched_module._evaluate_stack
 
     def on_val(split: Any) -> bool:  # (the data stay where they are: same tensors)
         return split.x.data_ptr() == data.val.x.data_ptr()
@@ -161,14 +161,14 @@ def _capture_weights(
     def spy(network: nn.Module, split: Any, *args: Any, **kwargs: Any) -> Any:
         if on_val(split):
             single.append({k: v.clone() for k, v in network.state_dict().items()})
-        return evaluate(network, split, *args, **kwargs)
+        return evaluate_each(network, split, *args, **kwargs)
 
     def spy_stack(stack: StackedNetwork, split: Any, *args: Any, **kwargs: Any) -> Any:
         if on_val(split):
             batched.extend({k: v.clone() for k, v in s.items()} for s in stack.member_states())
         return evaluate_stack(stack, split, *args, **kwargs)
 
-    monkeypatch.setattr(candidate_module, "evaluate", spy)
+    monkeypatch.setattr(recipe_module, "evaluate_each", spy)
     monkeypatch.setattr(batched_module, "_evaluate_stack", spy_stack)
     return single, batched
 
