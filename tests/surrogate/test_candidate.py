@@ -341,17 +341,3 @@ def test_too_small_a_training_split_raises(digits: Dataset) -> None:
     dataset = dataclasses.replace(digits, train=one)
     with pytest.raises(DatasetError, match="needs at least 2 training examples .*; got 1"):
         train_candidate(ARCH, dataset, SMOKE, seed=0)
-
-
-@pytest.mark.parametrize(
-    ("kwargs", "message"),
-    [
-        ({"nan_at_epoch": -1}, "'nan_at_epoch' of a FaultPlan must be None or an int >= 0; got -1"),
-        ({"inf_at_epoch": 1.0}, "'inf_at_epoch' of a FaultPlan must be None or an int >= 0"),
-        ({"raise_at_epoch": True}, "'raise_at_epoch' of a FaultPlan .*; got True"),
-        ({"kill_worker": 1}, "'kill_worker' of a FaultPlan must be a bool; got 1"),
-    ],
-)
-def test_fault_plan_validates(kwargs: dict[str, object], message: str) -> None:
-    with pytest.raises(ConfigError, match=message):
-        FaultPlan(**kwargs)  # type: ignore[arg-type]
