@@ -10,7 +10,6 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from dagspace.cell import CellSpec
 from surrogate.candidate import CANDIDATE_PRESETS
 from surrogate.data import Dataset, Split, load_dataset
 from surrogate.errors import ConfigError
@@ -28,13 +27,9 @@ from surrogate.recipe import (
     shift,
     shift_limit,
 )
+from tests.surrogate.test_stacked import ARCHS
 
-C3, C1, MP = "conv3x3-bn-relu", "conv1x1-bn-relu", "maxpool3x3"
-FORK = CellSpec(
-    [[0, 1, 1, 0], [0, 0, 0, 1], [0, 0, 0, 1], [0, 0, 0, 0]], ["input", C3, MP, "output"]
-)
-CHAIN = CellSpec([[0, 1, 0], [0, 0, 1], [0, 0, 0]], ["input", C1, "output"])
-ARCH = (FORK, CHAIN)
+ARCH = ARCHS[0]  # two cells, every operation
 SMOKE = CANDIDATE_PRESETS["smoke"]
 
 
