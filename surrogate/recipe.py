@@ -393,9 +393,9 @@ class Recipe:
     config: CandidateConfig
     examples: int
     image_shape: tuple[int, int]
-    learning_rates: tuple[float, ...] = field(init=False, repr=False)
-    batches: tuple[slice, ...] = field(init=False, repr=False)
-    max_shift: tuple[int, int] = field(init=False, repr=False)
+    learning_rates: tuple[float, ...] = field(init=False, repr=False, compare=False)
+    batches: tuple[slice, ...] = field(init=False, repr=False, compare=False)
+    max_shift: tuple[int, int] = field(init=False, repr=False, compare=False)
 
     def __post_init__(self) -> None:
         c = self.config

@@ -108,6 +108,7 @@ def test_recipe_sets_each_epochs_rate_and_its_optimiser(digits: Dataset) -> None
     config = SMOKE.replace(epochs=4, lr=0.2, momentum=0.8, weight_decay=1e-3)
     recipe = Recipe.of(config, digits)
     assert recipe.examples == len(digits.train) and recipe.image_shape == (8, 8)
+    assert recipe == Recipe.of(config, digits) and hash(recipe) == hash(Recipe.of(config, digits))
     assert recipe.learning_rates == cosine_learning_rates(0.2, 4)
     assert recipe.batches == tuple(chunks(len(digits.train), config.batch_size))
     assert recipe.eval_batch == 256
