@@ -115,7 +115,7 @@ def default_executor(device: str | None = "auto") -> Any:
     launches (a stack that does not fit trains its candidates one at a time, with a warning).
     With several GPUs: one worker per GPU, so that every GPU is busy.
     """
-    from surrogate.executors import LocalExecutor, _cpu_count
+    from surrogate.executors import LocalExecutor, cpu_count
 
     if device in (None, "auto"):
         from surrogate.device import available_devices
@@ -125,7 +125,7 @@ def default_executor(device: str | None = "auto") -> Any:
     else:
         devices = [device]
     if devices == ["cpu"]:
-        return LocalExecutor(workers=max(1, _cpu_count()), devices=devices, threads_per_worker=1)
+        return LocalExecutor(workers=max(1, cpu_count()), devices=devices, threads_per_worker=1)
     if len(devices) == 1:
         from surrogate.batched import BatchedExecutor
 

@@ -94,12 +94,12 @@ def run_bo(args: argparse.Namespace) -> int:
 
 def run_train(args: argparse.Namespace) -> int:
     from surrogate.bench import bench_train
-    from surrogate.executors import _cpu_count
+    from surrogate.executors import cpu_count
 
     ks = tuple(int(k) for k in args.ks.split(","))
     pool = args.pool_workers
     if pool is None:
-        pool = _cpu_count() if args.device == "cpu" else 0
+        pool = cpu_count() if args.device == "cpu" else 0
     result = bench_train(None, ks, config=args.preset, device=args.device, threads=args.threads,
                          seed=args.seed, pool_workers=pool)  # fmt: skip
     print(json.dumps({"bench": "train", **result}))

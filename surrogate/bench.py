@@ -20,6 +20,7 @@ from typing import TYPE_CHECKING, Any
 import torch
 
 from dagspace.cell import NASBENCH101_OPS, CellSpec
+from dagspace.checks import check_int
 from surrogate.config import SupernetConfig
 from surrogate.data import Dataset
 from surrogate.device import resolve_device
@@ -67,10 +68,8 @@ def bench_supernet(
         ``epochs_timed``, ``hard_s`` and ``soft_s`` (median seconds per epoch), ``ratio``
         (``soft_s / hard_s``), ``torch``, ``threads``, ``python``.
     """
-    if isinstance(epochs, bool) or not isinstance(epochs, int) or epochs < 1:
-        raise ConfigError(f"The 'epochs' of bench_supernet must be an int >= 1; got {epochs!r}.")
-    if isinstance(warmup, bool) or not isinstance(warmup, int) or warmup < 0:
-        raise ConfigError(f"The 'warmup' of bench_supernet must be an int >= 0; got {warmup!r}.")
+    epochs = check_int("bench_supernet", "epochs", epochs, 1, ConfigError)
+    warmup = check_int("bench_supernet", "warmup", warmup, 0, ConfigError)
     total = warmup + epochs
     config = SupernetConfig(
         dataset=dataset if isinstance(dataset, str) else dataset.name,
@@ -262,13 +261,9 @@ def bench_train(
     sizes = list(ks) if not isinstance(ks, (int, str)) else [ks]
     if not sizes or any(isinstance(k, bool) or not isinstance(k, int) or k < 1 for k in sizes):
         raise ConfigError(f"The 'ks' of bench_train must be ints >= 1; got {ks!r}.")
-    if threads is not None and (isinstance(threads, bool) or not isinstance(threads, int)
-                                or threads < 1):  # fmt: skip
-        raise ConfigError(f"The 'threads' of bench_train must be an int >= 1; got {threads!r}.")
-    if isinstance(pool_workers, bool) or not isinstance(pool_workers, int) or pool_workers < 0:
-        raise ConfigError(
-            f"The 'pool_workers' of bench_train must be an int >= 0; got {pool_workers!r}."
-        )
+    if threads is not None:
+        threads = check_int("bench_train", "threads", threads, 1, ConfigError)
+    pool_workers = check_int("bench_train", "pool_workers", pool_workers, 0, ConfigError)
     spec = DatasetSpec(name=dataset, seed=seed) if isinstance(dataset, str) else dataset
     if pool_workers and not isinstance(spec, DatasetSpec):
         raise ConfigError(

@@ -1,27 +1,25 @@
-"""Stand-alone training of one candidate architecture from scratch, with a fixed recipe.
+"""One candidate architecture trained from scratch: its recipe config, the checks of its
+inputs, and :func:`train_candidate`, the training loop of a single network.
 
-The recipe (:class:`CandidateConfig`): a fresh :class:`~surrogate.network.Network` for the
-architecture, its weights initialised from the seed; SGD with Nesterov momentum, the learning
-rate annealed to 0 by a cosine schedule over the epochs; cross-entropy (optionally label
-smoothed); optional augmentation by random shifts (zero padding and a random crop back to size);
-mixed precision on CUDA only. The data stay on the device as tensors; every epoch visits the
-whole training split in a seeded random order, in near-equal batches of at most ``batch_size``
-(no DataLoader, no global RNG). After the last epoch the network is evaluated on the validation
-and test splits.
+:class:`CandidateConfig` holds everything that sets a candidate's numbers bar the data (the
+recipe is spelled out step by step in :mod:`surrogate.recipe`, which single and stacked
+training share). The data stay on the device as tensors (no DataLoader, no global RNG).
 
 A candidate never raises for a training problem: a non-finite training loss (or non-finite
 weights after an epoch) ends it as DIVERGED (with the metrics of the last finite epoch), any
 other exception as FAILED (with its message). Bad arguments (config, seed, device, dataset,
 architecture) raise typed errors before training starts. On the CPU, the same seed gives the
 same numbers, bit for bit.
+
+:class:`CandidateResult` and :class:`CandidateStatus` (defined in :mod:`surrogate.recipe`) and
+:class:`FaultPlan` (:mod:`surrogate.faults`) are importable from here too, with the rest of a
+candidate's interface.
 """
 
 from __future__ import annotations
 
 import dataclasses
-import enum
 import hashlib
-import itertools
 import json
 import math
 import time
@@ -31,35 +29,39 @@ from typing import Any, NoReturn
 
 import numpy as np
 import torch
-import torch.nn.functional as F
-from torch import nn
 
 from dagspace.cell import CellSpec, try_prune
+from dagspace.checks import check_int
 from dagspace.errors import InvalidCellError
-from surrogate.data import Dataset, Split
-from surrogate.device import AmpPolicy, amp_policy, derive_seeds, resolve_device, torch_generator
+from surrogate.data import Dataset
+from surrogate.device import amp_policy, resolve_device
 from surrogate.errors import ConfigError, DatasetError
+from surrogate.faults import NO_HOOK, FaultPlan, TrainingHook
 from surrogate.network import Network, count_macs, count_parameters
 from surrogate.presets import PRESET_NAMES, get_preset
+from surrogate.recipe import (
+    CandidateResult,
+    CandidateStatus,
+    Progress,
+    Recipe,
+    all_finite,
+    error_text,
+    shift,
+    snapshot,
+)
 
 __all__ = [
     "CandidateConfig",
     "CandidateResult",
     "CandidateStatus",
     "FaultPlan",
+    "build_network",
     "candidate_preset",
-    "evaluate",
-    "random_shift",
+    "check_architecture",
+    "check_config",
+    "check_dataset",
     "train_candidate",
 ]
-
-
-class CandidateStatus(enum.IntEnum):
-    """How a candidate's training ended; names and values match ``analysis.EvalStatus``."""
-
-    COMPLETE = 2
-    DIVERGED = 3
-    FAILED = 4
 
 
 @dataclass(frozen=True)
@@ -76,7 +78,7 @@ class CandidateConfig:
 
     ``augment``: shift each training image by a random offset of up to an eighth of each side
     (at least 1 pixel; none along a side of length 1), padding with zeros
-    (:func:`random_shift`). ``amp``: mixed precision, used on CUDA only.
+    (:func:`surrogate.recipe.random_shift`). ``amp``: mixed precision, used on CUDA only.
     """
 
     channels: int = 16
@@ -201,180 +203,35 @@ def candidate_preset(name: str) -> CandidateConfig:
     return CandidateConfig().replace(**get_preset(name).candidate)
 
 
-@dataclass(frozen=True)
-class FaultPlan:
-    """Faults to inject into a candidate's training: for tests and reliability drills only.
+# ----------------------------------------------------------------------------------- checks
 
-    ``nan_at_epoch`` (``inf_at_epoch``): the training loss of every step of that epoch
-    (0-based) is made NaN (infinite), so the candidate diverges there. ``raise_at_epoch``: a
-    ``RuntimeError`` is raised at the start of that epoch, so the candidate fails.
-    ``kill_worker``: the worker process that runs the candidate exits at once
-    (``os._exit(1)``), as if it crashed; honoured by the executors of
-    :mod:`surrogate.executors` inside a worker process only, never in the caller's process.
+
+def check_config(config: Any, owner: str = "train_candidate") -> CandidateConfig:
+    """``config`` if it is a :class:`CandidateConfig`, else a ConfigError naming ``owner``."""
+    if not isinstance(config, CandidateConfig):
+        raise ConfigError(
+            f"The 'config' parameter of {owner} must be a CandidateConfig; got "
+            f"{type(config).__name__}."
+        )
+    return config
+
+
+def check_architecture(
+    architecture: Any, config: CandidateConfig, owner: str = "train_candidate"
+) -> tuple[CellSpec, ...]:
+    """``architecture`` (a CellSpec, or a sequence of them) as a tuple of labelled cells whose
+    input reaches their output, at least one per stage of ``config``.
 
     Raises:
-        ConfigError: an epoch is not a non-negative int (or None), or ``kill_worker`` is not a
-            bool.
+        dagspace.InvalidCellError: not a sequence of CellSpec, or a cell is unlabelled or
+            cannot be trained (the message names the cell's index, and ``owner``).
+        ConfigError: fewer cells than ``config.num_stages``.
     """
-
-    nan_at_epoch: int | None = None
-    inf_at_epoch: int | None = None
-    raise_at_epoch: int | None = None
-    kill_worker: bool = False
-
-    def __post_init__(self) -> None:
-        for name in ("nan_at_epoch", "inf_at_epoch", "raise_at_epoch"):
-            value = getattr(self, name)
-            bad = isinstance(value, bool) or not isinstance(value, (int, np.integer))
-            if value is not None and (bad or value < 0):
-                raise ConfigError(
-                    f"The {name!r} of a FaultPlan must be None or an int >= 0; got {value!r}."
-                )
-            if value is not None:
-                object.__setattr__(self, name, int(value))
-        if not isinstance(self.kill_worker, bool):
-            raise ConfigError(
-                f"The 'kill_worker' of a FaultPlan must be a bool; got {self.kill_worker!r}."
-            )
-
-    def poison(self, epoch: int) -> float | None:
-        """The value every training loss of ``epoch`` is multiplied by (NaN or inf), or None."""
-        if self.nan_at_epoch == epoch:
-            return math.nan
-        if self.inf_at_epoch == epoch:
-            return math.inf
-        return None
-
-
-@dataclass(frozen=True)
-class CandidateResult:
-    """What training a candidate gave.
-
-    ``val_*`` and ``test_*``: mean cross-entropy and accuracy of the final network (for a
-    DIVERGED candidate: of the network after the last epoch whose training loss was finite,
-    or the initial one); ``train_loss`` and ``train_accuracy``: averages over the steps of that
-    epoch (NaN when no epoch finished). ``params`` and ``macs`` (per example): the network's
-    cost, ``None`` when it could not be built. ``train_seconds``: wall time of the whole call.
-    ``epochs_run``: epochs finished with a finite loss and finite weights. ``diverged_epoch``:
-    the (0-based) epoch whose loss (or the weights after it) was not finite. ``error``: why a
-    FAILED (or DIVERGED) candidate stopped.
-    """
-
-    status: CandidateStatus
-    val_accuracy: float
-    val_loss: float
-    test_accuracy: float
-    test_loss: float
-    train_loss: float
-    train_accuracy: float
-    params: int | None
-    macs: int | None
-    train_seconds: float
-    epochs_run: int
-    device: str
-    error: str | None = None
-    diverged_epoch: int | None = None
-
-    def metrics(self) -> dict[str, float]:
-        """The numbers as a flat ``{name: float}`` mapping for the results store (``params``,
-        ``macs`` and ``diverged_epoch`` only when known; NaN where there is no value)."""
-        out = {
-            "val_accuracy": self.val_accuracy,
-            "val_loss": self.val_loss,
-            "test_accuracy": self.test_accuracy,
-            "test_loss": self.test_loss,
-            "train_loss": self.train_loss,
-            "train_accuracy": self.train_accuracy,
-            "train_seconds": self.train_seconds,
-            "epochs_run": self.epochs_run,
-        }
-        for name in ("params", "macs", "diverged_epoch"):
-            if getattr(self, name) is not None:
-                out[name] = getattr(self, name)
-        return {name: float(value) for name, value in out.items()}
-
-    @classmethod
-    def failure(cls, error: str, *, device: str, seconds: float = 0.0) -> CandidateResult:
-        """A FAILED result that holds only ``error`` (every metric NaN)."""
-        nan = math.nan
-        return cls(
-            CandidateStatus.FAILED, nan, nan, nan, nan, nan, nan, None, None, seconds, 0, device,
-            error=error,
-        )  # fmt: skip
-
-
-# ---------------------------------------------------------------------------------- helpers
-
-
-def _chunks(n: int, batch_size: int) -> list[slice]:
-    """Near-equal slices covering ``range(n)``, none larger than ``batch_size`` and, when
-    ``n >= 2``, none with a single example (batch norm needs two): so with ``batch_size`` 2
-    and an odd ``n``, one slice holds 3."""
-    count = max(1, min(math.ceil(n / batch_size), n // 2))
-    bounds = np.linspace(0, n, count + 1).round().astype(int)
-    return [slice(int(a), int(b)) for a, b in itertools.pairwise(bounds)]
-
-
-def random_shift(
-    x: torch.Tensor, generator: torch.Generator, max_shift: tuple[int, int] | None = None
-) -> torch.Tensor:
-    """Shift every image of ``x`` ``(B, C, H, W)`` by its own random offset, padding with 0.
-
-    Offsets are drawn uniformly from ``[-max_shift, max_shift]`` per spatial dimension with
-    ``generator`` (a CPU generator: the same draws on any device). ``max_shift`` defaults to an
-    eighth of each side, at least 1, and 0 for a side of length 1. Returns a new
-    ``(B, C, H, W)`` tensor.
-    """
-    batch, channels, height, width = x.shape
-    if max_shift is None:
-        max_shift = tuple(0 if n == 1 else max(1, n // 8) for n in (height, width))  # type: ignore[assignment]
-    dy, dx = max_shift  # type: ignore[misc]
-    if dy == 0 and dx == 0:
-        return x.clone()
-    padded = F.pad(x, (dx, dx, dy, dy))  # (B, C, H + 2 dy, W + 2 dx)
-    top = torch.randint(0, 2 * dy + 1, (batch,), generator=generator).to(x.device)
-    left = torch.randint(0, 2 * dx + 1, (batch,), generator=generator).to(x.device)
-    rows = top[:, None] + torch.arange(height, device=x.device)  # (B, H)
-    cols = left[:, None] + torch.arange(width, device=x.device)  # (B, W)
-    b = torch.arange(batch, device=x.device)[:, None, None, None]
-    c = torch.arange(channels, device=x.device)[None, :, None, None]
-    return padded[b, c, rows[:, None, :, None], cols[:, None, None, :]]  # (B, C, H, W)
-
-
-@torch.no_grad()
-def evaluate(
-    network: nn.Module, split: Split, batch_size: int = 256, *, amp: AmpPolicy | None = None
-) -> tuple[float, float]:
-    """Mean cross-entropy and accuracy of ``network`` (in evaluation mode) over ``split``.
-
-    Batches are near-equal chunks of at most ``batch_size`` in split order; the network's
-    training mode is restored afterwards. An empty split gives ``(nan, nan)``.
-    """
-    if len(split) == 0:
-        return math.nan, math.nan
-    policy = amp or AmpPolicy(split.x.device, None)
-    was_training = network.training
-    network.eval()
-    try:
-        loss_sum, correct = 0.0, 0
-        for part in _chunks(len(split), batch_size):
-            x, y = split.x[part], split.y[part]
-            with policy.autocast():
-                logits = network(x)  # (B, num_classes)
-            loss_sum += float(F.cross_entropy(logits.float(), y, reduction="sum"))
-            correct += int((logits.argmax(dim=1) == y).sum())
-    finally:
-        network.train(was_training)
-    return loss_sum / len(split), correct / len(split)
-
-
-def _check_architecture(architecture: Any, config: CandidateConfig) -> tuple[CellSpec, ...]:
-    """``architecture`` as a tuple of labelled, trainable cells, enough for the stages."""
     if isinstance(architecture, CellSpec):
         architecture = (architecture,)
     if isinstance(architecture, (str, Mapping)) or not isinstance(architecture, Iterable):
         raise InvalidCellError(
-            "The 'architecture' parameter of train_candidate must be a sequence of CellSpec; "
+            f"The 'architecture' parameter of {owner} must be a sequence of CellSpec; "
             f"got {type(architecture).__name__}: {architecture!r:.200}."
         )
     cells = tuple(architecture)
@@ -402,7 +259,9 @@ def _check_architecture(architecture: Any, config: CandidateConfig) -> tuple[Cel
     return cells
 
 
-def _check_dataset(dataset: Any, owner: str = "train_candidate") -> Dataset:
+def check_dataset(dataset: Any, owner: str = "train_candidate") -> Dataset:
+    """``dataset`` if it is a :class:`Dataset` with at least 2 training examples (batch norm
+    needs two), else a DatasetError naming ``owner``."""
     if not isinstance(dataset, Dataset):
         raise DatasetError(
             f"The 'dataset' parameter of {owner} must be a Dataset; got {type(dataset).__name__}."
@@ -415,15 +274,26 @@ def _check_dataset(dataset: Any, owner: str = "train_candidate") -> Dataset:
     return dataset
 
 
-def _check_seed(seed: Any) -> int:
-    if isinstance(seed, bool) or not isinstance(seed, (int, np.integer)) or seed < 0:
-        raise ConfigError(
-            f"The 'seed' parameter of train_candidate must be a non-negative int; got {seed!r}."
-        )
-    return int(seed)
-
-
 # --------------------------------------------------------------------------------- training
+
+
+def build_network(
+    cells: Sequence[CellSpec],
+    dataset: Dataset,
+    config: CandidateConfig,
+    init_seed: int,
+    device: torch.device,
+) -> Network:
+    """A candidate's fresh network, initialised from ``init_seed``, on ``device``.
+
+    torch's layers draw their default initialisation from the global RNG before the seeded
+    initialisation replaces it: the global RNG is forked, so building leaves it untouched.
+    """
+    with torch.random.fork_rng(devices=[]):
+        return Network(
+            cells, dataset.input_shape, dataset.num_classes, channels=config.channels,
+            num_stages=config.num_stages, seed=init_seed,
+        ).to(device)  # fmt: skip
 
 
 def train_candidate(
@@ -461,46 +331,24 @@ def train_candidate(
         DatasetError: ``dataset`` is not a Dataset, or has fewer than 2 training examples.
     """
     started = time.perf_counter()
-    if not isinstance(config, CandidateConfig):
-        raise ConfigError(
-            f"The 'config' parameter of train_candidate must be a CandidateConfig; got "
-            f"{type(config).__name__}."
-        )
-    seed = _check_seed(seed)
+    config = check_config(config)
+    seed = check_int("train_candidate", "seed", seed, 0, ConfigError)
     target = resolve_device(device)
     if fault is not None and not isinstance(fault, FaultPlan):
         raise ConfigError(
             f"The 'fault' parameter of train_candidate must be a FaultPlan or None; got "
             f"{type(fault).__name__}."
         )
-    cells = _check_architecture(architecture, config)
-    dataset = _check_dataset(dataset)
+    cells = check_architecture(architecture, config)
+    dataset = check_dataset(dataset)
+    hook = NO_HOOK if fault is None else fault
     try:
-        return _train(cells, dataset, config, seed, target, fault, started)
+        return _train(cells, dataset, config, seed, target, hook, started)
     except Exception as err:  # a failed candidate is recorded, never fatal to a study
-        error = f"{type(err).__name__}: {err}"
+        error = error_text(err)
     if target.type == "cuda":
         torch.cuda.empty_cache()  # after an out-of-memory error, give the next candidate room
     return CandidateResult.failure(error, device=str(target), seconds=time.perf_counter() - started)
-
-
-def build_network(
-    cells: Sequence[CellSpec],
-    dataset: Dataset,
-    config: CandidateConfig,
-    init_seed: int,
-    device: torch.device,
-) -> Network:
-    """A candidate's fresh network, initialised from ``init_seed``, on ``device``.
-
-    torch's layers draw their default initialisation from the global RNG before the seeded
-    initialisation replaces it: the global RNG is forked, so building leaves it untouched.
-    """
-    with torch.random.fork_rng(devices=[]):
-        return Network(
-            cells, dataset.input_shape, dataset.num_classes, channels=config.channels,
-            num_stages=config.num_stages, seed=init_seed,
-        ).to(device)  # fmt: skip
 
 
 def _train(
@@ -509,102 +357,50 @@ def _train(
     config: CandidateConfig,
     seed: int,
     device: torch.device,
-    fault: FaultPlan | None,
+    hook: TrainingHook,
     started: float,
 ) -> CandidateResult:
-    init_seed, order_seed, shift_seed = derive_seeds(seed, 3)
+    """The recipe (:mod:`surrogate.recipe`) for one network, epoch by epoch."""
+    recipe = Recipe.of(config, dataset)
+    init_seed, order_generator, shift_generator = recipe.streams(seed)
     data = dataset.to(device)
+    train = data.train
     network = build_network(cells, dataset, config, init_seed, device)
-    params, macs = count_parameters(network), count_macs(network, dataset.input_shape)
-    optimizer = torch.optim.SGD(
-        network.parameters(),
-        lr=config.lr,
-        momentum=config.momentum,
-        nesterov=True,
-        weight_decay=config.weight_decay,
-    )
-    scheduler = torch.optim.lr_scheduler.CosineAnnealingLR(optimizer, T_max=config.epochs)
+    progress = Progress(count_parameters(network), count_macs(network, dataset.input_shape))
+    optimizer = recipe.optimizer(network.parameters())
     amp = amp_policy(device, config.amp)
     scaler = amp.grad_scaler()
-    order_generator, shift_generator = torch_generator(order_seed), torch_generator(shift_seed)
-    train = data.train
-    batches = _chunks(len(train), config.batch_size)
 
-    last_good = _snapshot(network)  # the state that a divergence falls back to
-    train_loss = train_accuracy = math.nan
-    epochs_run, diverged_epoch = 0, None
+    last_good = snapshot(network)  # the state that a divergence falls back to
     for epoch in range(config.epochs):
-        if fault is not None and fault.raise_at_epoch == epoch:
-            raise RuntimeError(f"injected fault at epoch {epoch} (FaultPlan.raise_at_epoch)")
-        poison = None if fault is None else fault.poison(epoch)
+        hook.on_epoch_start(epoch)
+        recipe.set_learning_rate(optimizer, epoch)
         network.train()
-        order = torch.randperm(len(train), generator=order_generator).to(device)
+        order = recipe.order(order_generator).to(device)
         loss_sum = torch.zeros((), device=device)
         correct = torch.zeros((), dtype=torch.int64, device=device)
-        for part in batches:
+        for part in recipe.batches:
             idx = order[part]
             x, y = train.x[idx], train.y[idx]  # (B, C, H, W), (B,)
-            if config.augment:
-                x = random_shift(x, shift_generator)
+            offsets = recipe.draw_shifts(shift_generator, len(y))  # None without augment
+            if offsets is not None:
+                x = shift(x, *offsets, recipe.max_shift)
             with amp.autocast():
                 logits = network(x)  # (B, num_classes)
-            loss = F.cross_entropy(logits.float(), y, label_smoothing=config.label_smoothing)
-            if poison is not None:
-                loss = loss * poison
+            loss = hook.on_loss(epoch, recipe.loss(logits, y))
             optimizer.zero_grad(set_to_none=True)
             scaler.scale(loss).backward()
             scaler.step(optimizer)
             scaler.update()
             loss_sum += loss.detach() * len(y)
             correct += (logits.argmax(dim=1) == y).sum()
-        scheduler.step()
-        epoch_loss = float(loss_sum) / len(train)  # one device sync per epoch
-        # A finite loss is not enough: the epoch's last steps may have made the weights (or
-        # the batch-norm statistics) non-finite, and such a state must not be kept or reported.
-        if not (math.isfinite(epoch_loss) and _is_finite(network)):
-            diverged_epoch = epoch
+        finite = all_finite(network)[None]  # (1,): the weights after the epoch
+        [going] = recipe.end_epoch([progress], epoch, loss_sum[None], correct[None], finite)
+        if not going:  # diverged: back to the network of the last finite epoch
             network.load_state_dict(last_good)
             break
-        train_loss, train_accuracy = epoch_loss, int(correct) / len(train)
-        epochs_run = epoch + 1
         if epoch + 1 < config.epochs:
-            last_good = _snapshot(network)
+            last_good = snapshot(network)
 
-    eval_batch = max(256, config.batch_size)
-    val_loss, val_accuracy = evaluate(network, data.val, eval_batch, amp=amp)
-    test_loss, test_accuracy = evaluate(network, data.test, eval_batch, amp=amp)
-    status, error = CandidateStatus.COMPLETE, None
-    if diverged_epoch is not None:
-        status = CandidateStatus.DIVERGED
-        error = (
-            f"The training loss (or the network's weights) was not finite in epoch "
-            f"{diverged_epoch}; the metrics are those of the network after {epochs_run} "
-            f"epoch(s)."
-        )
-    return CandidateResult(
-        status=status,
-        val_accuracy=val_accuracy,
-        val_loss=val_loss,
-        test_accuracy=test_accuracy,
-        test_loss=test_loss,
-        train_loss=train_loss,
-        train_accuracy=train_accuracy,
-        params=params,
-        macs=macs,
-        train_seconds=time.perf_counter() - started,
-        epochs_run=epochs_run,
-        device=str(device),
-        error=error,
-        diverged_epoch=diverged_epoch,
-    )
-
-
-def _is_finite(network: nn.Module) -> bool:
-    """Whether every floating-point parameter and buffer of ``network`` is finite (one sync)."""
-    values = [v for v in network.state_dict().values() if v.is_floating_point()]
-    return bool(torch.stack([torch.isfinite(v).all() for v in values]).all())
-
-
-def _snapshot(network: nn.Module) -> dict[str, torch.Tensor]:
-    """A copy of ``network``'s state (parameters and batch-norm statistics), on its device."""
-    return {name: value.detach().clone() for name, value in network.state_dict().items()}
+    [(val, test)] = recipe.evaluate_final(network, data, amp)
+    return progress.result(val, test, seconds=time.perf_counter() - started, device=str(device))

@@ -34,6 +34,7 @@ import numpy as np
 import torch
 
 from dagspace.cell import CellSpec
+from dagspace.checks import check_int
 from dagspace.errors import InvalidCellError
 from surrogate.candidate import CandidateConfig, CandidateResult, FaultPlan, train_candidate
 from surrogate.data import Dataset, load_dataset
@@ -48,6 +49,7 @@ __all__ = [
     "Executor",
     "LocalExecutor",
     "RayExecutor",
+    "cpu_count",
     "make_executor",
     "run_task",
 ]
@@ -59,15 +61,7 @@ WORKER_DIED = "worker died"  # how the error of a task whose worker process died
 RAY_GPU_FRACTION = 0.25
 
 
-def _check_int(owner: str, name: str, value: Any, low: int) -> int:
-    if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < low:
-        raise ConfigError(
-            f"The {name!r} parameter of {owner} must be an int >= {low}; got {value!r}."
-        )
-    return int(value)
-
-
-def _cpu_count() -> int:
+def cpu_count() -> int:
     """The CPU cores this process may run on."""
     with contextlib.suppress(AttributeError):  # sched_getaffinity is Linux-only
         return len(os.sched_getaffinity(0))
@@ -96,7 +90,9 @@ class DatasetSpec:
             raise ConfigError(
                 f"The 'name' of a DatasetSpec must be a non-empty string; got {self.name!r}."
             )
-        object.__setattr__(self, "seed", _check_int("DatasetSpec", "seed", self.seed, 0))
+        object.__setattr__(
+            self, "seed", check_int("DatasetSpec", "seed", self.seed, 0, ConfigError)
+        )
         if self.root is not None:
             try:
                 object.__setattr__(self, "root", os.fspath(self.root))
@@ -105,7 +101,9 @@ class DatasetSpec:
                     f"The 'root' of a DatasetSpec must be a path or None; got {self.root!r}."
                 ) from None
         if self.limit is not None:
-            object.__setattr__(self, "limit", _check_int("DatasetSpec", "limit", self.limit, 1))
+            object.__setattr__(
+                self, "limit", check_int("DatasetSpec", "limit", self.limit, 1, ConfigError)
+            )
         for name in ("val_fraction", "test_fraction"):
             value = getattr(self, name)
             ok = isinstance(value, (int, float, np.integer, np.floating))
@@ -205,8 +203,12 @@ class CandidateTask:
                 f"The 'architecture' of a CandidateTask must have at least one cell per stage "
                 f"(config.num_stages = {self.config.num_stages}); got {len(specs)} cell(s)."
             )
-        object.__setattr__(self, "seed", _check_int("CandidateTask", "seed", self.seed, 0))
-        object.__setattr__(self, "attempt", _check_int("CandidateTask", "attempt", self.attempt, 1))
+        object.__setattr__(
+            self, "seed", check_int("CandidateTask", "seed", self.seed, 0, ConfigError)
+        )
+        object.__setattr__(
+            self, "attempt", check_int("CandidateTask", "attempt", self.attempt, 1, ConfigError)
+        )
         if self.fault is not None and not isinstance(self.fault, FaultPlan):
             raise ConfigError(
                 f"The 'fault' of a CandidateTask must be a FaultPlan or None; got "
@@ -454,7 +456,7 @@ class LocalExecutor(Executor):
         *,
         threads_per_worker: int | None = None,
     ) -> None:
-        self.workers = _check_int("LocalExecutor", "workers", workers, 1)
+        self.workers = check_int("LocalExecutor", "workers", workers, 1, ConfigError)
         self.capacity = self.workers
         if devices is None:
             devices = [d for d in available_devices() if d != "cpu"] or ["cpu"]
@@ -465,8 +467,8 @@ class LocalExecutor(Executor):
             )
         self.devices = tuple(str(resolve_device(d)) for d in devices)
         if threads_per_worker is not None:
-            threads_per_worker = _check_int(
-                "LocalExecutor", "threads_per_worker", threads_per_worker, 1
+            threads_per_worker = check_int(
+                "LocalExecutor", "threads_per_worker", threads_per_worker, 1, ConfigError
             )
         self.threads_per_worker = threads_per_worker
         self._pool: cf.ProcessPoolExecutor | None = None
@@ -495,7 +497,7 @@ class LocalExecutor(Executor):
     def _new_pool(self) -> cf.ProcessPoolExecutor:
         check_main_guard()
         context = mp.get_context("spawn")  # no fork: torch's threads and CUDA do not survive it
-        threads = self.threads_per_worker or max(1, _cpu_count() // self.workers)
+        threads = self.threads_per_worker or max(1, cpu_count() // self.workers)
         counter = context.Value("i", 0)
         return cf.ProcessPoolExecutor(
             max_workers=self.workers,
@@ -630,8 +632,10 @@ class RayExecutor(Executor):
         *,
         num_cpus: int | None = None,
     ) -> None:
-        self.threads = _check_int("RayExecutor", "num_cpus_per_task", num_cpus_per_task, 1)
-        self.max_retries = _check_int("RayExecutor", "max_retries", max_retries, 0)
+        self.threads = check_int(
+            "RayExecutor", "num_cpus_per_task", num_cpus_per_task, 1, ConfigError
+        )
+        self.max_retries = check_int("RayExecutor", "max_retries", max_retries, 0, ConfigError)
         auto = num_gpus_per_task == "auto"
         ok = isinstance(num_gpus_per_task, (int, float)) and not isinstance(num_gpus_per_task, bool)
         if not auto and (not ok or not 0 <= num_gpus_per_task):  # type: ignore[operator]
@@ -640,13 +644,13 @@ class RayExecutor(Executor):
                 f"'auto'; got {num_gpus_per_task!r}."
             )
         if num_cpus is not None:
-            _check_int("RayExecutor", "num_cpus", num_cpus, 1)
+            check_int("RayExecutor", "num_cpus", num_cpus, 1, ConfigError)
         ray = self._ray = _import_ray()
         self._owns_ray = False
         if not ray.is_initialized():
             options: dict[str, Any] = {}
             if address is None:
-                options["num_cpus"] = num_cpus or _cpu_count()
+                options["num_cpus"] = num_cpus or cpu_count()
             ray.init(
                 address=address,
                 ignore_reinit_error=True,

@@ -28,6 +28,7 @@ from torch import nn
 from torch.utils.hooks import RemovableHandle
 
 from dagspace.cell import CellSpec, prune
+from dagspace.checks import check_int, is_int
 from dagspace.errors import InvalidCellError
 from surrogate.device import torch_generator
 from surrogate.errors import ConfigError
@@ -47,23 +48,13 @@ __all__ = [
 ]
 
 
-def _check_int(owner: str, name: str, value: Any, low: int) -> int:
-    if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < low:
-        raise ConfigError(
-            f"The {name!r} parameter of {owner} must be an int >= {low}; got {value!r}."
-        )
-    return int(value)
-
-
 def check_input_shape(owner: str, input_shape: Any) -> tuple[int, int, int]:
     """``input_shape`` as ``(C, H, W)`` positive ints, or a ConfigError naming ``owner``."""
     try:
         shape = tuple(input_shape)
     except TypeError:
         shape = ()
-    if len(shape) != 3 or any(
-        isinstance(n, bool) or not isinstance(n, (int, np.integer)) or n < 1 for n in shape
-    ):
+    if len(shape) != 3 or any(not is_int(n) or n < 1 for n in shape):
         raise ConfigError(
             f"The 'input_shape' parameter of {owner} must be (C, H, W) positive ints; "
             f"got {input_shape!r}."
@@ -78,8 +69,8 @@ def stage_sizes(num_cells: int, num_stages: int) -> tuple[int, ...]:
     >>> stage_sizes(5, 2)
     (3, 2)
     """
-    num_cells = _check_int("stage_sizes", "num_cells", num_cells, 1)
-    num_stages = _check_int("stage_sizes", "num_stages", num_stages, 1)
+    num_cells = check_int("stage_sizes", "num_cells", num_cells, 1, ConfigError)
+    num_stages = check_int("stage_sizes", "num_stages", num_stages, 1, ConfigError)
     if num_stages > num_cells:
         raise ConfigError(
             f"The 'num_stages' ({num_stages}) must be at most the number of cells "
@@ -105,7 +96,7 @@ def macro_layout(
 ) -> tuple[CellSlot, ...]:
     """The ``num_cells`` slots of the macro skeleton for a ``(C, H, W)`` input."""
     _, height, width = check_input_shape("macro_layout", input_shape)
-    channels = _check_int("macro_layout", "channels", channels, 1)
+    channels = check_int("macro_layout", "channels", channels, 1, ConfigError)
     slots: list[CellSlot] = []
     channels_in = channels  # the stem's output
     for stage, size in enumerate(stage_sizes(num_cells, num_stages)):
@@ -230,7 +221,7 @@ class Network(nn.Module):
             raise ConfigError("The 'architecture' of a Network must have at least one cell.")
         self.architecture = tuple(_labelled_pruned(spec, "Network") for spec in cells)
         in_channels = check_input_shape("Network", input_shape)[0]
-        num_classes = _check_int("Network", "num_classes", num_classes, 1)
+        num_classes = check_int("Network", "num_classes", num_classes, 1, ConfigError)
         layout = macro_layout(input_shape, len(cells), channels, num_stages)
         self.stem = ConvBnRelu(in_channels, channels, 3)
         self.pools = nn.ModuleList(pooling(slot.pool) for slot in layout)

@@ -21,11 +21,11 @@ import torch.nn.functional as F
 from torch import nn
 
 from dagspace.cell import NASBENCH101_OPS, CellSpec, on_path_mask, prune
+from dagspace.checks import check_int
 from dagspace.errors import InvalidCellError
 from surrogate.device import derive_seeds, torch_generator
 from surrogate.errors import ConfigError, TrainingError
 from surrogate.network import (
-    _check_int,
     check_input_shape,
     initialise_weights,
     macro_layout,
@@ -276,9 +276,9 @@ class Supernet(nn.Module):
         seed: int = 0,
     ) -> None:
         super().__init__()
-        num_vertices = _check_int("Supernet", "num_vertices", num_vertices, 3)
-        num_cells = _check_int("Supernet", "num_cells", num_cells, 1)
-        num_classes = _check_int("Supernet", "num_classes", num_classes, 1)
+        num_vertices = check_int("Supernet", "num_vertices", num_vertices, 3, ConfigError)
+        num_cells = check_int("Supernet", "num_cells", num_cells, 1, ConfigError)
+        num_classes = check_int("Supernet", "num_classes", num_classes, 1, ConfigError)
         self.ops = self._check_ops(ops)
         in_channels = check_input_shape("Supernet", input_shape)[0]
         layout = macro_layout(input_shape, num_cells, channels, num_stages)

@@ -12,7 +12,6 @@ multinomials, losses and accuracies are recorded and a checkpoint that resumes t
 from __future__ import annotations
 
 import io
-import itertools
 import math
 import os
 import sys
@@ -33,6 +32,7 @@ from surrogate.config import SupernetConfig, config_differences, config_from_dic
 from surrogate.data import Dataset, Split
 from surrogate.device import AmpPolicy, amp_policy, derive_seeds, resolve_device, torch_generator
 from surrogate.errors import ConfigError, DatasetError, TrainingError
+from surrogate.recipe import evaluate_each
 from surrogate.supernet import Supernet
 
 __all__ = [
@@ -192,15 +192,6 @@ def _space_cells(config: SupernetConfig) -> Any:
     return enumerate_space(config.vertices, config.ops)
 
 
-def _chunks(n: int, batch_size: int) -> list[slice]:
-    """Near-equal slices covering ``range(n)``, none larger than ``batch_size`` (so none is
-    left with a single example when ``n >= 2``: batch norm needs two)."""
-    count = max(1, math.ceil(n / batch_size))
-    bounds = np.linspace(0, n, count + 1).round().astype(int)
-    return [slice(int(a), int(b)) for a, b in itertools.pairwise(bounds)]
-
-
-@torch.no_grad()
 def evaluate_architecture(
     supernet: Supernet,
     architecture: Sequence[CellSpec],
@@ -210,16 +201,15 @@ def evaluate_architecture(
     amp: AmpPolicy | None = None,
 ) -> tuple[float, float]:
     """Mean cross-entropy and accuracy of ``architecture`` run on the supernet's shared weights
-    over ``split`` (the pseudo environment). Batches are near-equal chunks in split order."""
-    policy = amp or AmpPolicy(split.x.device, None)
-    loss_sum, correct = 0.0, 0
-    for part in _chunks(len(split), batch_size):
-        x, y = split.x[part], split.y[part]
-        with policy.autocast():
-            logits = supernet(x, architecture)
-        loss_sum += float(F.cross_entropy(logits.float(), y, reduction="sum"))
-        correct += int((logits.argmax(dim=1) == y).sum())
-    return loss_sum / len(split), correct / len(split)
+    over ``split`` (the pseudo environment), by the evaluation loop of stand-alone training
+    (:func:`surrogate.recipe.evaluate_each`: batches of at most ``batch_size`` in split order,
+    none of a single example). The supernet's mode is left as it is: its batch norms always
+    normalise with the batch's statistics. An empty split gives ``(nan, nan)``."""
+
+    def forward(x: torch.Tensor) -> torch.Tensor:  # (B, C, H, W) -> (B, 1, num_classes)
+        return supernet(x, architecture)[:, None]
+
+    return evaluate_each(supernet, split, batch_size, amp=amp, forward=forward, eval_mode=False)[0]
 
 
 class _Trainer:

@@ -44,18 +44,23 @@ from __future__ import annotations
 
 import copy
 import math
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import Callable, Sequence
 from typing import Any
 
-import numpy as np
 import torch
 import torch.nn.functional as F
 from torch import nn
 from torch.utils.hooks import RemovableHandle
 
 from dagspace.cell import CellSpec
-from dagspace.errors import InvalidCellError
-from surrogate.candidate import CandidateConfig, _check_architecture, _check_dataset, build_network
+from dagspace.checks import check_int
+from surrogate.candidate import (
+    CandidateConfig,
+    build_network,
+    check_architecture,
+    check_config,
+    check_dataset,
+)
 from surrogate.data import Dataset
 from surrogate.device import derive_seeds, torch_generator
 from surrogate.errors import ConfigError
@@ -329,14 +334,6 @@ def _check_names(proxies: Sequence[str] | None) -> tuple[str, ...]:
     return tuple(proxies)
 
 
-def _check_int(name: str, value: Any, low: int) -> int:
-    if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < low:
-        raise ConfigError(
-            f"The {name!r} parameter of zero_cost_scores must be an int >= {low}; got {value!r}."
-        )
-    return int(value)
-
-
 def zero_cost_scores(
     architecture: Sequence[CellSpec],
     dataset: Dataset,
@@ -373,23 +370,12 @@ def zero_cost_scores(
             cells.
         DatasetError: ``dataset`` is not a Dataset, or has fewer than 2 training examples.
     """
-    if not isinstance(config, CandidateConfig):
-        raise ConfigError(
-            f"The 'config' parameter of zero_cost_scores must be a CandidateConfig; got "
-            f"{type(config).__name__}."
-        )
-    seed = _check_int("seed", seed, 0)
-    batch_size = _check_int("batch_size", batch_size, 2)
+    config = check_config(config, "zero_cost_scores")
+    seed = check_int("zero_cost_scores", "seed", seed, 0, ConfigError)
+    batch_size = check_int("zero_cost_scores", "batch_size", batch_size, 2, ConfigError)
     names = _check_names(proxies)
-    if isinstance(architecture, CellSpec):
-        architecture = (architecture,)
-    if isinstance(architecture, (str, Mapping)) or not isinstance(architecture, Iterable):
-        raise InvalidCellError(
-            "The 'architecture' parameter of zero_cost_scores must be a sequence of CellSpec; "
-            f"got {type(architecture).__name__}: {architecture!r:.200}."
-        )
-    cells = _check_architecture(tuple(architecture), config)  # each cell, and enough of them
-    dataset = _check_dataset(dataset, "zero_cost_scores")
+    cells = check_architecture(architecture, config, "zero_cost_scores")
+    dataset = check_dataset(dataset, "zero_cost_scores")
     init_seed, _, _, batch_seed = derive_seeds(seed, 4)  # the first three as in train_candidate
     cpu = torch.device("cpu")
     network = build_network(cells, dataset, config, init_seed, cpu)

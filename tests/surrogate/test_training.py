@@ -201,6 +201,32 @@ def test_evaluate_architecture_in_uneven_batches() -> None:
     assert math.isfinite(loss) and 0 <= acc <= 1
 
 
+def test_evaluate_architecture_batches_as_stand_alone_evaluation(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    result = train_supernet(TINY.replace(epochs=1), random_dataset(), progress=False)
+    net, arch = result.supernet, result.supernet.argmax_architecture()
+    split = random_dataset(n_val=3).val
+    sizes: list[int] = []
+    forward = net.forward
+
+    def spy(x: torch.Tensor, *args: object, **kwargs: object) -> torch.Tensor:
+        sizes.append(x.shape[0])
+        return forward(x, *args, **kwargs)
+
+    monkeypatch.setattr(net, "forward", spy)
+    net.train()
+    loss, acc = evaluate_architecture(net, arch, split, batch_size=2)
+    assert sizes == [3]  # one batch of 3, not 2 + 1: no batch of a single example
+    assert net.training  # left as it was
+    with torch.no_grad():
+        logits = forward(split.x, arch)
+    assert loss == pytest.approx(float(torch.nn.functional.cross_entropy(logits, split.y)))
+    assert acc == int((logits.argmax(1) == split.y).sum()) / 3
+    empty = Split(split.x[:0], split.y[:0])
+    assert all(math.isnan(v) for v in evaluate_architecture(net, arch, empty))
+
+
 def test_csv_rows() -> None:
     history = train_supernet(TINY.replace(epochs=2), random_dataset(), progress=False).history
     rows = list(history_rows(history))
@@ -227,7 +253,9 @@ def test_bench_times_hard_and_soft_alternately() -> None:
     assert out["ratio"] == pytest.approx(out["soft_s"] / out["hard_s"])
     assert out["device"] == "cpu" and out["steps_per_epoch"] == 3
     assert all(isinstance(v, (int, float, str)) for v in out.values())  # flat
-    with pytest.raises(ConfigError, match="'epochs' of bench_supernet must be an int >= 1"):
+    with pytest.raises(
+        ConfigError, match="'epochs' parameter of bench_supernet must be an int >= 1"
+    ):
         bench_supernet(random_dataset(), epochs=0)
 
 
