@@ -250,9 +250,15 @@ def bench_train(
     from surrogate.candidate import CandidateConfig, candidate_preset, train_candidate
     from surrogate.device import amp_policy
     from surrogate.executors import DatasetSpec
+    from surrogate.presets import PRESET_NAMES
 
     if isinstance(config, str):
-        config = candidate_preset(config)  # ConfigError: not a preset
+        if config not in PRESET_NAMES:
+            raise ConfigError(
+                f"The 'config' of bench_train must be a CandidateConfig or one of "
+                f"{list(PRESET_NAMES)}; got {config!r}."
+            )
+        config = candidate_preset(config)
     if not isinstance(config, CandidateConfig):
         raise ConfigError(
             f"The 'config' of bench_train must be a CandidateConfig or a preset name; got "

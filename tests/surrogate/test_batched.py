@@ -401,7 +401,7 @@ def test_bench_train_times_the_pool_on_the_same_candidates() -> None:
 def test_bench_train_rejects_bad_arguments(data: Dataset) -> None:
     with pytest.raises(ConfigError, match="'ks' of bench_train must be ints >= 1; got \\(0,\\)"):
         bench_train(ARCHS, ks=(0,), dataset=data)
-    presets = "\\['paper', 'quick', 'smoke'\\]"
+    presets = "\\['smoke', 'quick', 'paper'\\]"
     with pytest.raises(ConfigError, match=f"CandidateConfig or one of {presets}; got 'fast'"):
         bench_train(ARCHS, dataset=data, config="fast")
     with pytest.raises(
