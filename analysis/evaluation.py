@@ -55,9 +55,9 @@ def train_architectures(
 ) -> list[EvalRecord]:
     """Train every request that the store does not already hold; return one record per request.
 
-    ``dataset`` is a :class:`surrogate.executors.DatasetSpec`, ``config`` a
+    ``dataset`` is a :class:`surrogate.tasks.DatasetSpec`, ``config`` a
     :class:`surrogate.candidate.CandidateConfig`, ``executor`` a
-    :class:`surrogate.executors.Executor`. ``on_record`` is called for every record as it is
+    :class:`surrogate.tasks.Executor`. ``on_record`` is called for every record as it is
     finished (or found in the cache), e.g. to advance a progress bar. ``faults`` maps a request
     index to a :class:`surrogate.candidate.FaultPlan` (reliability drills only). Requests with
     the same key are trained once. Returns the latest record of each request's key: COMPLETE,
@@ -68,7 +68,7 @@ def train_architectures(
     (three "worker died", say, from a script that crashed its pool), gets ``max_attempts``
     more attempts in this call: it is retrained on purpose (``--retry-failed``).
     """
-    from surrogate.executors import CandidateTask
+    from surrogate.tasks import CandidateTask
 
     faults = dict(faults or {})
     arch = {i: tuple(c.to_dict() for c in r.cells) for i, r in enumerate(requests)}
@@ -115,7 +115,8 @@ def default_executor(device: str | None = "auto") -> Any:
     launches (a stack that does not fit trains its candidates one at a time, with a warning).
     With several GPUs: one worker per GPU, so that every GPU is busy.
     """
-    from surrogate.executors import LocalExecutor, cpu_count
+    from surrogate.device import cpu_count
+    from surrogate.executors import LocalExecutor
 
     if device in (None, "auto"):
         from surrogate.device import available_devices
@@ -168,7 +169,7 @@ def make_job_executor(
 def _round(store, requests, indices, keys, probe, arch, done, *, run, method, dataset, config,
            executor, max_attempts, on_record, faults) -> set[EvalKey]:  # fmt: skip
     """Claim ``indices``, train what was acquired, finish it; return the keys to retry."""
-    from surrogate.executors import CandidateTask
+    from surrogate.tasks import CandidateTask
 
     tasks, owners = [], {}
     for i in indices:

@@ -153,9 +153,9 @@ def _stored_config(run: Path) -> Any:
 
 
 def dataset_spec(config: Any) -> Any:
-    """The :class:`surrogate.executors.DatasetSpec` of a supernet config: the data (and split)
+    """The :class:`surrogate.tasks.DatasetSpec` of a supernet config: the data (and split)
     that the supernet, the pseudo environment and every stand-alone candidate of a run use."""
-    from surrogate.executors import DatasetSpec
+    from surrogate.tasks import DatasetSpec
 
     c = config
     return DatasetSpec(name=c.dataset, seed=c.seed, root=c.data_root, limit=c.data_limit,

@@ -94,7 +94,7 @@ def run_bo(args: argparse.Namespace) -> int:
 
 def run_train(args: argparse.Namespace) -> int:
     from surrogate.bench import bench_train
-    from surrogate.executors import cpu_count
+    from surrogate.device import cpu_count
 
     ks = tuple(int(k) for k in args.ks.split(","))
     pool = args.pool_workers

@@ -59,7 +59,6 @@ from surrogate.candidate import (
 from surrogate.data import Dataset, Split
 from surrogate.device import AmpPolicy, amp_policy, resolve_device
 from surrogate.errors import ConfigError
-from surrogate.executors import CandidateTask, Executor
 from surrogate.faults import NO_HOOK, FaultPlan, TrainingHook
 from surrogate.network import Network, count_macs, count_parameters, macro_layout
 from surrogate.recipe import (
@@ -71,6 +70,7 @@ from surrogate.recipe import (
     snapshot,
 )
 from surrogate.stacked import StackedNetwork
+from surrogate.tasks import CandidateTask, Executor
 
 __all__ = ["BatchedExecutor", "train_candidates"]
 

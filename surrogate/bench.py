@@ -29,7 +29,7 @@ from surrogate.training import _Trainer
 
 if TYPE_CHECKING:
     from surrogate.candidate import CandidateConfig
-    from surrogate.executors import DatasetSpec
+    from surrogate.tasks import DatasetSpec
 
 __all__ = ["bench_supernet", "bench_train"]
 
@@ -181,7 +181,8 @@ def _timed_pool(
 ) -> tuple[float, list[Any]]:
     """The wall time of a pool of ``workers`` single-threaded processes training ``archs``
     (after an untimed warm-up task per worker), and the results in order."""
-    from surrogate.executors import CandidateTask, LocalExecutor
+    from surrogate.executors import LocalExecutor
+    from surrogate.tasks import CandidateTask
 
     def tasks(prefix: str, recipe: Any, count: int) -> list[CandidateTask]:
         return [
@@ -226,7 +227,7 @@ def bench_train(
             drawn (seeded by ``seed``) from the labelled space of ``vertices`` vertices and
             ``ops`` (the supernet's default space).
         ks: the batch sizes to time.
-        dataset: a :class:`Dataset`, a :class:`~surrogate.executors.DatasetSpec`, or a name for
+        dataset: a :class:`Dataset`, a :class:`~surrogate.tasks.DatasetSpec`, or a name for
             :func:`surrogate.data.load_dataset` (seeded by ``seed``); the pool needs a spec or
             a name (its workers load the data themselves).
         config: the recipe, or a preset's name (:func:`~surrogate.candidate.candidate_preset`).
@@ -249,8 +250,8 @@ def bench_train(
     from surrogate.batched import train_candidates
     from surrogate.candidate import CandidateConfig, candidate_preset, train_candidate
     from surrogate.device import amp_policy
-    from surrogate.executors import DatasetSpec
     from surrogate.presets import PRESET_NAMES
+    from surrogate.tasks import DatasetSpec
 
     if isinstance(config, str):
         if config not in PRESET_NAMES:

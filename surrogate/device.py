@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import os
 import re
 from contextlib import AbstractContextManager
 from dataclasses import dataclass
@@ -16,6 +17,7 @@ __all__ = [
     "AmpPolicy",
     "amp_policy",
     "available_devices",
+    "cpu_count",
     "derive_seeds",
     "resolve_device",
     "torch_generator",
@@ -126,3 +128,10 @@ def derive_seeds(seed: int, count: int) -> tuple[int, ...]:
         raise ConfigError(f"The 'seed' must be a non-negative int; got {seed!r}.")
     children = np.random.SeedSequence(seed).spawn(count)
     return tuple(int(child.generate_state(1)[0]) for child in children)
+
+
+def cpu_count() -> int:
+    """The CPU cores this process may run on."""
+    with contextlib.suppress(AttributeError):  # sched_getaffinity is Linux-only
+        return len(os.sched_getaffinity(0))
+    return os.cpu_count() or 1

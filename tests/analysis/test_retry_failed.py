@@ -6,7 +6,8 @@ from analysis.evaluation import Request, train_architectures
 from analysis.results import EvalStatus, SQLiteStore
 from dagspace import NASBENCH101_OPS, enumerate_space
 from surrogate.candidate import CandidateResult, candidate_preset
-from surrogate.executors import DatasetSpec, LocalExecutor
+from surrogate.executors import LocalExecutor
+from surrogate.tasks import DatasetSpec
 
 
 class DyingExecutor:

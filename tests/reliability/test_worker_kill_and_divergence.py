@@ -20,7 +20,8 @@ from analysis.results import EvalStatus, SQLiteStore
 from dagspace import NASBENCH101_OPS, enumerate_space
 from dagspace.strategies import make_strategy
 from surrogate.candidate import FaultPlan, candidate_preset
-from surrogate.executors import DatasetSpec, LocalExecutor
+from surrogate.executors import LocalExecutor
+from surrogate.tasks import DatasetSpec
 
 DATA = DatasetSpec(name="digits", seed=0, limit=300)
 CONFIG = candidate_preset("smoke").replace(epochs=2)

@@ -35,9 +35,9 @@ from surrogate.candidate import (
 from surrogate.data import Dataset, Split, load_dataset
 from surrogate.device import AmpPolicy
 from surrogate.errors import ConfigError, DatasetError
-from surrogate.executors import CandidateTask, DatasetSpec, run_task
 from surrogate.ops import OPERATIONS, register_operation
 from surrogate.stacked import StackedNetwork
+from surrogate.tasks import CandidateTask, DatasetSpec, run_task
 from tests.surrogate.test_stacked import (
     ARCHS,
     C3,

@@ -23,16 +23,9 @@ from dagspace.cell import CellSpec
 from dagspace.errors import InvalidCellError
 from surrogate.candidate import CandidateResult, CandidateStatus, FaultPlan, candidate_preset
 from surrogate.errors import ConfigError
-from surrogate.executors import (
-    EXECUTORS,
-    WORKER_DIED,
-    CandidateTask,
-    DatasetSpec,
-    LocalExecutor,
-    RayExecutor,
-    make_executor,
-    run_task,
-)
+from surrogate.executors import EXECUTORS, LocalExecutor, make_executor
+from surrogate.ray_executor import RayExecutor
+from surrogate.tasks import WORKER_DIED, CandidateTask, DatasetSpec, run_task
 
 C3, C1, MP = "conv3x3-bn-relu", "conv1x1-bn-relu", "maxpool3x3"
 FORK = {"matrix": [[0, 1, 1, 0], [0, 0, 0, 1], [0, 0, 0, 1], [0, 0, 0, 0]],
@@ -357,7 +350,7 @@ def test_ray_executor_equals_run_task_and_reports_dead_workers(
 @pytest.mark.slow
 def test_ray_packs_small_candidates_by_gpu_fractions() -> None:
     ray = pytest.importorskip("ray")
-    from surrogate.executors import RAY_GPU_FRACTION
+    from surrogate.ray_executor import RAY_GPU_FRACTION
 
     # a local instance that declares one GPU (no task runs, so none is needed)
     ray.init(num_cpus=8, num_gpus=1, include_dashboard=False, log_to_driver=False,
