@@ -7,6 +7,10 @@ at each module (interior vertex) of each cell is a multinomial with logits ``alp
 presence of each edge is a two-way multinomial with logits ``beta``. Training samples them with
 hard (straight-through) Gumbel-softmax, so a step computes only the sampled operation of each
 module, and only the vertices of the sampled, pruned cell.
+
+The module is one topic at about 620 lines: the supernet, its sampler and the per-cell plans
+that its forward pass runs share one private representation (:class:`_CellPlan`), so they stay
+together rather than split across files that would import each other's internals.
 """
 
 from __future__ import annotations
