@@ -17,7 +17,6 @@ import pytest
 import torch
 from torch import nn
 
-import dagspace.cell as cell_module
 from dagspace.cell import CellSpec
 from dagspace.errors import InvalidCellError
 from surrogate import batched as batched_module
@@ -35,7 +34,7 @@ from surrogate.candidate import (
 from surrogate.data import Dataset, Split, load_dataset
 from surrogate.device import AmpPolicy
 from surrogate.errors import ConfigError, DatasetError
-from surrogate.ops import OPERATIONS, register_operation
+from surrogate.ops import register_operation
 from surrogate.stacked import StackedNetwork
 from surrogate.tasks import CandidateTask, DatasetSpec, run_task
 from tests.surrogate.test_stacked import (
@@ -240,16 +239,6 @@ def test_mixed_precision_paths_run_on_the_cpu(data: Dataset) -> None:
     for a, b in zip(full, bf16, strict=True):
         assert b.status == CandidateStatus.COMPLETE
         assert abs(a.val_loss - b.val_loss) < 0.1 and abs(a.train_loss - b.train_loss) < 0.1
-
-
-@pytest.fixture
-def scratch_registry(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
-    """Undo registrations: dagspace's set is copied, OPERATIONS restored after the test."""
-    monkeypatch.setattr(cell_module, "_KNOWN_OPS", set(cell_module._KNOWN_OPS))
-    before = dict(OPERATIONS)
-    yield
-    OPERATIONS.clear()
-    OPERATIONS.update(before)
 
 
 @pytest.mark.usefixtures("scratch_registry")

@@ -6,7 +6,6 @@ import pytest
 import torch
 from torch import nn
 
-import dagspace.cell as cell_module
 from dagspace.cell import NASBENCH101_OPS, CellSpec
 from dagspace.errors import InvalidCellError
 from surrogate.errors import ConfigError
@@ -34,16 +33,6 @@ def test_maxpool_keeps_height_one() -> None:
 def test_build_operation_rejects_unknown_names() -> None:
     with pytest.raises(ConfigError, match="No operation factory for 'conv5x5'"):
         build_operation("conv5x5", 4)
-
-
-@pytest.fixture
-def scratch_registry(monkeypatch: pytest.MonkeyPatch):
-    """Undo registrations: dagspace's set is copied, OPERATIONS restored after the test."""
-    monkeypatch.setattr(cell_module, "_KNOWN_OPS", set(cell_module._KNOWN_OPS))
-    before = dict(OPERATIONS)
-    yield
-    OPERATIONS.clear()
-    OPERATIONS.update(before)
 
 
 @pytest.mark.usefixtures("scratch_registry")
