@@ -19,8 +19,6 @@ candidate's interface.
 from __future__ import annotations
 
 import dataclasses
-import hashlib
-import json
 import math
 import time
 from collections.abc import Iterable, Mapping, Sequence
@@ -30,6 +28,7 @@ from typing import Any, NoReturn
 import numpy as np
 import torch
 
+from dagspace.canonical_json import json_sha256
 from dagspace.cell import CellSpec, try_prune
 from dagspace.checks import check_int
 from dagspace.errors import InvalidCellError
@@ -135,8 +134,7 @@ class CandidateConfig:
     def config_hash(self) -> str:
         """SHA-256 hex digest of :meth:`to_dict` as canonical JSON (sorted keys, no spaces):
         the same digest ``analysis.hash_config(config.to_dict())`` gives."""
-        text = json.dumps(self.to_dict(), sort_keys=True, separators=(",", ":"), allow_nan=False)
-        return hashlib.sha256(text.encode()).hexdigest()
+        return json_sha256(self.to_dict())
 
 
 _FIELD_NAMES = frozenset(f.name for f in fields(CandidateConfig))

@@ -15,8 +15,6 @@ from __future__ import annotations
 
 import abc
 import functools
-import hashlib
-import json
 import os
 import time
 from collections.abc import Iterable, Iterator, Mapping
@@ -27,6 +25,7 @@ from typing import Any, Self
 import numpy as np
 import torch
 
+from dagspace.canonical_json import canonical_json, json_sha256
 from dagspace.cell import CellSpec
 from dagspace.checks import check_int
 from dagspace.errors import InvalidCellError
@@ -116,10 +115,6 @@ def _load_cached(spec: DatasetSpec, device: str) -> Dataset:
     )
 
 
-def _canonical_json(value: Any) -> str:
-    return json.dumps(value, sort_keys=True, separators=(",", ":"), allow_nan=False)
-
-
 @dataclass(frozen=True)
 class CandidateTask:
     """One candidate to train: plain data only, so it pickles small and safely.
@@ -202,7 +197,7 @@ class CandidateTask:
     @property
     def arch_json(self) -> str:
         """The architecture as canonical JSON text (a list of NAS-Bench-101 cells)."""
-        return _canonical_json(list(self.architecture))
+        return canonical_json(list(self.architecture))
 
     def evaluator_config(self) -> dict[str, Any]:
         """What, besides the architecture and seed, sets the result: the recipe and the data.
@@ -214,7 +209,7 @@ class CandidateTask:
 
     def evaluator_config_hash(self) -> str:
         """SHA-256 of :meth:`evaluator_config` as canonical JSON (= ``analysis.hash_config``)."""
-        return hashlib.sha256(_canonical_json(self.evaluator_config()).encode()).hexdigest()
+        return json_sha256(self.evaluator_config())
 
 
 def run_task(task: CandidateTask, device: str | torch.device = "cpu") -> CandidateResult:

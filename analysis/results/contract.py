@@ -21,20 +21,20 @@ from analysis.results.records import (
     EvalKey,
     EvalRecord,
     EvalStatus,
-    _canonical_arch,
-    _canonical_json,
-    _check_error,
-    _check_finished_status,
-    _check_id,
-    _check_key,
-    _check_max_attempts,
-    _check_metrics,
-    _check_stale_after,
-    _check_status,
-    _check_text,
-    _config_differences,
-    _now,
-    _ReadOnlyMetrics,
+    ReadOnlyMetrics,
+    canonical_arch,
+    check_error,
+    check_finished_status,
+    check_id,
+    check_key,
+    check_max_attempts,
+    check_metrics,
+    check_stale_after,
+    check_status,
+    check_text,
+    checked_json,
+    config_differences,
+    utc_now,
 )
 from dagspace.io import atomic_write
 
@@ -179,8 +179,8 @@ class ResultsStore(abc.ABC):
         name; a worker's process id is recorded only when ``host`` is this machine).
         """
         arch_text = _check_request(key, run, method, arch_json)
-        _check_max_attempts(max_attempts)
-        _check_stale_after(stale_after)
+        check_max_attempts(max_attempts)
+        check_stale_after(stale_after)
         worker = self._worker(host)
 
         def txn(tx: StoreTransaction) -> Claim:
@@ -192,7 +192,7 @@ class ResultsStore(abc.ABC):
             if latest is not None and latest.status is EvalStatus.PENDING:
                 host, pid = worker
                 taken = dataclasses.replace(
-                    latest, status=EvalStatus.RUNNING, started_at=_now(), host=host, pid=pid
+                    latest, status=EvalStatus.RUNNING, started_at=utc_now(), host=host, pid=pid
                 )
                 return Claim(tx.update(taken), ClaimOutcome.ACQUIRED)
             if latest is not None and latest.attempt >= max_attempts:  # FAILED, none left
@@ -230,10 +230,10 @@ class ResultsStore(abc.ABC):
         error: str | None = None,
     ) -> EvalRecord:
         """Finish the PENDING or RUNNING record ``record_id``; return it as stored."""
-        record_id = _check_id(record_id)
-        status = _check_finished_status(status, "finish")
-        stored_metrics = _check_metrics(metrics)
-        _check_error(error)
+        record_id = check_id(record_id)
+        status = check_finished_status(status, "finish")
+        stored_metrics = check_metrics(metrics)
+        check_error(error)
 
         def txn(tx: StoreTransaction) -> EvalRecord:
             record = self._found(tx.get(record_id), record_id)
@@ -244,7 +244,7 @@ class ResultsStore(abc.ABC):
                     f"immutable, so the {status.name} result given now was not stored."
                 )
             done = dataclasses.replace(
-                record, status=status, metrics=stored_metrics, error=error, finished_at=_now()
+                record, status=status, metrics=stored_metrics, error=error, finished_at=utc_now()
             )
             return tx.update(done)
 
@@ -272,10 +272,10 @@ class ResultsStore(abc.ABC):
         record of a live worker raises :class:`StoreError`.
         """
         arch_text = _check_request(key, run, method, arch_json)
-        status = _check_finished_status(status, "add")
-        stored_metrics = _check_metrics(metrics)
-        _check_error(error)
-        _check_stale_after(stale_after)
+        status = check_finished_status(status, "add")
+        stored_metrics = check_metrics(metrics)
+        check_error(error)
+        check_stale_after(stale_after)
         worker = self._worker(host)
 
         def txn(tx: StoreTransaction) -> EvalRecord:
@@ -290,7 +290,7 @@ class ResultsStore(abc.ABC):
                 )
             result = {"status": status, "metrics": stored_metrics, "error": error}
             if latest is not None and latest.status is EvalStatus.PENDING:
-                now = _now()
+                now = utc_now()
                 host, pid = worker
                 return tx.update(
                     dataclasses.replace(
@@ -305,18 +305,18 @@ class ResultsStore(abc.ABC):
 
     def get(self, record_id: int) -> EvalRecord:
         """The record ``record_id``; :class:`RecordNotFoundError` if there is none."""
-        record_id = _check_id(record_id)
+        record_id = check_id(record_id)
         record = self._transact(lambda tx: tx.get(record_id), write=False, what="get")
         return self._found(record, record_id)
 
     def find(self, key: EvalKey) -> EvalRecord | None:
         """The latest attempt of ``key``, or ``None``."""
-        _check_key(key)
+        check_key(key)
         return self._transact(lambda tx: tx.latest(key), write=False, what="find")
 
     def history(self, key: EvalKey) -> list[EvalRecord]:
         """Every attempt of ``key``, oldest first."""
-        _check_key(key)
+        check_key(key)
         return self._transact(lambda tx: tx.history(key), write=False, what="history")
 
     def records(
@@ -330,34 +330,34 @@ class ResultsStore(abc.ABC):
         where: dict[str, Any] = {}
         for name, value in (("run", run), ("method", method), ("evaluator", evaluator)):
             if value is not None:
-                _check_text(name, value)
+                check_text(name, value)
                 where[name] = value
         if status is not None:
-            where["status"] = _check_status(status, "records")
+            where["status"] = check_status(status, "records")
         return self._transact(lambda tx: tx.select(where), write=False, what="records")
 
     # -- runs and state --------------------------------------------------------------------
 
     def register_run(self, run: str, config: Mapping[str, Any]) -> None:
         """Bind ``run`` to ``config``; :class:`RunConflictError` if it is bound to another."""
-        _check_text("run", run)
+        check_text("run", run)
         if not isinstance(config, Mapping):
             raise StoreValueError(
                 f"The 'config' of register_run must be a mapping; got {type(config).__name__}."
             )
-        config_text = _canonical_json(config, "config")
+        config_text = checked_json(config, "config")
         config_hash = hashlib.sha256(config_text.encode()).hexdigest()
 
         def txn(tx: StoreTransaction) -> None:
             stored = tx.run(run)
             if stored is None:
-                tx.add_run(run, config_text, config_hash, _now())
+                tx.add_run(run, config_text, config_hash, utc_now())
             elif stored[0] != config_hash:
                 raise RunConflictError(
                     f"Run {run!r} is already registered in {self} with config hash "
                     f"{stored[0]}, but the config given now hashes to {config_hash}. Nothing was "
                     f"changed: the results already stored for {run!r} are intact. The configs "
-                    f"differ in (stored != given): {_config_differences(stored[1], config_text)}. "
+                    f"differ in (stored != given): {config_differences(stored[1], config_text)}. "
                     f"Use a new run name (or run directory) for the new config, or the original "
                     f"config to resume."
                 )
@@ -366,13 +366,13 @@ class ResultsStore(abc.ABC):
 
     def run_config(self, run: str) -> dict[str, Any] | None:
         """The config ``run`` was registered with, or ``None``."""
-        _check_text("run", run)
+        check_text("run", run)
         stored = self._transact(lambda tx: tx.run(run), write=False, what="run_config")
         return None if stored is None else json.loads(stored[1])
 
     def set_state(self, name: str, json_text: str) -> None:
         """Store (or replace) the JSON document ``json_text`` under ``name``."""
-        _check_text("name", name)
+        check_text("name", name)
         if not isinstance(json_text, str):
             raise StoreValueError(
                 f"The 'json_text' of set_state must be a JSON string; "
@@ -386,12 +386,12 @@ class ResultsStore(abc.ABC):
                 f"got {json_text!r:.200}."
             ) from None
         self._transact(
-            lambda tx: tx.put_state(name, json_text, _now()), write=True, what="set_state"
+            lambda tx: tx.put_state(name, json_text, utc_now()), write=True, what="set_state"
         )
 
     def get_state(self, name: str) -> str | None:
         """The JSON text stored under ``name``, or ``None``."""
-        _check_text("name", name)
+        check_text("name", name)
         return self._transact(lambda tx: tx.state(name), write=False, what="get_state")
 
     # -- tables ----------------------------------------------------------------------------
@@ -465,7 +465,7 @@ class ResultsStore(abc.ABC):
         """The (host, pid) recorded for a worker; a pid only means something on this host."""
         if host is None:
             return self._host, os.getpid()
-        _check_text("host", host)
+        check_text("host", host)
         return host, (os.getpid() if host == self._host else None)
 
     def _is_stale(self, record: EvalRecord, stale_after: float | None) -> bool:
@@ -490,7 +490,7 @@ class ResultsStore(abc.ABC):
             + (f" (stale_after={stale_after} s)" if stale_after is not None else "")
         )
         failed = dataclasses.replace(
-            record, status=EvalStatus.FAILED, error=error, finished_at=_now()
+            record, status=EvalStatus.FAILED, error=error, finished_at=utc_now()
         )
         return tx.update(failed)
 
@@ -504,10 +504,10 @@ def _check_request(
     key: EvalKey, run: str, method: str, arch_json: str | Sequence[Mapping[str, Any]]
 ) -> str:
     """Check what creates a record (claim, enqueue, add); return the canonical ``arch_json``."""
-    _check_key(key)
-    _check_text("run", run)
-    _check_text("method", method)
-    return _canonical_arch(arch_json)
+    check_key(key)
+    check_text("run", run)
+    check_text("method", method)
+    return canonical_arch(arch_json)
 
 
 def _new_record(
@@ -523,7 +523,7 @@ def _new_record(
 ) -> EvalRecord:
     """A record to insert (its id is given by the backend): created now, and started now when a
     ``worker`` holds it."""
-    now = _now()
+    now = utc_now()
     host, pid = worker if worker is not None else (None, None)
     return EvalRecord(
         id=0,
@@ -536,7 +536,7 @@ def _new_record(
         evaluator_config_hash=key.evaluator_config_hash,
         status=status,
         attempt=attempt,
-        metrics=_ReadOnlyMetrics(),
+        metrics=ReadOnlyMetrics(),
         error=None,
         created_at=now,
         started_at=now if worker is not None else None,

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import datetime as dt
 import enum
-import hashlib
 import json
 import math
 from collections.abc import Iterator, Mapping, Sequence
@@ -14,6 +13,7 @@ from typing import Any
 from analysis.errors import (
     StoreValueError,
 )
+from dagspace.canonical_json import canonical_json, json_sha256
 
 __all__ = [
     "EVALUATORS",
@@ -67,8 +67,8 @@ class EvalKey:
     seed: int
 
     def __post_init__(self) -> None:
-        _check_text("arch_hash", self.arch_hash)
-        _check_text("evaluator_config_hash", self.evaluator_config_hash)
+        check_text("arch_hash", self.arch_hash)
+        check_text("evaluator_config_hash", self.evaluator_config_hash)
         if self.evaluator not in EVALUATORS:
             raise StoreValueError(
                 f"The 'evaluator' of an EvalKey must be one of {EVALUATORS}; "
@@ -85,7 +85,7 @@ class EvalKey:
         object.__setattr__(self, "seed", seed)
 
 
-class _ReadOnlyMetrics(Mapping[str, float]):
+class ReadOnlyMetrics(Mapping[str, float]):
     """A read-only, hashable, picklable ``{name: value}`` mapping (a record's metrics)."""
 
     __slots__ = ("_data",)
@@ -164,27 +164,28 @@ class Claim:
 
 def hash_config(config: Mapping[str, Any]) -> str:
     """The SHA-256 hex digest of ``config`` as canonical JSON (sorted keys, no spaces)."""
-    return hashlib.sha256(_canonical_json(config, "config").encode()).hexdigest()
+    checked_json(config, "config")  # a StoreValueError that names the config
+    return json_sha256(config)
 
 
-def _now() -> str:
+def utc_now() -> str:
     return dt.datetime.now(dt.UTC).isoformat(timespec="microseconds")
 
 
 # -- validation --------------------------------------------------------------------------------
 
 
-def _check_text(name: str, value: Any) -> None:
+def check_text(name: str, value: Any) -> None:
     if not isinstance(value, str) or not value:
         raise StoreValueError(f"The '{name}' must be a non-empty string; got {value!r}.")
 
 
-def _check_key(key: Any) -> None:
+def check_key(key: Any) -> None:
     if not isinstance(key, EvalKey):
         raise StoreValueError(f"The 'key' must be an EvalKey; got {type(key).__name__} {key!r}.")
 
 
-def _check_id(record_id: Any) -> int:
+def check_id(record_id: Any) -> int:
     if isinstance(record_id, bool) or not hasattr(record_id, "__index__"):
         raise StoreValueError(
             f"A record id must be an integer; got {type(record_id).__name__} {record_id!r}."
@@ -192,7 +193,7 @@ def _check_id(record_id: Any) -> int:
     return int(record_id)
 
 
-def _check_status(status: Any, where: str) -> EvalStatus:
+def check_status(status: Any, where: str) -> EvalStatus:
     if isinstance(status, EvalStatus):
         return status
     if isinstance(status, str) and status in EvalStatus.__members__:
@@ -202,8 +203,8 @@ def _check_status(status: Any, where: str) -> EvalStatus:
     )
 
 
-def _check_finished_status(status: Any, where: str) -> EvalStatus:
-    status = _check_status(status, where)
+def check_finished_status(status: Any, where: str) -> EvalStatus:
+    status = check_status(status, where)
     if not status.is_finished:
         raise StoreValueError(
             f"The 'status' of {where} must be COMPLETE, DIVERGED or FAILED; got {status.name}."
@@ -211,19 +212,19 @@ def _check_finished_status(status: Any, where: str) -> EvalStatus:
     return status
 
 
-def _check_error(error: Any) -> None:
+def check_error(error: Any) -> None:
     if error is not None and not isinstance(error, str):
         raise StoreValueError(f"The 'error' must be a string or None; got {error!r}.")
 
 
-def _check_max_attempts(max_attempts: Any) -> None:
+def check_max_attempts(max_attempts: Any) -> None:
     if isinstance(max_attempts, bool) or not isinstance(max_attempts, int) or max_attempts < 1:
         raise StoreValueError(
             f"The 'max_attempts' parameter of claim must be an integer >= 1; got {max_attempts!r}."
         )
 
 
-def _check_stale_after(stale_after: Any) -> None:
+def check_stale_after(stale_after: Any) -> None:
     if stale_after is None:
         return
     if isinstance(stale_after, bool) or not isinstance(stale_after, (int, float)):
@@ -232,16 +233,17 @@ def _check_stale_after(stale_after: Any) -> None:
         raise StoreValueError(f"The 'stale_after' must be >= 0 seconds; got {stale_after!r}.")
 
 
-def _canonical_json(value: Any, what: str) -> str:
+def checked_json(value: Any, what: str) -> str:
+    """``value`` as canonical JSON text, or a StoreValueError naming ``what``."""
     try:
-        return json.dumps(value, sort_keys=True, separators=(",", ":"), allow_nan=False)
+        return canonical_json(value)
     except (TypeError, ValueError) as err:
         raise StoreValueError(
             f"The {what} must be JSON-serialisable ({err}); got {value!r:.200}."
         ) from None
 
 
-def _config_differences(stored_text: str, given_text: str, limit: int = 5) -> str:
+def config_differences(stored_text: str, given_text: str, limit: int = 5) -> str:
     """``"key: A != B"`` for the top-level keys where two configs (canonical JSON) differ."""
     try:
         stored, given = json.loads(stored_text), json.loads(given_text)
@@ -264,7 +266,7 @@ def _config_differences(stored_text: str, given_text: str, limit: int = 5) -> st
     return "; ".join(diffs[:limit]) + more
 
 
-def _canonical_arch(arch_json: Any) -> str:
+def canonical_arch(arch_json: Any) -> str:
     """``arch_json`` (text or objects) as canonical JSON text, after a structural check."""
     if isinstance(arch_json, str):
         try:
@@ -286,10 +288,10 @@ def _canonical_arch(arch_json: Any) -> str:
                 f"Cell {index} of 'arch_json' must be an object with a 'matrix' list "
                 f"(NAS-Bench-101 form); got {cell!r:.200}."
             )
-    return _canonical_json(list(cells), "'arch_json'")
+    return checked_json(list(cells), "'arch_json'")
 
 
-def _check_metrics(metrics: Any) -> _ReadOnlyMetrics:
+def check_metrics(metrics: Any) -> ReadOnlyMetrics:
     """``metrics`` as stored: a read-only ``{name: float}``, every non-finite value as NaN."""
     if not isinstance(metrics, Mapping):
         raise StoreValueError(
@@ -307,4 +309,4 @@ def _check_metrics(metrics: Any) -> _ReadOnlyMetrics:
                 f"{value!r:.100}."
             ) from None
         clean[name] = number if math.isfinite(number) else math.nan  # stored as JSON null
-    return _ReadOnlyMetrics(clean)
+    return ReadOnlyMetrics(clean)

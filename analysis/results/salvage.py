@@ -16,16 +16,16 @@ from pathlib import Path
 from typing import Any
 
 from analysis.errors import StoreCorruptError, StoreRecoveredWarning, StoreValueError
-from analysis.results.records import EvalKey, EvalStatus, _canonical_arch, _check_text
-from analysis.results.schema import _RECORD_COLUMNS, _create_schema
-from analysis.results.transactions import _transaction
+from analysis.results.records import EvalKey, EvalStatus, canonical_arch, check_text
+from analysis.results.schema import RECORD_COLUMNS, create_schema
+from analysis.results.transactions import sqlite_transaction
 
 __all__: list[str] = []
 
 
 @dataclass(frozen=True)
 class _Salvage:
-    evaluations: list[tuple[Any, ...]]  # rows in _RECORD_COLUMNS order
+    evaluations: list[tuple[Any, ...]]  # rows in RECORD_COLUMNS order
     runs: list[tuple[Any, ...]]
     state: list[tuple[Any, ...]]
     issued: int | None  # the evaluations id sequence, when it could be read
@@ -89,7 +89,7 @@ def _header_page_size(header: bytes) -> int | None:
     return page_size
 
 
-def _partial_page(path: Path) -> str | None:
+def partial_page(path: Path) -> str | None:
     """What is wrong if ``path`` ends part-way through a page; None if it ends on a page edge."""
     try:
         with path.open("rb") as handle:
@@ -185,7 +185,7 @@ def _valid_evaluation(row: Mapping[str, Any]) -> tuple[Any, ...] | None:
     must have its type, texts must be non-empty, JSON must parse to the right shape, times must
     be ISO-8601 with an offset, and the times present must fit the status.
     """
-    values = {name: row.get(name) for name in _RECORD_COLUMNS}
+    values = {name: row.get(name) for name in RECORD_COLUMNS}
     try:
         EvalKey(
             values["arch_hash"],
@@ -193,9 +193,9 @@ def _valid_evaluation(row: Mapping[str, Any]) -> tuple[Any, ...] | None:
             values["evaluator_config_hash"],
             values["seed"],
         )
-        _check_text("run", values["run"])
-        _check_text("method", values["method"])
-        _canonical_arch(values["arch_json"])
+        check_text("run", values["run"])
+        check_text("method", values["method"])
+        canonical_arch(values["arch_json"])
         status = EvalStatus[values["status"]]
         metrics = json.loads(values["metrics_json"])
         times = {
@@ -218,7 +218,7 @@ def _valid_evaluation(row: Mapping[str, Any]) -> tuple[Any, ...] | None:
     )
     if not all(checks):
         return None
-    return tuple(values[name] for name in _RECORD_COLUMNS)
+    return tuple(values[name] for name in RECORD_COLUMNS)
 
 
 def _parse_time(text: Any) -> dt.datetime | None:
@@ -235,7 +235,7 @@ def _parse_time(text: Any) -> dt.datetime | None:
 
 def _number_attempts(rows: list[tuple[Any, ...]]) -> list[tuple[Any, ...]]:
     """Give version-1 rows (attempt None) attempts per key in id order; drop duplicates."""
-    index = {name: i for i, name in enumerate(_RECORD_COLUMNS)}
+    index = {name: i for i, name in enumerate(RECORD_COLUMNS)}
     key_of = [index[name] for name in ("arch_hash", "evaluator", "evaluator_config_hash", "seed")]
     taken: dict[tuple[Any, ...], set[int]] = {}
     out = []
@@ -260,10 +260,10 @@ def _write_salvage(path: Path, salvage: _Salvage) -> None:
     try:
 
         def fill(conn: sqlite3.Connection) -> None:
-            _create_schema(conn)
+            create_schema(conn)
             conn.executemany(
-                f"INSERT INTO evaluations ({', '.join(_RECORD_COLUMNS)}) "
-                f"VALUES ({', '.join('?' * len(_RECORD_COLUMNS))})",
+                f"INSERT INTO evaluations ({', '.join(RECORD_COLUMNS)}) "
+                f"VALUES ({', '.join('?' * len(RECORD_COLUMNS))})",
                 salvage.evaluations,
             )
             conn.executemany("INSERT OR IGNORE INTO runs VALUES (?, ?, ?, ?)", salvage.runs)
@@ -279,12 +279,12 @@ def _write_salvage(path: Path, salvage: _Salvage) -> None:
                         (salvage.issued,),
                     )
 
-        _transaction(conn, fill, write=True)
+        sqlite_transaction(conn, fill, write=True)
     finally:
         conn.close()
 
 
-def _recover(path: Path, problem: str) -> None:
+def recover_damaged(path: Path, problem: str) -> None:
     """Move the damaged store ``path`` aside, salvage its records into a fresh store there, and
     warn (:class:`StoreRecoveredWarning`, pointing at the caller of the store's method)."""
     stamp = dt.datetime.now(dt.UTC).strftime("%Y%m%dT%H%M%SZ")
@@ -323,5 +323,5 @@ def _recover(path: Path, problem: str) -> None:
         f"{len(salvage.runs)} runs and {len(salvage.state)} state entries were recovered "
         f"into a fresh store at {path}, which accepts new results.",
         StoreRecoveredWarning,
-        stacklevel=5,  # _recover, _open, _transact, the store's method, its caller
+        stacklevel=5,  # recover_damaged, _open, _transact, the store's method, its caller
     )

@@ -61,7 +61,7 @@ _EVALUATION_COLUMNS_V1 = tuple(
     for name, kind, rest in _EVALUATION_COLUMNS
     if name not in ("attempt", "host", "pid")
 )
-_RECORD_COLUMNS = tuple(name for name, _, _ in _EVALUATION_COLUMNS)
+RECORD_COLUMNS = tuple(name for name, _, _ in _EVALUATION_COLUMNS)
 _V1_COLUMNS = tuple(name for name, _, _ in _EVALUATION_COLUMNS_V1)
 
 
@@ -103,7 +103,7 @@ _SCHEMA_V1: tuple[str, ...] = (
 )
 
 
-def _check_version(conn: sqlite3.Connection, path: Path) -> int:
+def check_version(conn: sqlite3.Connection, path: Path) -> int:
     """The schema version of the store ``path``; refuse a newer one, or a database of
     something else."""
     version = conn.execute("PRAGMA user_version").fetchone()[0]
@@ -127,14 +127,14 @@ def _check_version(conn: sqlite3.Connection, path: Path) -> int:
     return version
 
 
-def _ensure_schema(conn: sqlite3.Connection, path: Path) -> None:
+def ensure_schema(conn: sqlite3.Connection, path: Path) -> None:
     """Create or migrate the schema of the store ``path`` (inside the caller's write
     transaction)."""
-    version = _check_version(conn, path)
+    version = check_version(conn, path)
     if version == SCHEMA_VERSION:
         return
     if version == 0:
-        _create_schema(conn)
+        create_schema(conn)
     elif version == 1:
         _migrate_v1_to_v2(conn)
         conn.execute(f"PRAGMA user_version = {SCHEMA_VERSION}")
@@ -142,7 +142,7 @@ def _ensure_schema(conn: sqlite3.Connection, path: Path) -> None:
         raise StoreError(f"The results store {path} has unknown schema version {version}.")
 
 
-def _create_schema(conn: sqlite3.Connection) -> None:
+def create_schema(conn: sqlite3.Connection) -> None:
     """Create the tables, indexes and view of an empty store (inside a write transaction)."""
     for statement in (*_SCHEMA_V2, *_INDEXES_AND_VIEWS_V2):
         conn.execute(statement)

@@ -25,29 +25,30 @@ from typing import Any, TypeVar
 
 from analysis.errors import StoreCorruptError, StoreError, StoreValueError
 from analysis.results.contract import _MUTABLE_FIELDS, ResultsStore, StoreTransaction
-from analysis.results.records import EvalKey, EvalRecord, EvalStatus, _ReadOnlyMetrics
-from analysis.results.salvage import _partial_page, _recover
-from analysis.results.schema import _RECORD_COLUMNS, SCHEMA_VERSION, _check_version, _ensure_schema
+from analysis.results.records import EvalKey, EvalRecord, EvalStatus, ReadOnlyMetrics
+from analysis.results.salvage import partial_page, recover_damaged
+from analysis.results.schema import RECORD_COLUMNS, SCHEMA_VERSION, check_version, ensure_schema
 from analysis.results.transactions import (
-    _SQLITE_FULL,
-    _SQLITE_IOERR,
-    _error_code,
-    _exclusive_lock,
-    _is_busy,
-    _is_corrupt,
-    _retry_busy,
-    _transaction,
+    SQLITE_FULL,
+    SQLITE_IOERR,
+    error_code,
+    exclusive_lock,
+    is_busy,
+    is_corrupt,
+    retry_busy,
+    sqlite_transaction,
 )
+from dagspace.canonical_json import canonical_json
 
 __all__ = ["SQLiteStore", "read_state", "store_problem"]
 
 _T = TypeVar("_T")
 
-_SELECT = f"SELECT {', '.join(_RECORD_COLUMNS)} FROM evaluations"
+_SELECT = f"SELECT {', '.join(RECORD_COLUMNS)} FROM evaluations"
 _KEY_WHERE = "arch_hash = ? AND evaluator = ? AND evaluator_config_hash = ? AND seed = ?"
 _INSERT = (
-    f"INSERT INTO evaluations ({', '.join(_RECORD_COLUMNS[1:])}) "
-    f"VALUES ({', '.join('?' * (len(_RECORD_COLUMNS) - 1))})"
+    f"INSERT INTO evaluations ({', '.join(RECORD_COLUMNS[1:])}) "
+    f"VALUES ({', '.join('?' * (len(RECORD_COLUMNS) - 1))})"
 )
 _UPDATED = tuple("metrics_json" if name == "metrics" else name for name in _MUTABLE_FIELDS)
 _UPDATE = f"UPDATE evaluations SET {', '.join(f'{c} = ?' for c in _UPDATED)} WHERE id = ?"
@@ -170,11 +171,11 @@ class SQLiteStore(ResultsStore):
                 with self._lock:
                     if self._conn is None:
                         self._conn = self._open()
-                    return _transaction(
+                    return sqlite_transaction(
                         self._conn, lambda conn: fn(_SQLiteTransaction(conn)), write=write
                     )
             except sqlite3.Error as err:
-                if _is_busy(err) and time.monotonic() < deadline:
+                if is_busy(err) and time.monotonic() < deadline:
                     self._lock_retries += 1
                     time.sleep(delay * (0.5 + self._jitter.random()))
                     delay = min(2 * delay, 0.25)
@@ -182,18 +183,18 @@ class SQLiteStore(ResultsStore):
                 raise self._wrap(err, what) from err
 
     def _wrap(self, err: sqlite3.Error, what: str) -> StoreError:
-        if _is_corrupt(err):
+        if is_corrupt(err):
             return StoreCorruptError(
                 f"The results store {self.path} is damaged ({err}) and {what} failed. Open it "
                 f"again (a new SQLiteStore) to move the damaged file aside and recover every "
                 f"readable record."
             )
-        if _is_busy(err):
+        if is_busy(err):
             return StoreError(
                 f"The results store {self.path} stayed locked for more than "
                 f"{self._lock_timeout:g} s, so {what} gave up ({err})."
             )
-        if _error_code(err) in (_SQLITE_IOERR, _SQLITE_FULL):
+        if error_code(err) in (SQLITE_IOERR, SQLITE_FULL):
             return StoreError(
                 f"The results store {self.path}: {what} failed: {err} (is the disk full, or a "
                 f"file-size limit reached?). Nothing of this {what} was stored and every record "
@@ -208,10 +209,10 @@ class SQLiteStore(ResultsStore):
                 f"The directory of the results store {self.path} does not exist; create the "
                 f"run directory first."
             )
-        with _exclusive_lock(self.path.with_name(self.path.name + ".lock")):
+        with exclusive_lock(self.path.with_name(self.path.name + ".lock")):
             problem = self._diagnose()
             if problem is not None:
-                _recover(self.path, problem)
+                recover_damaged(self.path, problem)
             conn = sqlite3.connect(
                 self.path,
                 timeout=self._busy_timeout,
@@ -219,7 +220,7 @@ class SQLiteStore(ResultsStore):
                 check_same_thread=False,  # shared by this process's threads, under self._lock
             )
             try:
-                _retry_busy(lambda: self._configure(conn), self._lock_timeout)
+                retry_busy(lambda: self._configure(conn), self._lock_timeout)
             except BaseException:
                 conn.close()
                 raise
@@ -228,17 +229,17 @@ class SQLiteStore(ResultsStore):
     def _configure(self, conn: sqlite3.Connection) -> None:
         conn.execute(f"PRAGMA busy_timeout = {int(self._busy_timeout * 1000)}")
         # Before changing anything: refuse a newer version, or a database of something else.
-        _transaction(conn, lambda conn: _check_version(conn, self.path), write=False)
+        sqlite_transaction(conn, lambda conn: check_version(conn, self.path), write=False)
         mode = conn.execute("PRAGMA journal_mode = WAL").fetchone()[0]
         if str(mode).lower() != "wal":
             warnings.warn(
                 f"The results store {self.path} could not be put in WAL mode (journal_mode is "
                 f"{mode!r}; a network file system?): readers will wait for writers.",
                 RuntimeWarning,
-                stacklevel=7,  # _configure, lambda, _retry_busy, _open, _transact, method, caller
+                stacklevel=7,  # _configure, lambda, retry_busy, _open, _transact, method, caller
             )
         conn.execute(f"PRAGMA synchronous = {self._synchronous}")
-        _transaction(conn, lambda conn: _ensure_schema(conn, self.path), write=True)
+        sqlite_transaction(conn, lambda conn: ensure_schema(conn, self.path), write=True)
 
     def _diagnose(self) -> str | None:
         """None if ``path`` is absent, empty, whole pages and passes ``quick_check``; else what
@@ -252,7 +253,7 @@ class SQLiteStore(ResultsStore):
             return None
         for wait in (0.0, 0.05, 0.2):
             time.sleep(wait)
-            partial = _partial_page(self.path)
+            partial = partial_page(self.path)
             if partial is None:
                 break
         else:
@@ -263,14 +264,14 @@ class SQLiteStore(ResultsStore):
             try:
                 return _quick_check(conn)
             except sqlite3.DatabaseError as err:
-                if _is_corrupt(err):
+                if is_corrupt(err):
                     return str(err)
                 raise
             finally:
                 conn.close()
 
         try:
-            return _retry_busy(check, self._lock_timeout)
+            return retry_busy(check, self._lock_timeout)
         except sqlite3.Error as err:
             raise self._wrap(err, "opening") from err
 
@@ -307,7 +308,7 @@ class _SQLiteTransaction(StoreTransaction):
 
     def insert(self, record: EvalRecord) -> EvalRecord:
         row = _row(record)
-        cursor = self._conn.execute(_INSERT, [row[column] for column in _RECORD_COLUMNS[1:]])
+        cursor = self._conn.execute(_INSERT, [row[column] for column in RECORD_COLUMNS[1:]])
         return self._stored(cursor.lastrowid)
 
     def update(self, record: EvalRecord) -> EvalRecord:
@@ -367,7 +368,7 @@ def store_problem(path: str | os.PathLike[str]) -> str | None:
     path = Path(path)
     if not path.exists() or path.stat().st_size == 0:
         return None
-    partial = _partial_page(path)
+    partial = partial_page(path)
     if partial is not None:
         return partial
     try:
@@ -412,13 +413,13 @@ def read_state(path: str | os.PathLike[str], name: str) -> str | None:
 
 
 def _record(row: Sequence[Any]) -> EvalRecord:
-    values = dict(zip(_RECORD_COLUMNS, row, strict=True))
+    values = dict(zip(RECORD_COLUMNS, row, strict=True))
     metrics = {
         name: (math.nan if value is None else float(value))
         for name, value in json.loads(values.pop("metrics_json")).items()
     }
     values["status"] = EvalStatus[values["status"]]
-    return EvalRecord(metrics=_ReadOnlyMetrics(metrics), **values)
+    return EvalRecord(metrics=ReadOnlyMetrics(metrics), **values)
 
 
 def _row(record: EvalRecord) -> dict[str, Any]:
@@ -431,7 +432,7 @@ def _row(record: EvalRecord) -> dict[str, Any]:
 def _metrics_json(metrics: Mapping[str, float]) -> str:
     """Checked metrics as JSON text; a non-finite value is ``null`` (JSON has no NaN)."""
     clean = {name: value if math.isfinite(value) else None for name, value in metrics.items()}
-    return json.dumps(clean, sort_keys=True, separators=(",", ":"), allow_nan=False)
+    return canonical_json(clean)
 
 
 def _key_params(key: EvalKey) -> tuple[Any, ...]:

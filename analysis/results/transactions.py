@@ -19,15 +19,15 @@ __all__: list[str] = []
 
 _T = TypeVar("_T")
 
-_SQLITE_BUSY = 5
-_SQLITE_LOCKED = 6
-_SQLITE_IOERR = 10
-_SQLITE_CORRUPT = 11
-_SQLITE_FULL = 13
-_SQLITE_NOTADB = 26
+SQLITE_BUSY = 5
+SQLITE_LOCKED = 6
+SQLITE_IOERR = 10
+SQLITE_CORRUPT = 11
+SQLITE_FULL = 13
+SQLITE_NOTADB = 26
 
 
-def _transaction(
+def sqlite_transaction(
     conn: sqlite3.Connection, fn: Callable[[sqlite3.Connection], _T], *, write: bool
 ) -> _T:
     conn.execute("BEGIN IMMEDIATE" if write else "BEGIN")
@@ -42,36 +42,36 @@ def _transaction(
     return result
 
 
-def _retry_busy(fn: Callable[[], _T], timeout: float) -> _T:
+def retry_busy(fn: Callable[[], _T], timeout: float) -> _T:
     deadline = time.monotonic() + timeout
     delay = 0.002
     while True:
         try:
             return fn()
         except sqlite3.Error as err:
-            if not _is_busy(err) or time.monotonic() >= deadline:
+            if not is_busy(err) or time.monotonic() >= deadline:
                 raise
             time.sleep(delay)
             delay = min(2 * delay, 0.25)
 
 
-def _error_code(err: sqlite3.Error) -> int | None:
+def error_code(err: sqlite3.Error) -> int | None:
     code = getattr(err, "sqlite_errorcode", None)
     return None if code is None else code & 0xFF  # the primary code of an extended one
 
 
-def _is_busy(err: sqlite3.Error) -> bool:
-    return _is_kind(err, (_SQLITE_BUSY, _SQLITE_LOCKED), ("locked", "busy"))
+def is_busy(err: sqlite3.Error) -> bool:
+    return _is_kind(err, (SQLITE_BUSY, SQLITE_LOCKED), ("locked", "busy"))
 
 
-def _is_corrupt(err: sqlite3.Error) -> bool:
-    return _is_kind(err, (_SQLITE_CORRUPT, _SQLITE_NOTADB), ("malformed", "not a database"))
+def is_corrupt(err: sqlite3.Error) -> bool:
+    return _is_kind(err, (SQLITE_CORRUPT, SQLITE_NOTADB), ("malformed", "not a database"))
 
 
 def _is_kind(err: sqlite3.Error, codes: tuple[int, ...], words: tuple[str, ...]) -> bool:
     """Whether ``err`` has one of the primary result ``codes``; by its message where the
     sqlite3 module gives no code."""
-    code = _error_code(err)
+    code = error_code(err)
     if code is not None:
         return code in codes
     text = str(err).lower()
@@ -79,7 +79,7 @@ def _is_kind(err: sqlite3.Error, codes: tuple[int, ...], words: tuple[str, ...])
 
 
 @contextlib.contextmanager
-def _exclusive_lock(path: Path) -> Iterator[None]:
+def exclusive_lock(path: Path) -> Iterator[None]:
     """Hold an exclusive ``flock`` on ``path`` (a sidecar file) while opening the store."""
     if fcntl is None:  # pragma: no cover - Windows
         yield
