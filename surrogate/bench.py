@@ -25,7 +25,7 @@ from surrogate.config import SupernetConfig
 from surrogate.data import Dataset
 from surrogate.device import resolve_device
 from surrogate.errors import ConfigError
-from surrogate.training import _Trainer
+from surrogate.training import SupernetTrainer
 
 if TYPE_CHECKING:
     from surrogate.candidate import CandidateConfig
@@ -97,8 +97,8 @@ def bench_supernet(
             device=target,
         )
     trainers = {
-        "hard": _Trainer(config, dataset, target),
-        "soft": _Trainer(config.replace(mode="soft"), dataset, target),
+        "hard": SupernetTrainer(config, dataset, target),
+        "soft": SupernetTrainer(config.replace(mode="soft"), dataset, target),
     }
     times: dict[str, list[float]] = {"hard": [], "soft": []}
     for epoch in range(total):

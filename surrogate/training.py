@@ -212,7 +212,7 @@ def evaluate_architecture(
     return evaluate_each(supernet, split, batch_size, amp=amp, forward=forward, eval_mode=False)[0]
 
 
-class _Trainer:
+class SupernetTrainer:
     """The mutable state of a run (supernet, optimisers, generators, history) and its epoch."""
 
     def __init__(self, config: SupernetConfig, dataset: Dataset, device: torch.device) -> None:
@@ -530,7 +530,7 @@ def train_supernet(
         raise ConfigError(f"train_supernet needs a SupernetConfig; got {type(config).__name__}.")
     started = time.perf_counter()
     device = resolve_device(config.device)
-    trainer = _Trainer(config, dataset, device)
+    trainer = SupernetTrainer(config, dataset, device)
     path = None if checkpoint_path is None else Path(checkpoint_path)
     if path is not None and path.exists():
         trainer.load(path)

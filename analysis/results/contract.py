@@ -46,7 +46,7 @@ __all__ = ["ResultsStore", "StoreTransaction"]
 _T = TypeVar("_T")
 _CACHED = (EvalStatus.COMPLETE, EvalStatus.DIVERGED)
 # What changes while a record moves from PENDING or RUNNING to finished; the rest never does.
-_MUTABLE_FIELDS = ("status", "metrics", "error", "started_at", "finished_at", "host", "pid")
+MUTABLE_FIELDS = ("status", "metrics", "error", "started_at", "finished_at", "host", "pid")
 
 
 class StoreTransaction(abc.ABC):
@@ -81,7 +81,7 @@ class StoreTransaction(abc.ABC):
 
     @abc.abstractmethod
     def update(self, record: EvalRecord) -> EvalRecord:
-        """Store the :data:`_MUTABLE_FIELDS` of ``record`` in the existing record ``record.id``;
+        """Store the :data:`MUTABLE_FIELDS` of ``record`` in the existing record ``record.id``;
         return it as stored."""
 
     @abc.abstractmethod

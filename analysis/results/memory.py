@@ -9,7 +9,7 @@ from collections.abc import Callable, Mapping
 from typing import Any, NoReturn, TypeVar
 
 from analysis.errors import StoreError
-from analysis.results.contract import _MUTABLE_FIELDS, ResultsStore, StoreTransaction
+from analysis.results.contract import MUTABLE_FIELDS, ResultsStore, StoreTransaction
 from analysis.results.records import EvalKey, EvalRecord
 
 __all__ = ["InMemoryStore"]
@@ -107,7 +107,7 @@ class _MemoryTransaction(StoreTransaction):
         return stored
 
     def update(self, record: EvalRecord) -> EvalRecord:
-        changes = {name: getattr(record, name) for name in _MUTABLE_FIELDS}
+        changes = {name: getattr(record, name) for name in MUTABLE_FIELDS}
         stored = dataclasses.replace(self._record(record.id), **changes)
         self._records[stored.id] = stored
         return stored

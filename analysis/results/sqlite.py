@@ -24,7 +24,7 @@ from pathlib import Path
 from typing import Any, TypeVar
 
 from analysis.errors import StoreCorruptError, StoreError, StoreValueError
-from analysis.results.contract import _MUTABLE_FIELDS, ResultsStore, StoreTransaction
+from analysis.results.contract import MUTABLE_FIELDS, ResultsStore, StoreTransaction
 from analysis.results.records import EvalKey, EvalRecord, EvalStatus, ReadOnlyMetrics
 from analysis.results.salvage import partial_page, recover_damaged
 from analysis.results.schema import RECORD_COLUMNS, SCHEMA_VERSION, check_version, ensure_schema
@@ -50,7 +50,7 @@ _INSERT = (
     f"INSERT INTO evaluations ({', '.join(RECORD_COLUMNS[1:])}) "
     f"VALUES ({', '.join('?' * (len(RECORD_COLUMNS) - 1))})"
 )
-_UPDATED = tuple("metrics_json" if name == "metrics" else name for name in _MUTABLE_FIELDS)
+_UPDATED = tuple("metrics_json" if name == "metrics" else name for name in MUTABLE_FIELDS)
 _UPDATE = f"UPDATE evaluations SET {', '.join(f'{c} = ?' for c in _UPDATED)} WHERE id = ?"
 
 # Connections that a forked child inherited. The child never uses them, and never closes them

@@ -17,14 +17,14 @@ def _config(epochs: int = 4) -> SupernetConfig:
 def test_an_interrupted_run_has_its_history_so_far(tmp_path, monkeypatch):
     from surrogate import training
 
-    run_epoch = training._Trainer.run_epoch
+    run_epoch = training.SupernetTrainer.run_epoch
 
     def interrupted(self, epoch, **kwargs):
         if epoch == 2:
             raise KeyboardInterrupt
         return run_epoch(self, epoch, **kwargs)
 
-    monkeypatch.setattr(training._Trainer, "run_epoch", interrupted)
+    monkeypatch.setattr(training.SupernetTrainer, "run_epoch", interrupted)
     run = tmp_path / "run"
     with pytest.raises(KeyboardInterrupt):
         supernet_run(run, _config(), progress=False)
@@ -32,7 +32,7 @@ def test_an_interrupted_run_has_its_history_so_far(tmp_path, monkeypatch):
     assert len(history) == 2 and list(history.columns) == list(training.HISTORY_COLUMNS)
     multinomials = pd.read_csv(run / "multinomials.csv")
     assert multinomials["epoch"].nunique() == 2
-    monkeypatch.setattr(training._Trainer, "run_epoch", run_epoch)
+    monkeypatch.setattr(training.SupernetTrainer, "run_epoch", run_epoch)
     done = supernet_run(run, _config(), progress=False)  # resumes, and rewrites them whole
     assert done.result.resumed_epochs == 2
     assert len(pd.read_csv(run / "history.csv")) == 4
