@@ -154,19 +154,31 @@ def _cached(context: EstimatorContext, key: str, indices: np.ndarray, compute) -
     return np.array([done[tuple(row)] for row in np.asarray(indices)], dtype=np.float64)
 
 
+_PROXIES: list[str] = []  # the built-in zero-cost estimators (registered below)
+_WANTED_PROXIES = "zero_cost:wanted"  # cache key: the proxies one score_architectures call wants
+
+
 def _proxy(name: str) -> EstimatorFn:
+    """The zero-cost proxy ``name``. The network and minibatch of an architecture are the same
+    for every proxy, so the first proxy asked for computes, in one
+    :func:`~surrogate.zero_cost.zero_cost_scores` call, every proxy the same
+    :func:`score_architectures` call asks for (the scores are those of separate calls)."""
+    _PROXIES.append(name)
+
     def score(context: EstimatorContext, indices: np.ndarray) -> np.ndarray:
         from surrogate.zero_cost import zero_cost_scores
 
         context.need("dataset", "candidate", estimator=name)
-
-        def compute(cells: tuple) -> float:
-            scores = zero_cost_scores(cells, context.dataset, context.candidate,
-                                      seed=context.seed, batch_size=context.proxy_batch,
-                                      proxies=[name])  # fmt: skip
-            return scores[name]
-
-        return _cached(context, f"proxy:{name}", indices, compute)
+        done: dict[tuple, dict[str, float]] = context.cache.setdefault("zero_cost", {})
+        wanted = context.cache.get(_WANTED_PROXIES, ())
+        for row, cells in zip(np.asarray(indices), context.cells(indices), strict=True):
+            known = done.setdefault(tuple(row), {})
+            if name not in known:
+                todo = [n for n in dict.fromkeys((name, *wanted)) if n not in known]
+                known.update(zero_cost_scores(cells, context.dataset, context.candidate,
+                                              seed=context.seed, batch_size=context.proxy_batch,
+                                              proxies=todo))  # fmt: skip
+        return np.array([done[tuple(row)][name] for row in np.asarray(indices)], dtype=np.float64)
 
     return score
 
@@ -262,6 +274,7 @@ def score_architectures(
             f"Architectures must be an (n, {len(context.ranking.cells)}) array of cell indices; "
             f"got shape {indices.shape}."
         )
+    context.cache[_WANTED_PROXIES] = tuple(name for name in names if name in _PROXIES)
     out = {}
     for name in names:
         values = np.asarray(ESTIMATORS[name].fn(context, indices), dtype=np.float64)

@@ -103,6 +103,17 @@ def test_network_figures_are_those_of_the_candidate_network(untrained, space):
         assert np.isfinite(scores[name]).all() and (scores[name] > 0).all(), name
 
 
+def test_proxies_scored_together_equal_each_scored_alone(untrained, space):
+    from dataclasses import replace
+
+    idx = some_architectures(space, 3, seed=4)
+    names = ["synflow", "naswot", "jacob_cov", "snip", "grad_norm"]
+    together = score_architectures(replace(untrained, cache={}), idx, names)
+    for name in names:
+        alone = score_architectures(replace(untrained, cache={}), idx, [name])[name]
+        np.testing.assert_array_equal(together[name], alone)
+
+
 def test_one_shot_estimators_run_on_the_shared_weights(untrained, space):
     idx = some_architectures(space, 4, seed=4)
     scores = score_architectures(untrained, idx, ["one_shot_accuracy", "one_shot_loss"])
