@@ -219,16 +219,18 @@ class CellSpec:
 
 
 def on_path_mask(matrix: np.ndarray) -> np.ndarray:
-    """Boolean ``(V,)``: which vertices lie on some input -> output path."""
-    n = matrix.shape[0]
-    from_input = np.zeros(n, dtype=bool)
-    from_input[0] = True
+    """Boolean ``(..., V)``: which vertices of the upper-triangular ``(..., V, V)`` matrices
+    (one cell, or a stack of them) lie on some input -> output path."""
+    edges = np.asarray(matrix).astype(bool)
+    n = edges.shape[-1]
+    from_input = np.zeros(edges.shape[:-1], dtype=bool)
+    from_input[..., 0] = True
     for j in range(1, n):  # upper-triangular: one pass in vertex order is a topological sweep
-        from_input[j] = bool(np.any(matrix[:j, j] & from_input[:j]))
-    to_output = np.zeros(n, dtype=bool)
-    to_output[-1] = True
+        from_input[..., j] = (edges[..., :j, j] & from_input[..., :j]).any(axis=-1)
+    to_output = np.zeros(edges.shape[:-1], dtype=bool)
+    to_output[..., -1] = True
     for i in range(n - 2, -1, -1):
-        to_output[i] = bool(np.any(matrix[i, i + 1 :] & to_output[i + 1 :]))
+        to_output[..., i] = (edges[..., i, i + 1 :] & to_output[..., i + 1 :]).any(axis=-1)
     return from_input & to_output
 
 

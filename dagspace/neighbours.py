@@ -28,6 +28,7 @@ from collections.abc import Sequence
 
 import numpy as np
 
+from dagspace.cell import on_path_mask
 from dagspace.enumeration import canonical_codes
 from dagspace.hashing import form_hash, interior_permutations
 from dagspace.space import Space
@@ -56,21 +57,6 @@ def _variants(matrices: np.ndarray, ranks: np.ndarray | None, n_ops: int) -> tup
     return np.concatenate([flips, same], axis=1), np.concatenate([flip_ranks, changed], axis=1)
 
 
-def _keep_mask(matrices: np.ndarray) -> np.ndarray:
-    """``(n, v)`` bool: vertices on an input -> output path of ``(n, v, v)`` upper-triangular
-    matrices."""
-    n, v, _ = matrices.shape
-    forward = np.zeros((n, v), dtype=bool)
-    forward[:, 0] = True
-    for j in range(1, v):
-        forward[:, j] = (matrices[:, :j, j].astype(bool) & forward[:, :j]).any(axis=1)
-    backward = np.zeros((n, v), dtype=bool)
-    backward[:, v - 1] = True
-    for i in range(v - 2, -1, -1):
-        backward[:, i] = (matrices[:, i, i + 1 :].astype(bool) & backward[:, i + 1 :]).any(axis=1)
-    return forward & backward
-
-
 def _canonical_texts(matrices: np.ndarray, ranks: np.ndarray | None, names: Sequence[str]):
     """Canonical form texts of ``(n, v, v)`` pruned cells with op ranks ``(n, v)``."""
     _n, v, _ = matrices.shape
@@ -96,11 +82,9 @@ def _lookup(space: Space, matrices: np.ndarray, ranks: np.ndarray | None,
     """Space indices ``(n,)`` of unpruned ``(n, v, v)`` cells (``-1``: not in the space)."""
     n, _v, _ = matrices.shape
     out = np.full(n, -1, dtype=np.int64)
-    keep = _keep_mask(matrices)
+    keep = on_path_mask(matrices)
     valid = keep[:, 0]
     size = keep.sum(axis=1)
-    if not space._index:  # the hash -> index map that Space.find builds on first use
-        space._index.update((h, i) for i, h in enumerate(space.hashes.tolist()))
     order = np.argsort(~keep, axis=1, kind="stable")  # kept vertices first, in order
     for w in np.unique(size[valid]).tolist():
         rows = np.flatnonzero(valid & (size == w))
@@ -108,7 +92,7 @@ def _lookup(space: Space, matrices: np.ndarray, ranks: np.ndarray | None,
         sub = matrices[rows[:, None, None], idx[:, :, None], idx[:, None, :]]
         sub_ranks = None if ranks is None else np.take_along_axis(ranks[rows], idx, axis=1)
         texts = _canonical_texts(sub, sub_ranks, names)
-        out[rows] = [space._index.get(form_hash(t), -1) for t in texts]
+        out[rows] = space.find_hashes([form_hash(t) for t in texts])
     return out
 
 

@@ -200,14 +200,20 @@ class Space:
     # -- lookup ---------------------------------------------------------------------------------
     def find(self, spec: CellSpec) -> int | None:
         """The index of the cell isomorphic to ``spec``, or ``None``."""
-        if not self._index:
-            self._index.update((h, i) for i, h in enumerate(self.hashes.tolist()))
         if spec.is_labelled != self.is_labelled:
             return None
         try:
-            return self._index.get(canonical_hash(spec))
+            index = int(self.find_hashes([canonical_hash(spec)])[0])
         except InvalidCellError:
             return None
+        return None if index < 0 else index
+
+    def find_hashes(self, hashes: Sequence[str]) -> np.ndarray:
+        """``(n,)`` int64: the index of the cell of each canonical hash, ``-1`` where the space
+        has none (the hash -> index map is built on first use)."""
+        if not self._index:
+            self._index.update((h, i) for i, h in enumerate(self.hashes.tolist()))
+        return np.fromiter((self._index.get(h, -1) for h in hashes), dtype=np.int64)
 
     def index_of(self, spec: CellSpec) -> int:
         """The index of the cell isomorphic to ``spec``.

@@ -135,3 +135,19 @@ def test_fuzzed_cell_input_only_raises_invalid_cell_error(matrix):
         CellSpec(matrix)
     except InvalidCellError as err:
         assert str(err)
+
+
+def test_on_path_mask_of_a_stack_equals_the_mask_of_each_matrix():
+    from dagspace.cell import on_path_mask
+
+    rng = np.random.default_rng(0)
+    matrices = np.triu(rng.integers(0, 2, size=(500, 6, 6)), 1).astype(np.uint8)  # (N, V, V)
+    stacked = on_path_mask(matrices)  # (N, V)
+    assert stacked.shape == (500, 6)
+    assert np.array_equal(stacked, np.stack([on_path_mask(m) for m in matrices]))
+    for m, mask in zip(matrices[:100], stacked[:100], strict=True):  # networkx as the oracle
+        graph = nx.DiGraph(m)
+        on_path = (nx.descendants(graph, 0) | {0}) & (nx.ancestors(graph, 5) | {5})
+        expected = on_path if 5 in nx.descendants(graph, 0) else set()
+        assert set(np.flatnonzero(mask).tolist()) == expected
+    assert 0 < stacked[:, 0].mean() < 1  # both reachable and unreachable cells are tested
