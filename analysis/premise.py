@@ -21,6 +21,10 @@ OP_AWARE_FEATURES`: edges, depth, conv3x3 and maxpool counts, conv3x3 on the lon
 ``one_hot`` (the NAS-Bench-101 adjacency-and-operation encoding: the 21 upper-triangular bits of
 the 7x7 matrix with the output moved to the last vertex, and one bit per interior vertex and
 operation; distinct cells are distinct points).
+
+The objective is the table's column (for a NAS-Bench-101 file, the mean of the repeats, or with
+``COLUMN@sample`` the repeats drawn for the first search run); a file that covers the whole
+space is measured on the whole space.
 """
 
 from __future__ import annotations
@@ -170,7 +174,7 @@ def run_premise(run: str | os.PathLike, config: Any, *, train: int = 500, test: 
 
     run = Path(run)
     _, objective = open_table(run, config)
-    space, y = objective.results.space, objective.accuracy_
+    space, y = objective.results.space, objective.for_repeat(0).accuracy_  # @sample: one draw
     keep = np.isfinite(y)
     if not keep.all():
         space, y = space.subset(np.flatnonzero(keep)), y[keep]

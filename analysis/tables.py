@@ -24,6 +24,14 @@ says so otherwise). Every other column that holds numbers is a metric.
 Cells of the space that the table lacks: ``missing="error"`` raises :class:`TableCoverageError`
 naming how many; ``missing="subset"`` restricts the space to the table's cells
 (:meth:`dagspace.Space.subset`, in space order).
+
+NAS-Bench-101's own files are tables too: a ``.tfrecord`` (read once into a cache beside it) or
+that cache (``.npz``), see :mod:`analysis.nasbench_cache`. Their columns are
+``{budget}_final_{validation,test,train}_accuracy`` and ``{budget}_final_training_time`` for
+every budget the file holds (4, 12, 36, 108), each the mean over the cell's repeats, and
+``trainable_parameters``. A column named with a suffix says how the repeats combine:
+``108_final_test_accuracy@mean`` (the default, the mean) or ``@sample`` (one repeat drawn per
+query, as the benchmark's API draws: :meth:`TabularResults.repeat_column`).
 """
 
 from __future__ import annotations
@@ -42,6 +50,7 @@ from analysis.errors import AnalysisError
 from dagspace import NASBENCH101_OPS, CellSpec, DagspaceError, Space
 
 __all__ = [
+    "COMBINE_MODES",
     "KEY_COLUMNS",
     "KEY_KINDS",
     "TableCoverageError",
@@ -51,11 +60,14 @@ __all__ = [
     "join_table",
     "load_table",
     "read_table",
+    "split_column",
 ]
 
 KEY_KINDS = ("auto", "nasbench101", "canonical", "cell")
 KEY_COLUMNS = ("key", "hash", "module_hash", "nasbench101_hash", "canonical_hash")
 _FORMATS = {".csv": "csv", ".json": "json", ".parquet": "parquet", ".pq": "parquet"}
+COMBINE_MODES = ("mean", "sample")  # how a column's repeats combine: COLUMN@MODE
+_DRAW_STREAM = 101  # the seed stream of the repeats drawn by COLUMN@sample
 
 
 class TableError(AnalysisError, ValueError):
@@ -80,6 +92,9 @@ class TabularResults:
             float64 column per metric.
         source: the file read; ``key_kind``: how its rows were keyed.
         rows: the table's row count (rows of cells outside the space are dropped).
+        repeats: for a table with repeated measurements (a NAS-Bench-101 file), the source of
+            every repeat (``values(name)``: ``(N, R)``, NaN past ``counts(name)``: ``(N,)``);
+            the frame holds their means. ``None`` for a table of one value per cell.
     """
 
     space: Space
@@ -87,6 +102,7 @@ class TabularResults:
     source: str
     key_kind: str
     rows: int
+    repeats: Any = None
 
     @property
     def metrics(self) -> tuple[str, ...]:
@@ -98,12 +114,81 @@ class TabularResults:
         Raises:
             TableError: the table has no such metric.
         """
-        if name not in self.frame.columns:
+        metric, combine = split_column(name)
+        if combine != "mean":
             raise TableError(
-                f"The table {self.source} has no metric {name!r}; its metrics are "
+                f"The column {name!r} draws a repeat per query: it is not one value per cell "
+                "(use repeat_column)."
+            )
+        if metric not in self.frame.columns:
+            raise TableError(
+                f"The table {self.source} has no metric {metric!r}; its metrics are "
                 f"{list(self.frame.columns)}."
             )
-        return self.frame[name].to_numpy(dtype=np.float64)
+        return self.frame[metric].to_numpy(dtype=np.float64)
+
+    def repeat_values(self, name: str) -> np.ndarray:
+        """``(N, R)`` float64: every repeat of metric ``name`` per cell (NaN past a cell's
+        count), for a table with repeats.
+
+        Raises:
+            TableError: the table has no repeats of that metric.
+        """
+        metric, _ = split_column(name)
+        self.column(metric)  # an unknown metric is named as such
+        values = None if self.repeats is None else self.repeats.values(metric)
+        if values is None:
+            raise TableError(
+                f"The table {self.source} has one value per cell for {metric!r}; "
+                f"'{metric}@sample' draws among repeats, which a NAS-Bench-101 file "
+                "(.tfrecord, or its cache) has."
+            )
+        return values
+
+    def draw(self, seed: int, repeat: int) -> np.ndarray:
+        """``(N,)`` uniform numbers in ``[0, 1)``, one per cell, seeded by ``(seed, repeat)``:
+        the repeat that search run ``repeat`` sees of each cell (:meth:`repeat_column`)."""
+        from dagspace.random import check_random_state
+
+        stream = np.random.SeedSequence([seed, repeat, _DRAW_STREAM]).generate_state(1)[0]
+        return check_random_state(int(stream)).random(len(self.space))
+
+    def repeat_column(self, name: str, draw: np.ndarray) -> np.ndarray:
+        """``(N,)`` one repeat of metric ``name`` per cell: repeat ``floor(draw * count)`` of
+        each cell (``draw`` from :meth:`draw`; uniform over the cell's repeats, as
+        NAS-Bench-101's ``query`` draws one of them)."""
+        values = self.repeat_values(name)
+        counts = self.repeats.counts(split_column(name)[0])
+        pick = np.minimum((np.asarray(draw) * counts).astype(np.int64), np.maximum(counts - 1, 0))
+        out = np.take_along_axis(values, pick[:, None], axis=1)[:, 0]
+        return np.where(counts > 0, out, np.nan)
+
+    def cost_column(self, metric: str, cost_column: str | None) -> str | None:
+        """The training-time column that goes with ``metric``: ``cost_column`` when the table
+        has it, else the same budget's ``{budget}_final_training_time`` (a NAS-Bench-101
+        file), else ``None``."""
+        if cost_column is None or cost_column in self.frame.columns:
+            return cost_column
+        budget = split_column(metric)[0].split("_", 1)[0]
+        paired = f"{budget}_{cost_column}"
+        return paired if budget.isdigit() and paired in self.frame.columns else None
+
+
+def split_column(name: str) -> tuple[str, str]:
+    """``COLUMN[@MODE]`` to ``(COLUMN, MODE)``; ``MODE`` (how repeats combine) defaults to
+    ``mean``.
+
+    Raises:
+        TableError: an unknown mode.
+    """
+    metric, at, mode = str(name).partition("@")
+    mode = mode if at else "mean"
+    if mode not in COMBINE_MODES or not metric:
+        raise TableError(
+            f"A table column is written COLUMN or COLUMN@MODE with MODE one of "
+            f"{list(COMBINE_MODES)} (how a cell's repeats combine); got {name!r}."
+        )
+    return metric, mode
 
 
 # -- reading -------------------------------------------------------------------------------------
@@ -126,8 +211,8 @@ def read_table(path: str | os.PathLike, format: str | None = None) -> pd.DataFra
     fmt = format or _FORMATS.get(path.suffix.lower())
     if fmt not in ("csv", "json", "parquet"):
         raise TableFormatError(
-            f"A results table must be .csv, .json or .parquet (or pass format=); got {path.name!r}"
-            f" (format {format!r})."
+            f"A results table must be .csv, .json or .parquet (or pass format=), or a "
+            f"NAS-Bench-101 .tfrecord or its .npz cache; got {path.name!r} (format {format!r})."
         )
     if not path.is_file():
         raise TableError(f"No results table at {path}.")
@@ -289,7 +374,15 @@ def load_table(
     metrics: tuple[str, ...] | None = None,
     format: str | None = None,
 ) -> TabularResults:
-    """:func:`read_table` then :func:`join_table`."""
+    """:func:`read_table` then :func:`join_table`; a NAS-Bench-101 file (``.tfrecord``) or its
+    cache (``.npz``) through :func:`analysis.nasbench_cache.open_nasbench` (its cache read, or
+    built beside the file) and :func:`analysis.nasbench_cache.nasbench_results` (``key`` and
+    ``format`` do not apply: its cells are found from their matrices and operations)."""
+    if format is None and Path(path).suffix.lower() in (".tfrecord", ".npz"):
+        from analysis.nasbench_cache import nasbench_results, open_nasbench
+
+        table = open_nasbench(path)
+        return nasbench_results(table, space, missing=missing, metrics=metrics, source=str(path))
     return join_table(read_table(path, format), space, key=key, missing=missing,
                       metrics=metrics, source=str(path))  # fmt: skip
 

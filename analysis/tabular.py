@@ -12,7 +12,11 @@ store is opened with ``synchronous="NORMAL"`` (no fsync per row).
 
 The objective is ``1 - value`` for an accuracy column (a name containing ``accuracy``: higher is
 better) and the value itself otherwise (lower is better); ``COLUMN`` defaults to
-``108_final_validation_accuracy`` when the table has it, else its first accuracy column.
+``108_final_validation_accuracy`` when the table has it, else its first accuracy column. On a
+NAS-Bench-101 file (``.tfrecord``) ``COLUMN@sample`` draws one repeat per query (seeded by the
+config's seed and the run's repeat, the same draw for every method; the regret's reference is
+then the best repeat of any cell), ``COLUMN`` or ``COLUMN@mean`` takes the mean of the repeats
+(:mod:`analysis.tables`); the training time follows the column's budget.
 
 ``compare`` runs every method ``repeats`` times (default 25) to a budget of ``budget`` queries
 (default 150, the benchmark's convention) and writes:
@@ -30,6 +34,7 @@ better) and the value itself otherwise (lower is better); ``COLUMN`` defaults to
 
 from __future__ import annotations
 
+import copy
 import json
 import math
 import os
@@ -44,7 +49,7 @@ import pandas as pd
 from analysis.errors import AnalysisError
 from analysis.runs import update_summary
 from analysis.stats import mann_whitney
-from analysis.tables import TableError, TabularResults, load_table
+from analysis.tables import TableError, TabularResults, load_table, split_column
 from dagspace import NASBENCH101_OPS, Space, enumerate_space
 from dagspace.hashing import form_hash
 from dagspace.io import atomic_write
@@ -172,15 +177,37 @@ class TabularObjective:
     evaluator = "tabular"
 
     def __init__(self, results: TabularResults, column: str | None = None,
-                 cost_column: str | None = DEFAULT_COST) -> None:  # fmt: skip
+                 cost_column: str | None = DEFAULT_COST, seed: int = 0) -> None:  # fmt: skip
         self.results = results
         self.column = column or _default_column(results)
-        self.accuracy_ = results.column(self.column)
-        self.maximise = "accuracy" in self.column.lower()
+        self.metric, self.combine = split_column(self.column)  # COLUMN@sample: repeats drawn
+        self.accuracy_ = results.column(self.metric)
+        self.maximise = "accuracy" in self.metric.lower()
         self.values_ = 1.0 - self.accuracy_ if self.maximise else self.accuracy_.copy()
+        cost_column = results.cost_column(self.metric, cost_column)
         has_cost = cost_column is not None and cost_column in results.metrics
         self.cost_column = cost_column if has_cost else None
         self.cost_ = results.column(cost_column) if has_cost else None
+        self.seed = seed
+        reference = (results.repeat_values(self.metric) if self.combine == "sample"
+                     else self.accuracy_)  # fmt: skip
+        self._best = float(np.nanmax(reference) if self.maximise else np.nanmin(reference))
+        self._run: tuple[int, TabularObjective] | None = None
+
+    def for_repeat(self, repeat: int) -> TabularObjective:
+        """The lookups of search run ``repeat``: this objective, or (``COLUMN@sample``) a copy
+        whose every cell shows the repeat drawn for that run (its time too)."""
+        if self.combine != "sample":
+            return self
+        if self._run is None or self._run[0] != repeat:
+            view = copy.copy(self)
+            draw = self.results.draw(self.seed, repeat)
+            view.accuracy_ = self.results.repeat_column(self.metric, draw)
+            view.values_ = 1.0 - view.accuracy_ if self.maximise else view.accuracy_.copy()
+            if self.cost_column is not None and self.results.repeats is not None:
+                view.cost_ = self.results.repeat_column(self.cost_column, draw)
+            self._run = (repeat, view)
+        return self._run[1]
 
     def config(self) -> dict[str, Any]:
         return {"objective": self.name, "table": self.results.source, "column": self.column}
@@ -194,7 +221,7 @@ class TabularObjective:
     @property
     def best_value(self) -> float:
         """The best value of the searched metric over the table (the regret's reference)."""
-        return float(np.nanmax(self.accuracy_) if self.maximise else np.nanmin(self.accuracy_))
+        return self._best
 
 
 def _default_column(results: TabularResults) -> str:
@@ -211,9 +238,10 @@ def _default_column(results: TabularResults) -> str:
 
 # -- opening a table over its space ----------------------------------------------------------------
 def tabular_space(run: Path, vertices: int, max_edges: int | None,
-                  space_file: str | None = None) -> Space:  # fmt: skip
+                  space_file: str | None = None, hashes: bool = True) -> Space:  # fmt: skip
     """The labelled space of NAS-Bench-101's operations (or the saved ``space_file``), cached
-    in ``run`` with its NAS-Bench-101 hashes (written once, never overwritten)."""
+    in ``run`` with its NAS-Bench-101 hashes (written once, never overwritten; ``hashes=False``:
+    without them, for a table whose cells are found by their form)."""
     if space_file is not None:
         space = Space.load(space_file)
         path = run / f"space-{Path(space_file).stem}.npz"
@@ -221,13 +249,15 @@ def tabular_space(run: Path, vertices: int, max_edges: int | None,
         edges = "all" if max_edges is None else str(max_edges)
         path = run / f"space-{vertices}v-nb101ops-{edges}e.npz"
         space = Space.load(path) if path.exists() else None
-    if space is not None and ("nasbench101_hashes" in space._cache or not _nb101_ops(space)):
+    if space is not None and (not hashes or "nasbench101_hashes" in space._cache
+                              or not _nb101_ops(space)):  # fmt: skip
         return space
     if path.exists():
         return Space.load(path)
     if space is None:
         space = enumerate_space(vertices, NASBENCH101_OPS, max_edges=max_edges)
-    space.nasbench101_hashes()
+    if hashes:
+        space.nasbench101_hashes()
     space.save(path)
     return space
 
@@ -238,10 +268,13 @@ def _nb101_ops(space: Space) -> bool:
 
 def open_table(run: Path, config: TabularConfig) -> tuple[Space, TabularObjective]:
     """The table joined to its space (restricted to the table's cells), and the objective."""
+    from analysis.nasbench_cache import is_nasbench_file
+
     run.mkdir(parents=True, exist_ok=True)
-    space = tabular_space(run, config.vertices, config.max_edges, config.space)
+    space = tabular_space(run, config.vertices, config.max_edges, config.space,
+                          hashes=not is_nasbench_file(config.table))  # fmt: skip
     results = load_table(config.table, space, key=config.key, missing="subset")
-    return space, TabularObjective(results, config.column, config.cost_column)
+    return space, TabularObjective(results, config.column, config.cost_column, config.seed)
 
 
 # -- driving --------------------------------------------------------------------------------------
@@ -272,9 +305,11 @@ class _Job:
         seed = strategy_seed(self.config.seed, repeat, method)  # the supernet jobs' streams
         return make_strategy(method, self.space, 1, seed=seed, **options)
 
-    def record(self, archs: list[tuple[int, ...]], values: list[float], method: str) -> None:
+    def record(self, archs: list[tuple[int, ...]], values: list[float], method: str,
+               objective: TabularObjective | None = None) -> None:  # fmt: skip
         from analysis.results import EvalKey, EvalStatus, hash_config
 
+        objective = objective or self.objective
         config_hash = hash_config(self.objective.config())
         for arch, value in zip(archs, values, strict=True):
             arch_hash = _arch_hash(self.space, arch)
@@ -283,7 +318,7 @@ class _Job:
             finite = bool(np.isfinite(value))
             cells = [self.space[c].to_dict() for c in arch]
             metrics = {"objective": value if finite else float("nan")}
-            metrics[self.objective.column] = float(self.objective.accuracy_[arch[0]])
+            metrics[self.objective.column] = float(objective.accuracy_[arch[0]])
             self.store.add(
                 EvalKey(arch_hash, "tabular", config_hash, 0), run=self.name, method=method,
                 arch_json=cells, metrics=metrics,
@@ -299,6 +334,7 @@ class _Job:
         if saved is not None:
             strategy.load_state_dict(json.loads(saved)["strategy"])
         want = _WANT.get(method, int(self.config.bayes.get("q", 8)))
+        objective = self.objective.for_repeat(repeat)
         while True:
             done = len(strategy.history)
             if (budget is not None and done >= budget) or (stop is not None and stop(strategy)):
@@ -306,8 +342,8 @@ class _Job:
             archs = strategy.ask(want if budget is None else min(want, budget - done))
             if not archs:
                 break
-            values = self.objective(archs)
-            self.record(archs, values, method)
+            values = objective(archs)
+            self.record(archs, values, method, objective)
             strategy.tell(archs, values)
         self.store.set_state(state_name, json.dumps({"strategy": strategy.state_dict()}))
         return strategy
@@ -393,8 +429,8 @@ def run_tabular_compare(run: str | os.PathLike, config: TabularConfig, *,
             began = time.perf_counter()
             for repeat in range(config.repeats):
                 strategy = job.drive(method, repeat, budget=config.budget)
-                parts.append(_curve_rows(job.objective, method, repeat, strategy.history,
-                                         config.budget))  # fmt: skip
+                parts.append(_curve_rows(job.objective.for_repeat(repeat), method, repeat,
+                                         strategy.history, config.budget))  # fmt: skip
                 evaluations.setdefault(method, []).append(len(strategy.history))
                 bar.update()
             seconds[method] = round(time.perf_counter() - began, 2)

@@ -33,7 +33,7 @@ from dagspace.enumeration import canonical_codes
 from dagspace.hashing import form_hash, interior_permutations
 from dagspace.space import Space
 
-__all__ = ["cell_neighbours", "neighbour_counts"]
+__all__ = ["canonical_hashes", "cell_neighbours", "neighbour_counts"]
 
 _MEMO: weakref.WeakKeyDictionary[Space, dict[int, np.ndarray]] = weakref.WeakKeyDictionary()
 _BATCH = 4096  # cells expanded at once
@@ -77,11 +77,22 @@ def _canonical_texts(matrices: np.ndarray, ranks: np.ndarray | None, names: Sequ
     ]
 
 
-def _lookup(space: Space, matrices: np.ndarray, ranks: np.ndarray | None,
-            names: Sequence[str]) -> np.ndarray:  # fmt: skip
-    """Space indices ``(n,)`` of unpruned ``(n, v, v)`` cells (``-1``: not in the space)."""
+def canonical_hashes(matrices: np.ndarray, ranks: np.ndarray | None,
+                     names: Sequence[str]) -> np.ndarray:  # fmt: skip
+    """:func:`dagspace.canonical_hash` of a stack of cells at once (step 3 above).
+
+    Args:
+        matrices: ``(n, v, v)`` upper-triangular 0/1 matrices, pruned or not, in any
+            topological vertex order (input first, output last).
+        ranks: ``(n, v)`` each vertex's operation as an index into ``names`` (input and output
+            entries are ignored), or ``None`` for unlabelled cells.
+        names: the interior operation names, sorted.
+
+    Returns:
+        ``(n,)`` ``U32`` hashes; ``""`` where a cell's input cannot reach its output.
+    """
     n, _v, _ = matrices.shape
-    out = np.full(n, -1, dtype=np.int64)
+    out = np.full(n, "", dtype="U32")
     keep = on_path_mask(matrices)
     valid = keep[:, 0]
     size = keep.sum(axis=1)
@@ -91,9 +102,14 @@ def _lookup(space: Space, matrices: np.ndarray, ranks: np.ndarray | None,
         idx = order[rows, :w]
         sub = matrices[rows[:, None, None], idx[:, :, None], idx[:, None, :]]
         sub_ranks = None if ranks is None else np.take_along_axis(ranks[rows], idx, axis=1)
-        texts = _canonical_texts(sub, sub_ranks, names)
-        out[rows] = space.find_hashes([form_hash(t) for t in texts])
+        out[rows] = [form_hash(t) for t in _canonical_texts(sub, sub_ranks, names)]
     return out
+
+
+def _lookup(space: Space, matrices: np.ndarray, ranks: np.ndarray | None,
+            names: Sequence[str]) -> np.ndarray:  # fmt: skip
+    """Space indices ``(n,)`` of unpruned ``(n, v, v)`` cells (``-1``: not in the space)."""
+    return space.find_hashes(canonical_hashes(matrices, ranks, names).tolist())
 
 
 def _compute(space: Space, cells: np.ndarray) -> dict[int, np.ndarray]:

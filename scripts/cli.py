@@ -30,6 +30,7 @@ SUBCOMMAND_MODULES = (
     "cmd_config",
     "cmd_bench",
     "cmd_analyze",
+    "cmd_nasbench",
 )
 
 USER_ERRORS = (DagrankError, OSError)  # every package's errors derive from DagrankError

@@ -48,6 +48,29 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--sample", type=int, default=2000, help="cells timed for the per-cell loop")
     p.add_argument("--seed", type=int, default=0)
     p.set_defaults(handler=run_nasbench_hash)
+    p = sub.add_parser("nasbench-file", help="read + cache a NAS-Bench-101 file built from a table")
+    p.add_argument("--slice", type=Path, required=True, metavar="JSON",
+                   help="the published slice (nb101_slice_10k.json) to build from")  # fmt: skip
+    p.add_argument("--out", type=Path, required=True, metavar="DIR",
+                   help="where the .tfrecord and its cache are written")  # fmt: skip
+    p.add_argument("--space", type=Path, help="a saved NB101 space (.npz) with its hashes")
+    p.add_argument("--budgets", default="4,12,36,108",
+                   help="epochs: 4,12,36,108 (as nasbench_full) or 108 (only108)")  # fmt: skip
+    p.add_argument("--repeats", type=int, default=3)
+    p.add_argument("--seed", type=int, default=0)
+    p.set_defaults(handler=run_nasbench_file)
+
+
+def run_nasbench_file(args: argparse.Namespace) -> int:
+    from analysis.nasbench_bench import bench_nasbench_file
+    from dagspace import Space
+
+    budgets = tuple(int(b) for b in args.budgets.split(","))
+    space = Space.load(args.space) if args.space is not None else None
+    result = bench_nasbench_file(args.slice, args.out, space=space, budgets=budgets,
+                                 repeats=args.repeats, seed=args.seed)  # fmt: skip
+    print(json.dumps({"bench": "nasbench-file", **result}))
+    return 0
 
 
 def run_nasbench_hash(args: argparse.Namespace) -> int:
