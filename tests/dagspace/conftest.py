@@ -25,9 +25,3 @@ def random_cell(rng: np.random.Generator, v: int, labelled: bool = True, p: floa
     if labelled:
         ops = ["input", *rng.choice(NASBENCH101_OPS, v - 2).tolist(), "output"]
     return CellSpec(matrix, ops)
-
-
-@pytest.fixture(scope="session")
-def nb101_space():
-    """The labelled NAS-Bench-101 space (423,624 cells), enumerated once per session."""
-    return enumerate_space(7, NASBENCH101_OPS, max_edges=9)
