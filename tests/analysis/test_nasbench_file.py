@@ -10,6 +10,7 @@ import shutil
 import struct
 
 import numpy as np
+import pandas as pd
 import pytest
 
 import analysis.nasbench_cache as nasbench_cache
@@ -19,6 +20,7 @@ from analysis.nasbench_cache import (
     cache_path,
     load_cache,
     nasbench101_space,
+    nasbench_results,
     open_nasbench,
 )
 from analysis.nasbench_file import (
@@ -32,7 +34,7 @@ from analysis.nasbench_file import (
     read_nasbench_records,
 )
 from analysis.tfrecord import TFRecordError, write_tfrecord
-from tests.analysis.conftest import slice_values
+from tests.analysis.conftest import SLICE, slice_values
 
 CONV3, MAXPOOL = "conv3x3-bn-relu", "maxpool3x3"
 
@@ -272,3 +274,28 @@ def test_a_record_in_the_benchmarks_own_words():
                                      ["input", "output"], ModelMetrics())  # fmt: skip
     assert json.loads(payload) == ["a" * 32, 36, "0100", "input,output", ""]
     assert MAXPOOL in nasbench101_space().vocabulary
+
+
+@pytest.mark.slow
+def test_slice_cells_in_random_vertex_orders_find_their_index(nb101_space, slice_table, tmp_path):
+    """The slice's own cells (7 vertices; their official module hashes), each record's vertices
+    in a random topological order: the index found from the cell's form is the cell that
+    NAS-Bench-101's hash names. (Slow alone: the space's hashes, which the session shares.)"""
+    from analysis.nasbench_bench import bench_nasbench_file
+
+    keys = np.asarray(slice_table["key"][:300])
+    index = pd.Index(nb101_space.nasbench101_hashes().tolist()).get_indexer(keys.tolist())
+    built = build_nasbench_file(tmp_path / "slice.tfrecord", nb101_space, index,
+                                slice_values(slice_table, 300), seed=5, hashes=keys)  # fmt: skip
+    table = open_nasbench(built.path)
+    rows = _rows_of(table, keys)
+    np.testing.assert_array_equal(table.space_index[rows], index)
+    np.testing.assert_array_equal(nb101_space.hashes[table.space_index], table.canonical_hash)
+    results = nasbench_results(table, nb101_space, missing="subset")  # hashes known: checked
+    np.testing.assert_array_equal(
+        results.column("108_final_validation_accuracy"),
+        np.asarray(slice_table["108_final_validation_accuracy"][:300])[np.argsort(index)],
+    )
+    line = bench_nasbench_file(SLICE, tmp_path / "bench", space=nb101_space, budgets=(108,),
+                               limit=200)  # fmt: skip
+    assert line["records"] == 600 and line["means_equal_slice"] and line["cells"] == 200
