@@ -57,6 +57,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--budgets", default="4,12,36,108",
                    help="epochs: 4,12,36,108 (as nasbench_full) or 108 (only108)")  # fmt: skip
     p.add_argument("--repeats", type=int, default=3)
+    p.add_argument("--whole-space", action="store_true",
+                   help="a file of the official size (slice values in turn)")  # fmt: skip
     p.add_argument("--seed", type=int, default=0)
     p.set_defaults(handler=run_nasbench_file)
 
@@ -68,7 +70,8 @@ def run_nasbench_file(args: argparse.Namespace) -> int:
     budgets = tuple(int(b) for b in args.budgets.split(","))
     space = Space.load(args.space) if args.space is not None else None
     result = bench_nasbench_file(args.slice, args.out, space=space, budgets=budgets,
-                                 repeats=args.repeats, seed=args.seed)  # fmt: skip
+                                 repeats=args.repeats, seed=args.seed,
+                                 whole_space=args.whole_space)  # fmt: skip
     print(json.dumps({"bench": "nasbench-file", **result}))
     return 0
 
