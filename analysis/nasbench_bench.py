@@ -37,6 +37,7 @@ from analysis.nasbench_file import (
     ModelMetrics,
     encode_nasbench_record,
 )
+from analysis.tables import TableError
 from analysis.tfrecord import write_tfrecord
 from dagspace import Space
 from dagspace.random import SeedLike, check_random_state
@@ -74,14 +75,14 @@ def exact_mean_repeats(mean: np.ndarray, repeats: int, rng: np.random.Generator,
     draws its repeats are all ``mean``).
 
     Raises:
-        ValueError: a mean that is not a float32.
+        TableError: a mean that is not a float32.
     """
     from analysis.nasbench_cache import repeat_mean
 
     mean = np.asarray(mean, dtype=np.float64)
     if not np.array_equal(_f32(mean), mean):
         i = int(np.flatnonzero(_f32(mean) != mean)[0])
-        raise ValueError(f"The mean {mean[i]!r} is not a float32; repeats with exactly this "
+        raise TableError(f"The mean {mean[i]!r} is not a float32; repeats with exactly this "
                          "mean are built for float32 means (as NAS-Bench-101's are).")  # fmt: skip
     _, exponent = np.frexp(np.where(mean == 0, 1.0, mean))
     step = np.ldexp(1.0, exponent - 12)[:, None]
@@ -104,7 +105,6 @@ def exact_mean_repeats(mean: np.ndarray, repeats: int, rng: np.random.Generator,
 def _random_order(matrix: np.ndarray, rng: np.random.Generator) -> np.ndarray:
     """A random topological order of a DAG's vertices (``order[k]``: the old vertex placed at
     ``k``); the input stays first and the output last."""
-    v = len(matrix)
     indegree = matrix.sum(axis=0).astype(int).tolist()
     order, ready = [], [0]
     while ready:
@@ -114,9 +114,7 @@ def _random_order(matrix: np.ndarray, rng: np.random.Generator) -> np.ndarray:
             indegree[w] -= 1
             if indegree[w] == 0:
                 ready.append(w)
-    if len(order) != v or order[-1] != v - 1:
-        raise ValueError("A cell of the space is not a pruned DAG with its output last.")
-    return np.asarray(order)
+    return np.asarray(order)  # a pruned cell: every vertex reached, the output last
 
 
 def build_nasbench_file(path: str | os.PathLike, space: Space, cells: np.ndarray,
@@ -207,7 +205,8 @@ def bench_nasbench_file(slice_path: str | os.PathLike, out_dir: str | os.PathLik
     index = pd.Index(space.nasbench101_hashes().tolist()).get_indexer(keys.tolist())
     join_s = time.perf_counter() - began
     if (index < 0).any():
-        raise ValueError(f"{int((index < 0).sum())} keys of {slice_path} are not in the space.")
+        raise TableError(f"{int((index < 0).sum())} keys of {slice_path} are not NAS-Bench-101 "
+                         f"hashes of cells of the space ({len(space)} cells).")  # fmt: skip
     if whole_space:
         rows = np.arange(len(space)) % len(keys)
         data = {k: np.asarray(v)[rows] for k, v in data.items()}

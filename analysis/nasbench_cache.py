@@ -505,10 +505,10 @@ class _Repeats:
         return self.table.values[metric][self.rows, b].astype(np.float64)
 
     def counts(self, name: str) -> np.ndarray:
-        where = self.table.locate(name)
-        if where is None:
-            raise TableError(f"The column {name!r} has no repeats.")
-        return self.table.counts[self.rows, where[1]].astype(np.int64)
+        """``(N,)`` the repeats of each cell at the budget of column ``name`` (one that
+        :meth:`values` gives repeats of)."""
+        _, budget = self.table.locate(name)
+        return self.table.counts[self.rows, budget].astype(np.int64)
 
 
 def _rows_in(table: NasbenchTable, space: Space) -> np.ndarray:

@@ -55,6 +55,7 @@ from pathlib import Path
 
 import numpy as np
 
+from analysis.errors import AnalysisError
 from analysis.tfrecord import Damage, TFRecordError, iter_record_batches
 
 __all__ = [
@@ -87,7 +88,7 @@ class NasbenchRecordError(TFRecordError):
     """A record of a NAS-Bench-101 file is not in the benchmark's format (file and offset)."""
 
 
-class _Malformed(ValueError):
+class _Malformed(AnalysisError, ValueError):
     """Raised inside the decoders; turned into a NasbenchRecordError naming file and offset."""
 
 
@@ -214,12 +215,12 @@ def decode_model_metrics(data: bytes) -> ModelMetrics:
     """A serialized ``ModelMetrics`` message, decoded.
 
     Raises:
-        ValueError: the bytes are not a well-formed message of this layout.
+        NasbenchRecordError: the bytes are not a well-formed message of this layout.
     """
     try:
         evaluations, params, total = _metrics(bytes(data))
     except _Malformed as err:
-        raise ValueError(f"Not a serialized ModelMetrics message: {err}.") from None
+        raise NasbenchRecordError(f"Not a serialized ModelMetrics message: {err}.") from None
     data_points = tuple(EvaluationData(*values, checkpoint_path=path)
                         for values, path in evaluations)  # fmt: skip
     return ModelMetrics(data_points, params, total)

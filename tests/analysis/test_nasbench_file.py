@@ -83,7 +83,9 @@ def test_wire_format_decoded_by_hand():
     ],
 )
 def test_malformed_metrics_are_named(message, match):
-    with pytest.raises(ValueError, match=f"Not a serialized ModelMetrics message: .*{match}"):
+    with pytest.raises(
+        NasbenchRecordError, match=f"Not a serialized ModelMetrics message: .*{match}"
+    ):
         decode_model_metrics(message)
 
 
@@ -299,3 +301,32 @@ def test_slice_cells_in_random_vertex_orders_find_their_index(nb101_space, slice
     line = bench_nasbench_file(SLICE, tmp_path / "bench", space=nb101_space, budgets=(108,),
                                limit=200)  # fmt: skip
     assert line["records"] == 600 and line["means_equal_slice"] and line["cells"] == 200
+
+
+def test_inconsistent_caches_are_refused(tmp_path, nb101_file):
+    table = open_nasbench(nb101_file.path, cache_dir=tmp_path)
+    with np.load(table.path) as data:
+        arrays = {name: data[name] for name in data.files}
+    lacking = {k: v for k, v in arrays.items() if k != "counts"}
+    np.savez(tmp_path / "lacking.npz", **lacking)
+    with pytest.raises(NasbenchCacheError, match="lacks the array 'counts'"):
+        load_cache(tmp_path / "lacking.npz")
+    np.savez(tmp_path / "short.npz", **{**arrays, "space_index": arrays["space_index"][:3]})
+    with pytest.raises(NasbenchCacheError, match="arrays of inconsistent shapes"):
+        load_cache(tmp_path / "short.npz")
+
+
+def test_the_builder_refuses_what_it_cannot_build(tmp_path, space4):
+    from analysis.nasbench_bench import bench_nasbench_file, exact_mean_repeats
+    from analysis.tables import TableError
+
+    rng = np.random.default_rng(0)
+    means = np.asarray([0.5, 0.75, 0.9286859035491943])  # float32 values
+    values = exact_mean_repeats(means, 3, rng)
+    assert values.shape == (3, 3) and not (values == means[:, None]).all()
+    with pytest.raises(TableError, match=r"The mean .*0\.1.* is not a float32"):
+        exact_mean_repeats(np.asarray([0.1]), 3, rng)
+    if not SLICE.exists():
+        pytest.skip("no slice")
+    with pytest.raises(TableError, match="10000 keys of .* are not NAS-Bench-101 hashes of cells"):
+        bench_nasbench_file(SLICE, tmp_path, space=space4)

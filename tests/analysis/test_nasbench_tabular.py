@@ -89,6 +89,8 @@ def test_a_partial_file_subsets_and_hashes_are_checked(tmp_path, slice_table, sp
     np.testing.assert_array_equal(part.column(VAL108), values[VAL108])
     with pytest.raises(TableCoverageError, match=f"has 4 of the {len(space4)} cells"):
         load_table(built.path, space4)
+    with pytest.raises(TableError, match="'missing' of a table must be 'error' or 'subset'"):
+        load_table(built.path, space4, missing="drop")
     with pytest.raises(TableError, match="has the columns .* asked for \\['nope'\\]"):
         load_table(built.path, space4, missing="subset", metrics=("nope",))
     wrong = build_nasbench_file(tmp_path / "wrong.tfrecord", space4, cells, values,
