@@ -328,5 +328,5 @@ def test_the_builder_refuses_what_it_cannot_build(tmp_path, space4):
         exact_mean_repeats(np.asarray([0.1]), 3, rng)
     if not SLICE.exists():
         pytest.skip("no slice")
-    with pytest.raises(TableError, match="10000 keys of .* are not NAS-Bench-101 hashes of cells"):
+    with pytest.raises(TableError, match=r"\d+ keys of .* are not NAS-Bench-101 hashes of cells"):
         bench_nasbench_file(SLICE, tmp_path, space=space4)
