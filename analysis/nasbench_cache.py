@@ -49,7 +49,7 @@ from analysis.nasbench_file import (
     NasbenchRecords,
     read_nasbench_records,
 )
-from analysis.tables import TableCoverageError, TableError, TabularResults
+from analysis.tables import TableError, TabularResults, check_missing, covered_space
 from analysis.tfrecord import Damage, TFRecordError
 from dagspace import NASBENCH101_OPS, Space
 
@@ -535,8 +535,7 @@ def nasbench_results(table: NasbenchTable, space: Space, *, missing: str = "erro
         TableCoverageError: ``missing="error"`` and the file lacks cells of the space.
     """
     source = source or table.path or table.source
-    if missing not in ("error", "subset"):
-        raise TableError(f"The 'missing' of a table must be 'error' or 'subset'; got {missing!r}.")
+    check_missing(missing)
     names = table.column_names()
     chosen = list(metrics) if metrics is not None else names
     unknown = [m for m in chosen if m not in names]
@@ -559,14 +558,7 @@ def nasbench_results(table: NasbenchTable, space: Space, *, missing: str = "erro
                 f"module hash {table.module_hash[order[i]]}; NAS-Bench-101's hash of that cell is "
                 f"{space.nasbench101_hashes()[cells[i]]}."
             )
-    if len(cells) < len(space):
-        if missing == "error":
-            raise TableCoverageError(
-                f"The table {source} has {len(cells)} of the {len(space)} cells of the space; "
-                "restrict the space to the table's cells (missing='subset') or give a complete "
-                "table."
-            )
-        space = space.subset(cells)
+    space = covered_space(space, cells, missing=missing, source=str(source))
     repeats = _Repeats(table, order)
     columns = {}
     for name in chosen:

@@ -132,6 +132,15 @@ def _varint(buf: bytes, pos: int, end: int) -> tuple[int, int]:
             raise _Malformed("a varint is longer than 10 bytes")
 
 
+def _field_key(buf: bytes, pos: int, end: int) -> tuple[int, int, int]:
+    """A field's number and wire type, and the position after its key."""
+    key = buf[pos]
+    if key < 0x80:  # the one-byte keys of every field here
+        return key >> 3, key & 7, pos + 1
+    key, pos = _varint(buf, pos, end)
+    return key >> 3, key & 7, pos
+
+
 def _skip(buf: bytes, pos: int, end: int, wire: int) -> int:
     """The position after an unknown field's value."""
     if wire == 0:
@@ -155,12 +164,7 @@ def _evaluation(buf: bytes, pos: int, end: int) -> tuple[list[float], str]:
     values = [math.nan] * 5
     path = ""
     while pos < end:
-        key = buf[pos]
-        if key < 0x80:
-            pos += 1
-        else:
-            key, pos = _varint(buf, pos, end)
-        number, wire = key >> 3, key & 7
+        number, wire, pos = _field_key(buf, pos, end)
         if 1 <= number <= 5:
             if wire != 1:
                 raise _Malformed(f"EvaluationData field {number} has wire type {wire}, not 1")
@@ -183,12 +187,7 @@ def _metrics(buf: bytes) -> tuple[list[tuple[list[float], str]], int | None, flo
     evaluations, params, total = [], None, None
     pos, end = 0, len(buf)
     while pos < end:
-        key = buf[pos]
-        if key < 0x80:
-            pos += 1
-        else:
-            key, pos = _varint(buf, pos, end)
-        number, wire = key >> 3, key & 7
+        number, wire, pos = _field_key(buf, pos, end)
         if number == 1 and wire == 2:
             length, pos = _varint(buf, pos, end)
             if pos + length > end:

@@ -57,6 +57,8 @@ __all__ = [
     "TableError",
     "TableFormatError",
     "TabularResults",
+    "check_missing",
+    "covered_space",
     "join_table",
     "load_table",
     "read_table",
@@ -324,8 +326,7 @@ def join_table(
     """
     if key not in KEY_KINDS:
         raise TableError(f"The 'key' of a table must be one of {list(KEY_KINDS)}; got {key!r}.")
-    if missing not in ("error", "subset"):
-        raise TableError(f"The 'missing' of a table must be 'error' or 'subset'; got {missing!r}.")
+    check_missing(missing)
     index, kind = _row_indices(frame, space, key)
     key_columns = {"cell", "matrix", "ops", *KEY_COLUMNS}
     numeric = [c for c in frame.columns if c not in key_columns
@@ -353,16 +354,32 @@ def join_table(
         )
     order = np.argsort(found)
     rows = frame.loc[inside, names].iloc[order].astype(np.float64).reset_index(drop=True)
-    cells = found[order]
-    if len(cells) < len(space):
-        if missing == "error":
-            raise TableCoverageError(
-                f"The table {source} has {len(cells)} of the {len(space)} cells of the space; "
-                "restrict the space to the table's cells (missing='subset') or give a complete "
-                "table."
-            )
-        space = space.subset(cells)
+    space = covered_space(space, found[order], missing=missing, source=source)
     return TabularResults(space, rows, source, kind, len(frame))
+
+
+def check_missing(missing: str) -> None:
+    """``missing`` must be ``"error"`` or ``"subset"`` (raises :class:`TableError`)."""
+    if missing not in ("error", "subset"):
+        raise TableError(f"The 'missing' of a table must be 'error' or 'subset'; got {missing!r}.")
+
+
+def covered_space(space: Space, cells: np.ndarray, *, missing: str, source: str) -> Space:
+    """The space of a table's ``cells`` (space indices, ascending): ``space`` itself when the
+    table covers it, else an error (``missing="error"``) or the subset (``"subset"``).
+
+    Raises:
+        TableCoverageError: the table lacks cells and ``missing="error"``.
+    """
+    if len(cells) == len(space):
+        return space
+    if missing == "error":
+        raise TableCoverageError(
+            f"The table {source} has {len(cells)} of the {len(space)} cells of the space; "
+            "restrict the space to the table's cells (missing='subset') or give a complete "
+            "table."
+        )
+    return space.subset(cells)
 
 
 def load_table(
