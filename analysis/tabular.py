@@ -181,6 +181,8 @@ class TabularObjective:
         self.results = results
         self.column = column or _default_column(results)
         self.metric, self.combine = split_column(self.column)  # COLUMN@sample: repeats drawn
+        if results.repeats is not None:  # a table with repeats: the column says how they combine
+            self.column = f"{self.metric}@{self.combine}"
         self.accuracy_ = results.column(self.metric)
         self.maximise = "accuracy" in self.metric.lower()
         self.values_ = 1.0 - self.accuracy_ if self.maximise else self.accuracy_.copy()

@@ -106,7 +106,7 @@ def test_a_partial_file_subsets_and_hashes_are_checked(tmp_path, slice_table, sp
 
 def test_the_objective_follows_the_budget_and_draws_repeats(results, nb101_file):
     mean = TabularObjective(results)
-    assert mean.column == VAL108 and mean.cost_column == "108_final_training_time"
+    assert mean.column == f"{VAL108}@mean" and mean.cost_column == "108_final_training_time"
     assert mean.for_repeat(3) is mean
     twelve = TabularObjective(results, "12_final_test_accuracy")
     assert twelve.cost_column == "12_final_training_time" and twelve.maximise
@@ -179,10 +179,12 @@ def test_compare_drawing_repeats_says_so(nb101_file5, tmp_path):
     assert result.report["optimum"] == test.max()
 
 
-def test_features_and_neighbours_on_the_whole_space(nb101_file5, space5, tmp_path):
+def test_a_complete_file_is_searched_and_measured_on_the_whole_space(nb101_file5, space5,
+                                                                     tmp_path):  # fmt: skip
     built, _ = nb101_file5
     config = _config(built.path)
     space, objective = open_table(tmp_path / "run", config)
-    assert objective.results.space is space and len(space) == len(space5)  # no subset
+    assert objective.results.space is space and len(space) == len(space5)  # no subset: the
+    assert objective.column == f"{VAL108}@mean"  # strategies' neighbours are the whole space's
     premise = run_premise(tmp_path / "run", config, train=40, test=80, encodings=("seed",))
     assert premise.report["cells"] == len(space5)
