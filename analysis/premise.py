@@ -35,6 +35,7 @@ import numpy as np
 import pandas as pd
 
 from analysis.errors import AnalysisError
+from analysis.rundir import job
 from dagspace import DEFAULT_FEATURES, Space
 from dagspace.op_features import OP_AWARE_FEATURES
 from dagspace.random import SeedLike, check_random_state
@@ -158,6 +159,7 @@ class PremiseResult:
     run_dir: Path
 
 
+@job("dagrank analyze features")
 def run_premise(run: str | os.PathLike, config: Any, *, train: int = 500, test: int = 2000,
                 encodings: tuple[str, ...] = ENCODINGS) -> PremiseResult:  # fmt: skip
     """Measure every encoding on the table of ``config`` (an

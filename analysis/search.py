@@ -46,6 +46,7 @@ from analysis.objectives import (
     load_objective_function,
     record_cheap,
 )
+from analysis.rundir import job
 from analysis.runs import update_summary
 from analysis.stats import mann_whitney, summarize
 from dagspace.io import atomic_write
@@ -57,6 +58,7 @@ __all__ = [
     "SearchConfig",
     "SearchConfigError",
     "TrajectoryResult",
+    "check_search_job",
     "run_compare",
     "run_trajectory",
     "search_preset",
@@ -188,6 +190,24 @@ class _Context:
             self.executor.close()
 
 
+# a trajectory re-run with more epochs extends the descent; the device is not a run's identity
+_IGNORED = {"trajectory": ("epochs",)}
+
+
+def check_search_job(run: Path, config: SearchConfig, job: str) -> None:
+    """Refuse, before any training or write, a search job that cannot run in ``run``: a space
+    too large to enumerate, or another config than the one the run's store holds for ``job``."""
+    from analysis.runs import check_stored_job
+    from dagspace.enumeration import MAX_ENUMERATION_VERTICES
+
+    if config.supernet.vertices > MAX_ENUMERATION_VERTICES:
+        raise SearchConfigError(
+            f"Search needs an enumerable space (at most {MAX_ENUMERATION_VERTICES} vertices); "
+            f"the [supernet] config has vertices = {config.supernet.vertices}."
+        )
+    check_stored_job(run, job, config.to_dict(), ignore=_IGNORED.get(job, ()))
+
+
 def _open(run: str | os.PathLike, config: SearchConfig, job: str, executor: Any,
           progress: bool) -> _Context:  # fmt: skip
     from analysis.evaluation import default_executor
@@ -195,15 +215,10 @@ def _open(run: str | os.PathLike, config: SearchConfig, job: str, executor: Any,
     from analysis.runs import dataset_spec, register_job, supernet_run
 
     run = Path(run)
+    check_search_job(run, config, job)
     sn = supernet_run(run, config.supernet, progress=progress)
-    if sn.ranking is None:
-        raise SearchConfigError(
-            f"Search needs an enumerable space (at most 7 vertices); the supernet config has "
-            f"{config.supernet.vertices} vertices."
-        )
     store = SQLiteStore(run / "results.sqlite")
-    # a trajectory re-run with more epochs extends the descent; the device is not its identity
-    register_job(store, job, config.to_dict(), ignore=("epochs",) if job == "trajectory" else ())
+    register_job(store, job, config.to_dict(), ignore=_IGNORED.get(job, ()))
     own = executor is None
     executor = executor or default_executor(config.supernet.device)
     return _Context(run, config, sn, sn.ranking.space, store, dataset_spec(config.supernet),
@@ -340,6 +355,7 @@ class TrajectoryResult:
     run_dir: Path
 
 
+@job("dagrank trajectory")
 def run_trajectory(
     run: str | os.PathLike, config: SearchConfig, *, progress: bool = True
 ) -> TrajectoryResult:
@@ -401,6 +417,7 @@ def _top(history: list[tuple[Any, float]], k: int) -> list[tuple[tuple[int, ...]
     return out
 
 
+@job("dagrank compare")
 def run_compare(
     run: str | os.PathLike,
     config: SearchConfig,

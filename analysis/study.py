@@ -40,6 +40,7 @@ from pathlib import Path
 from typing import Any
 
 from analysis.errors import AnalysisError
+from analysis.rundir import job as hold_run
 from surrogate.presets import PRESET_NAMES, get_preset, plain
 
 __all__ = [
@@ -47,6 +48,7 @@ __all__ = [
     "StudyConfig",
     "StudyConfigError",
     "StudyResult",
+    "check_study_run",
     "load_study",
     "resolve_study",
     "run_study",
@@ -454,6 +456,25 @@ class StudyResult:
     seconds: float
 
 
+def check_study_run(
+    run: Path, validation: Any, search: Any, jobs: Sequence[str] = JOBS
+) -> None:
+    """Refuse, before anything is written, a study whose jobs cannot run in ``run``: the
+    supernet's ``config.json``, and each job's config in the run's store, must be the ones
+    asked for (or absent), and the space enumerable."""
+    from analysis.runs import check_run_config
+    from analysis.search import check_search_job
+    from analysis.validation import check_validation_job
+
+    check_run_config(run, validation.supernet)
+    if "validate" in jobs:
+        check_validation_job(run, validation)
+    for job in ("trajectory", "compare"):
+        if job in jobs:
+            check_search_job(run, search, job)
+
+
+@hold_run("analysis.study.run_study")
 def run_study(
     run: str | os.PathLike,
     study: StudyConfig | str | os.PathLike = "quick",
@@ -497,6 +518,7 @@ def run_study(
         )
     validation, search = study.validation_config(), study.search_config()
     run = Path(run)
+    check_study_run(run, validation, search, jobs)
     own = executor is None
     executor = executor or default_executor(study.supernet.device)
     results: dict[str, Any] = dict.fromkeys(JOBS)

@@ -42,6 +42,7 @@ import numpy as np
 import pandas as pd
 
 from analysis.errors import AnalysisError
+from analysis.rundir import job
 from analysis.runs import update_summary
 from analysis.stats import mann_whitney
 from analysis.tables import TableError, TabularResults, load_table
@@ -315,8 +316,10 @@ class _Job:
 
 def _open_job(run: str | os.PathLike, config: TabularConfig, name: str) -> _Job:
     from analysis.results import SQLiteStore
+    from analysis.runs import check_stored_job
 
     run = Path(run)
+    check_stored_job(run, name, config.to_dict())  # refused before anything is written
     _, objective = open_table(run, config)
     store = SQLiteStore(run / "results.sqlite", synchronous="NORMAL")
     store.register_run(name, config.to_dict())
@@ -375,6 +378,7 @@ def _regret_table(curves: pd.DataFrame, methods: tuple[str, ...], checkpoints: t
     return pd.DataFrame(rows)
 
 
+@job("dagrank compare")
 def run_tabular_compare(run: str | os.PathLike, config: TabularConfig, *,
                         progress: bool = True) -> TabularCompareResult:  # fmt: skip
     """Every method of ``config.methods``, ``config.repeats`` times, ``config.budget`` lookups
@@ -457,6 +461,7 @@ def _compare_report(job: _Job, curves: pd.DataFrame, regret: pd.DataFrame, secon
 
 
 # -- the trajectory --------------------------------------------------------------------------------
+@job("dagrank trajectory")
 def run_tabular_trajectory(run: str | os.PathLike, config: TabularConfig, *,
                            progress: bool = True) -> Any:  # fmt: skip
     """Finite-difference descent for ``config.epochs`` epochs over the table; writes

@@ -33,6 +33,7 @@ import pandas as pd
 
 from analysis.errors import AnalysisError
 from analysis.estimators import DEFAULT_ESTIMATORS, ESTIMATORS
+from analysis.rundir import job
 from analysis.stats import (
     Correlation,
     NoiseCeiling,
@@ -51,6 +52,7 @@ __all__ = [
     "ValidationError",
     "ValidationResult",
     "ValidationSummary",
+    "check_validation_job",
     "plot_validation",
     "run_validation",
     "summarize_validation",
@@ -400,6 +402,21 @@ class ValidationResult:
     report: dict
 
 
+def check_validation_job(run: Path, config: ValidationConfig) -> None:
+    """Refuse, before any training or write, a validation that cannot run in ``run``: a space
+    too large to rank, or another config than the one the run's store holds for it."""
+    from analysis.runs import check_stored_job
+    from dagspace.enumeration import MAX_ENUMERATION_VERTICES
+
+    if config.supernet.vertices > MAX_ENUMERATION_VERTICES:
+        raise ValidationError(
+            f"Validation ranks the space, which needs at most {MAX_ENUMERATION_VERTICES} "
+            f"vertices; the [supernet] config has vertices = {config.supernet.vertices}."
+        )
+    check_stored_job(run, RUN_NAME, config.to_dict())
+
+
+@job("dagrank validate")
 def run_validation(
     run: str | os.PathLike,
     config: ValidationConfig,
@@ -420,10 +437,9 @@ def run_validation(
 
     start = time.perf_counter()
     run = Path(run)
+    check_validation_job(run, config)
     sn = supernet_run(run, config.supernet, progress=progress)
     supernet_seconds = time.perf_counter() - start
-    if sn.ranking is None:
-        raise ValidationError("Validation needs a space of at most 7 vertices to rank.")
     store = SQLiteStore(run / "results.sqlite")
     register_job(store, RUN_NAME, config.to_dict())
     context = EstimatorContext(sn.ranking, sn.result.supernet, sn.dataset, config.candidate,

@@ -14,6 +14,7 @@ import logging
 import sys
 import warnings
 from collections.abc import Sequence
+from pathlib import Path
 
 from dagspace.errors import DagrankError
 
@@ -116,27 +117,58 @@ def _logging(command: str, verbose: int | None, quiet: bool | None) -> logging.H
 
 
 def _one_line_warnings(command: str) -> object:
-    """A ``warnings.showwarning`` that logs the toolkit's own warnings as one line each."""
-    default = warnings.showwarning
+    """A ``warnings.showwarning`` that logs every warning as one line: the toolkit's own at
+    warning level; another package's (BoTorch, GPyTorch, Ray, ...) once per package and
+    category at warning level, and its repeats at debug level (``-v``)."""
+    seen: set[tuple[str, str]] = set()
 
     def show(message, category, filename, lineno, file=None, line=None):
-        if category.__module__.split(".")[0] in ("analysis", "dagspace", "surrogate"):
-            logging.getLogger("dagrank").warning("%s", message)
-        else:
-            default(message, category, filename, lineno, file, line)
+        logger = logging.getLogger("dagrank")
+        package = category.__module__.split(".")[0]
+        if package in ("analysis", "dagspace", "surrogate"):
+            logger.warning("%s", message)
+            return
+        origin = _package_of(filename)
+        key = (origin, category.__name__)
+        level = logging.DEBUG if key in seen else logging.WARNING
+        seen.add(key)
+        logger.log(level, "%s: %s: %s", origin, category.__name__, message)
 
     return show
 
 
+def _package_of(filename: str) -> str:
+    """The top-level package a warning came from (``botorch``), from its file's path."""
+    parts = Path(filename).parts
+    if "site-packages" in parts:
+        tail = parts[parts.index("site-packages") + 1 :]
+        if tail:
+            return tail[0].removesuffix(".py")
+    return Path(filename).stem
+
+
+def _subparser(parser: argparse.ArgumentParser, command: str) -> argparse.ArgumentParser:
+    """The parser of the full subcommand ``command`` (``"supernet train"``)."""
+    for name in command.split():
+        actions = [a for a in parser._actions if isinstance(a, argparse._SubParsersAction)]
+        if not actions or name not in actions[0].choices:
+            break
+        parser = actions[0].choices[name]
+    return parser
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser()
-    args = parser.parse_args(argv)
+    args, unknown = parser.parse_known_args(argv)
     command = getattr(args, "command_name", None) or args.command
+    if unknown:  # said by the subcommand's parser: "dagrank supernet train: error: ..."
+        _subparser(parser, command).error(f"unrecognized arguments: {' '.join(unknown)}")
     if hasattr(args, "no_progress") and (args.quiet or not _on_terminal()):
         args.no_progress = True  # progress bars only where someone watches
     handler = _logging(command, args.verbose, args.quiet)
     try:
         with warnings.catch_warnings():
+            warnings.simplefilter("default")  # each warning once per place it is raised
             warnings.showwarning = _one_line_warnings(command)
             return int(args.handler(args) or 0)
     except USER_ERRORS as err:

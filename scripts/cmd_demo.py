@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from scripts.study_args import add_study_arguments, study_from_args
+from scripts.study_args import add_study_arguments, run_path, study_from_args
 
 __all__ = ["register"]
 
@@ -18,7 +18,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         "validation, the trajectory, the comparison and report.md. Settings come from the "
         "defaults, then --preset, then --config, then the explicit flags.",
     )
-    p.add_argument("--run", type=Path, default=Path("runs/demo"), metavar="DIR")
+    p.add_argument("--run", type=run_path, default=Path("runs/demo"), metavar="DIR")
     add_study_arguments(p)
     p.add_argument(
         "--retry-failed",

@@ -8,13 +8,13 @@ from pathlib import Path
 from typing import Any
 
 from scripts.executor_args import add_executor_arguments, executor_from_args
-from scripts.study_args import add_study_arguments, study_from_args
+from scripts.study_args import add_study_arguments, run_path, study_from_args
 
 __all__ = ["register"]
 
 
 def _common(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--run", type=Path, required=True, metavar="DIR", help="run directory")
+    p.add_argument("--run", type=run_path, required=True, metavar="DIR", help="run directory")
     add_study_arguments(p)
     p.add_argument("--objective", type=objective_name, metavar="OBJECTIVE",
                    help="what the strategies minimise: surrogate (default), supernet, "

@@ -3,10 +3,9 @@
 from __future__ import annotations
 
 import argparse
-from pathlib import Path
 
 from scripts.executor_args import add_executor_arguments, executor_from_args
-from scripts.study_args import add_study_arguments, study_from_args
+from scripts.study_args import add_study_arguments, run_path, study_from_args
 
 __all__ = ["register"]
 
@@ -19,7 +18,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         "architectures trained from scratch. Settings come from the defaults, then --preset, "
         "then --config, then the explicit flags.",
     )
-    p.add_argument("--run", type=Path, required=True, metavar="DIR", help="run directory")
+    p.add_argument("--run", type=run_path, required=True, metavar="DIR", help="run directory")
     add_study_arguments(p)
     p.add_argument(
         "--n",

@@ -17,7 +17,29 @@ from typing import Any
 
 from surrogate.presets import PRESET_NAMES
 
-__all__ = ["add_study_arguments", "flags_named", "study_from_args"]
+__all__ = ["add_study_arguments", "flags_named", "positive_int", "run_path", "study_from_args"]
+
+
+def run_path(text: str) -> Path:
+    """``--run DIR``: a named directory (an unset shell variable would make it the current
+    directory; what a run directory may be is :mod:`analysis.rundir`'s to check)."""
+    if not text.strip():
+        raise argparse.ArgumentTypeError(
+            f"a run directory must be named; got {text!r} (an unset shell variable?), which "
+            "would be the current directory"
+        )
+    return Path(text)
+
+
+def positive_int(text: str) -> int:
+    """A flag's value that must be an int >= 1."""
+    try:
+        value = int(text)
+    except ValueError:
+        value = 0
+    if value < 1 or str(value) != text.strip().lstrip("+"):
+        raise argparse.ArgumentTypeError(f"expected an int >= 1; got {text!r}")
+    return value
 
 
 # the subject of the toolkit's standard messages: "The config key 'x' must be", "The search
@@ -92,7 +114,7 @@ def fresh_start(args: argparse.Namespace) -> None:
     if getattr(args, "fresh", False):
         import logging
 
-        from analysis.runs import set_aside
+        from analysis.rundir import set_aside
 
         aside = set_aside(args.run)
         if aside is not None:
