@@ -57,9 +57,11 @@ def _summary(run: Path) -> dict[str, Any]:
     path = run / "summary.json"
     if not path.exists():
         return {}
+    from analysis.runs import read_summary
+
     try:
         text = path.read_text(encoding="utf-8")
-        data = json.loads(text)
+        data = read_summary(path)
     except (UnicodeDecodeError, json.JSONDecodeError) as err:
         what = "is empty" if not text.strip() else f"is not readable JSON ({err})"
         raise RunDamagedError(f"{path} {what}; {_REBUILD}.") from None

@@ -325,13 +325,14 @@ def check_stored_job(
     from analysis.results import read_run_config
     from analysis.results.records import config_differences
 
-    stored = read_run_config(Path(run) / "results.sqlite", job)
+    path = Path(run) / "results.sqlite"
+    stored = read_run_config(path, job)
     if stored is None:
         return
     old, new = run_identity(stored, ignore), run_identity(config, ignore)
     if old != new:
         raise RunConflictError(
-            f"{run} holds a {job!r} run of another config (in the run != asked: "
+            f"{path} holds a different config for the {job!r} job (in the run != asked: "
             f"{config_differences(json.dumps(old), json.dumps(new))}); nothing was changed. "
             "Use another run directory, or the run's own settings to resume it."
         )

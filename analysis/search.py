@@ -263,6 +263,8 @@ def _drive(
     name = f"{ctx.job}/{method}/{repeat}"
     seconds, env_file = 0.0, None
     saved = ctx.store.get_state(name)
+    if saved is not None and ctx.retry_failed and failed_evaluations(ctx.store, ctx.job, method):
+        saved = None  # its path went through the failures: it starts over, from the store
     if saved is not None:
         state = json.loads(saved)
         strategy.load_state_dict(state["strategy"])
@@ -317,6 +319,33 @@ def _drive(
     return _Drive(strategy, objective, seconds)
 
 
+def failed_evaluations(store: Any, job: str, method: str | None = None) -> list[Any]:
+    """The evaluations of ``job`` (and ``method``) whose latest attempt failed, oldest first."""
+    from analysis.results import EvalStatus
+
+    latest = {r.key: r for r in store.records(run=job, method=method)}
+    return [r for r in latest.values() if r.status is EvalStatus.FAILED]
+
+
+def _say_failures(ctx: _Context, strategies: list[Any]) -> None:
+    """One warning line: how many of the evaluations the strategies went through failed, and
+    the first one's message."""
+    import logging
+
+    from dagspace.hashing import form_hash
+
+    hashes = ctx.space.hashes
+    lost = {form_hash("+".join(str(hashes[int(c)]) for c in arch))
+            for strategy in strategies for arch, value in strategy.history
+            if not np.isfinite(value)}  # fmt: skip
+    failed = [r for r in failed_evaluations(ctx.store, ctx.job) if r.arch_hash in lost]
+    if failed:
+        again = "" if ctx.retry_failed else "; fix it and run again with --retry-failed"
+        logging.getLogger("dagrank").warning(
+            "%d evaluation(s) of the %s failed (NaN to the search, stored in results.sqlite); "
+            "the first: %s%s", len(failed), ctx.job, failed[0].error, again)  # fmt: skip
+
+
 def _save_objective(ctx: _Context, objective: Any, name: str, count: int,
                     previous: str | None) -> str | None:  # fmt: skip
     """Save a stateful objective (the pseudo environment) under a new name per step, so the
@@ -357,19 +386,27 @@ class TrajectoryResult:
 
 @job("dagrank trajectory")
 def run_trajectory(
-    run: str | os.PathLike, config: SearchConfig, *, progress: bool = True
+    run: str | os.PathLike,
+    config: SearchConfig,
+    *,
+    progress: bool = True,
+    retry_failed: bool = False,
 ) -> TrajectoryResult:
     """Finite-difference descent for ``config.epochs`` epochs over ``config.objective``; writes
-    ``trajectories.csv``, ``trajectory.png`` and the ``trajectory`` section of ``summary.json``."""
+    ``trajectories.csv``, ``trajectory.png`` and the ``trajectory`` section of ``summary.json``.
+    ``retry_failed``: a descent with failed evaluations starts over, evaluating them again
+    (and reusing every completed one from the store)."""
     from analysis.search_plots import plot_trajectories
 
     ctx = _open(run, config, "trajectory", None, progress)
+    ctx.retry_failed = retry_failed
     try:
         drive = _drive(ctx, "fd", 0, config.objective, stop=lambda s: s.epoch >= config.epochs)
         frame = trajectory_frame(drive.strategy)
         with atomic_write(ctx.run / "trajectories.csv", newline="") as handle:
             frame.to_csv(handle, index=False)
         plot_trajectories(frame, ctx.run / "trajectory.png", objective=config.objective)
+        _say_failures(ctx, [drive.strategy])
         report = _trajectory_report(frame, drive, config)
         report["surrogate_score"] = ctx.supernet_run.ranking.score
         update_summary(ctx.run, "trajectory", report)
@@ -454,6 +491,7 @@ def run_compare(
                     surrogate_seconds = ctx.supernet_run.result.train_seconds + drive.seconds
                 drives[(method, repeat)] = (drive, objective)
                 spent[(method, repeat)] = drive.seconds
+        _say_failures(ctx, [drive.strategy for drive, _ in drives.values()])
         frame = _train_top(ctx, drives)
         with atomic_write(ctx.run / top_k_filename(config.top_k), newline="") as handle:
             frame.to_csv(handle, index=False)

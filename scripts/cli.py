@@ -168,7 +168,6 @@ def main(argv: Sequence[str] | None = None) -> int:
     handler = _logging(command, args.verbose, args.quiet)
     try:
         with warnings.catch_warnings():
-            warnings.simplefilter("default")  # each warning once per place it is raised
             warnings.showwarning = _one_line_warnings(command)
             return int(args.handler(args) or 0)
     except USER_ERRORS as err:

@@ -52,6 +52,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     )  # fmt: skip
     _common(p)
     p.add_argument("--epochs", type=int, help="descent epochs (default 100)")
+    p.add_argument("--retry-failed", action="store_true", dest="retry_failed",
+                   help="a descent whose objective failed somewhere starts over, evaluating "
+                   "the failures again (completed evaluations are reused)")  # fmt: skip
     p.set_defaults(handler=run_trajectory_command)
     p = subparsers.add_parser(
         "compare", help="random vs Bayesian vs finite-difference search, top-k from scratch",
@@ -93,7 +96,8 @@ def run_trajectory_command(args: argparse.Namespace) -> int:
 
         return run_tabular_trajectory_command(args)
 
-    result = run_trajectory(args.run, search_config(args), progress=not args.no_progress)
+    result = run_trajectory(args.run, search_config(args), progress=not args.no_progress,
+                            retry_failed=args.retry_failed)  # fmt: skip
     r = result.report
     print(
         f"{r['epochs']} epochs, {r['evaluations']} evaluations in {r['seconds']:.1f} s: "

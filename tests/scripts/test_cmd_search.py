@@ -211,3 +211,54 @@ def test_analyze_features_reports_every_encoding(tmp_path: Path, capsys) -> None
     premise = json.loads((run / "summary.json").read_text())["premise"]
     assert premise["encodings"]["one_hot"]["variance_share"] == pytest.approx(1.0)
     assert (run / "premise.png").read_bytes()[:8] == PNG
+
+
+FLAKY = """
+import pathlib
+
+FIXED = pathlib.Path(__file__).with_name("fixed")
+
+
+def edges(cells):
+    if not FIXED.exists():
+        raise RuntimeError("the objective is not ready")
+    return float(sum(c.num_edges for c in cells))
+"""
+
+
+def _supernet_only(search_run: Path, run: Path) -> Path:
+    """A run holding only the trained supernet of ``search_run`` (no search job yet)."""
+    import shutil
+
+    run.mkdir()
+    for name in (".dagrank-run", "config.json", "supernet.pt", "space.npz"):
+        shutil.copy2(search_run / name, run / name)
+    return run
+
+
+def test_a_failing_user_objective_is_said_and_retried(search_run, tmp_path, monkeypatch, capsys):
+    """Issue 20, item 4: the first failure's message and the count on the console; after the
+    user fixes the function, --retry-failed evaluates the failures again."""
+    import math
+    import sys
+
+    from analysis.runs import read_summary
+
+    (tmp_path / "flaky_objective.py").write_text(FLAKY)
+    monkeypatch.syspath_prepend(str(tmp_path))
+    sys.modules.pop("flaky_objective", None)
+    run = _supernet_only(search_run, tmp_path / "run")
+    argv = ["trajectory", "--preset", "smoke", "--run", str(run), "--no-progress",
+            "--objective", "flaky_objective:edges", "--epochs", "2"]  # fmt: skip
+    assert main(argv) == 0
+    err = capsys.readouterr().err
+    assert "evaluation(s) of the trajectory failed" in err
+    assert "the first: RuntimeError: the objective is not ready; fix it and run again with " \
+        "--retry-failed" in err  # fmt: skip
+    (tmp_path / "fixed").write_text("")
+    assert main(argv) == 0  # the finished descent is as it was, and says so again
+    assert "failed" in capsys.readouterr().err
+    assert main([*argv, "--retry-failed"]) == 0
+    assert "failed" not in capsys.readouterr().err
+    summary = read_summary(run / "summary.json")["trajectory"]
+    assert math.isfinite(summary["objective_best"]) and summary["epochs"] == 2
