@@ -166,11 +166,9 @@ def supernet_run(
     def write_tables(history: Sequence[Any]) -> bool:
         """history.csv and multinomials.csv: with every checkpoint, so that an interrupted
         run can be looked at, and once more at the end; whether either changed."""
+        rows = multinomial_rows(history, config.ops)
         wrote = _write_text(run / "history.csv", _csv_text(HISTORY_COLUMNS, history_rows(history)))
-        return _write_text(
-            run / "multinomials.csv",
-            _csv_text(MULTINOMIAL_COLUMNS, multinomial_rows(history, config.ops)),
-        ) or wrote
+        return _write_text(run / "multinomials.csv", _csv_text(MULTINOMIAL_COLUMNS, rows)) or wrote
 
     result = train_supernet(config, dataset, checkpoint_path=run / "supernet.pt",
                             progress=progress, on_checkpoint=write_tables)  # fmt: skip
@@ -231,8 +229,9 @@ def _rank(run: Path, supernet: Any, config: Any, top_k: int, rows: int | None,
     if rows is not None:
         frame = frame.groupby("cell", sort=False).head(rows)  # sorted by rank within a cell
     _write_text(run / "ranking.csv", frame.to_csv(index=False, lineterminator="\n"))
-    _write_text(run / "joint_topk.csv", ranking.top_k(top_k).to_csv(index=False,
-                                                                    lineterminator="\n"))
+    _write_text(
+        run / "joint_topk.csv", ranking.top_k(top_k).to_csv(index=False, lineterminator="\n")
+    )
     return ranking
 
 

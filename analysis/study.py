@@ -456,9 +456,7 @@ class StudyResult:
     seconds: float
 
 
-def check_study_run(
-    run: Path, validation: Any, search: Any, jobs: Sequence[str] = JOBS
-) -> None:
+def check_study_run(run: Path, validation: Any, search: Any, jobs: Sequence[str] = JOBS) -> None:
     """Refuse, before anything is written, a study whose jobs cannot run in ``run``: the
     supernet's ``config.json``, and each job's config in the run's store, must be the ones
     asked for (or absent), and the space enumerable."""

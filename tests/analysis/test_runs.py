@@ -86,8 +86,10 @@ def test_the_whole_ranking_is_binary_and_the_csv_holds_its_top(tmp_path):
                                   check_dtype=False)  # fmt: skip
     loaded = load_ranking(run)
     pd.testing.assert_frame_equal(loaded.frame(), full)
-    np.testing.assert_array_equal(loaded.architecture_scores(np.array([[0, 1], [2, 3]])),
-                                  done.ranking.architecture_scores(np.array([[0, 1], [2, 3]])))
+    np.testing.assert_array_equal(
+        loaded.architecture_scores(np.array([[0, 1], [2, 3]])),
+        done.ranking.architecture_scores(np.array([[0, 1], [2, 3]])),
+    )
     supernet_run(run, _config(epochs=1), progress=False, ranking_rows=None)  # asked: all
     assert len(pd.read_csv(run / "ranking.csv")) == len(full)
     enumerate_space(5).save(run / "space.npz")  # another space
