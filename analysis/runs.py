@@ -140,7 +140,7 @@ def supernet_run(
     they would be rewritten with are left alone."""
     from analysis.plots import plot_multinomial_history, plot_multinomials
     from dagspace.checks import check_int
-    from surrogate.device import resolve_device
+    from surrogate.device import resolve_device, training_threads
     from surrogate.errors import ConfigError
     from surrogate.training import (
         HISTORY_COLUMNS,
@@ -170,10 +170,13 @@ def supernet_run(
         wrote = _write_text(run / "history.csv", _csv_text(HISTORY_COLUMNS, history_rows(history)))
         return _write_text(run / "multinomials.csv", _csv_text(MULTINOMIAL_COLUMNS, rows)) or wrote
 
-    result = train_supernet(config, dataset, checkpoint_path=run / "supernet.pt",
-                            progress=progress, on_checkpoint=write_tables)  # fmt: skip
+    with training_threads(device) as threads:
+        result = train_supernet(config, dataset, checkpoint_path=run / "supernet.pt",
+                                progress=progress, on_checkpoint=write_tables)  # fmt: skip
     history = result.history
     changed = write_tables(history) or result.resumed_epochs < len(history)
+    if changed or "supernet" not in _summary_sections(run):
+        update_summary(run, "supernet", _supernet_section(run, result, threads))
     if changed or not (run / "multinomials.png").exists():
         plot_multinomials(
             result.final.op_probabilities,
@@ -186,6 +189,29 @@ def supernet_run(
         plot_multinomial_history(history, run / "multinomial_history.png", config.ops)
     ranking = _rank(run, result.supernet, config, top_k, ranking_rows, changed)
     return SupernetRun(result, ranking, run, dataset)
+
+
+def _summary_sections(run: Path) -> dict[str, Any]:
+    try:
+        return read_summary(run / "summary.json")
+    except (OSError, ValueError):
+        return {}
+
+
+def _supernet_section(run: Path, result: Any, threads: int | None) -> dict[str, Any]:
+    """The ``supernet`` section of ``summary.json``: epochs, time, and where and with how many
+    intra-op threads each session trained (a supernet's numbers depend on both)."""
+    sessions = list(_summary_sections(run).get("supernet", {}).get("sessions", []))
+    if result.resumed_epochs < len(result.history):
+        sessions.append({"epochs": [result.resumed_epochs + 1, len(result.history)],
+                         "device": str(result.device), "threads": threads,
+                         "seconds": round(result.seconds, 2)})  # fmt: skip
+    return {
+        "epochs": len(result.history),
+        "train_seconds": round(result.train_seconds, 2),
+        "threads": threads,
+        "sessions": sessions,
+    }
 
 
 def _stored_config(run: Path) -> Any:

@@ -50,7 +50,8 @@ from analysis.rundir import job
 from analysis.runs import update_summary
 from analysis.stats import mann_whitney, summarize
 from dagspace.io import atomic_write
-from dagspace.strategies.registry import STRATEGIES, are_strategy_names
+from dagspace.strategies.base import StrategyError
+from dagspace.strategies.registry import STRATEGIES, are_strategy_names, check_options
 
 __all__ = [
     "BUDGET_MODES",
@@ -125,6 +126,10 @@ class SearchConfig:
         for name in ("fd", "bayes"):
             if not isinstance(getattr(self, name), dict):
                 fail(name, "a mapping of strategy options")
+            try:  # an unknown option is refused now, not when the strategy is first built
+                check_options(name, getattr(self, name))
+            except StrategyError as err:
+                raise SearchConfigError(f"[search.{name}] {err}") from None
 
     def to_dict(self) -> dict[str, Any]:
         out = {f.name: getattr(self, f.name) for f in fields(self)}

@@ -368,7 +368,6 @@ _COMMENTS: dict[str, dict[str, str]] = {
     },
     "search": {
         "objective": "surrogate, supernet, standalone, or module:function (your own)",
-        "methods": "subset of fd, random, bayes",
         "budget": "evaluations per method and repeat",
         "budget_mode": "evaluations (equal counts) or compute (equal wall time)",
         "epochs": "finite-difference descent epochs of the trajectory job",
@@ -434,10 +433,14 @@ def _toml_table(name: str, values: Mapping[str, Any], comments: Mapping[str, str
 
 def study_toml(study: StudyConfig) -> str:
     """A complete, commented TOML of ``study`` that :func:`load_study` reads back to it."""
+    from dagspace.strategies.registry import STRATEGIES
+
     data = study.to_dict()
+    methods = {"methods": f"subset of {', '.join(STRATEGIES)}"}
+    comments = {**_COMMENTS, "search": {**_COMMENTS["search"], **methods}}
     lines = [_HEADER.rstrip(), "", f"preset = {_toml_value(study.preset)}"]
     for section in SECTIONS:
-        lines += ["", *_toml_table(section, data[section], _COMMENTS.get(section, {}))]
+        lines += ["", *_toml_table(section, data[section], comments.get(section, {}))]
     return "\n".join(lines) + "\n"
 
 

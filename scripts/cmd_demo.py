@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from scripts.study_args import add_study_arguments, run_path, study_from_args
+from scripts.study_args import add_study_arguments, check_rankable, run_path, study_from_args
 
 __all__ = ["register"]
 
@@ -35,6 +35,7 @@ def run(args: argparse.Namespace) -> int:
     from analysis.demo import run_demo
 
     study = study_from_args(args, {}, {}, demo=True)  # the demo's space and smaller validation
+    check_rankable(study, args, "demo")
     result = run_demo(
         args.run,
         preset=study.preset,

@@ -8,7 +8,7 @@ from pathlib import Path
 from typing import Any
 
 from scripts.executor_args import add_executor_arguments, executor_from_args
-from scripts.study_args import add_study_arguments, run_path, study_from_args
+from scripts.study_args import add_study_arguments, check_rankable, run_path, study_from_args
 
 __all__ = ["register"]
 
@@ -78,14 +78,25 @@ _SEARCH_FLAGS = {"objective": "--objective", "seed": "--seed", "epochs": "--epoc
 
 def search_config(args: argparse.Namespace) -> Any:
     """The :class:`analysis.search.SearchConfig` of the study the arguments resolve to."""
+    from surrogate.errors import ConfigError
+
+    given = [flag for flag, dest in (("--features", "features"), ("--space", "space_file"))
+             if getattr(args, dest, None) is not None]  # fmt: skip
+    if given:
+        raise ConfigError(
+            f"{' and '.join(given)} applies to tabular objectives only (--objective "
+            f"tabular:FILE); got --objective {args.objective or 'surrogate (the default)'}."
+        )
     search = {
         name: getattr(args, name, None)
         for name in ("objective", "seed", "epochs", "budget", "budget_mode", "repeats", "top_k")
     }
-    if getattr(args, "methods", None):
+    if getattr(args, "methods", None) is not None:
         search["methods"] = tuple(m.strip() for m in args.methods.split(",") if m.strip())
     overrides = {"search": search, "supernet": {"vertices": args.vertices}}
-    return study_from_args(args, overrides, _SEARCH_FLAGS).search_config()
+    study = study_from_args(args, overrides, _SEARCH_FLAGS)
+    check_rankable(study, args, args.command_name)
+    return study.search_config()
 
 
 def run_trajectory_command(args: argparse.Namespace) -> int:

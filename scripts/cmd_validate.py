@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 
 from scripts.executor_args import add_executor_arguments, executor_from_args
-from scripts.study_args import add_study_arguments, run_path, study_from_args
+from scripts.study_args import add_study_arguments, check_rankable, run_path, study_from_args
 
 __all__ = ["register"]
 
@@ -90,6 +90,7 @@ def run(args: argparse.Namespace) -> int:
             "estimators": "--estimators",
         },
     )
+    check_rankable(study, args, "validate")
     config = study.validation_config()
     executor = executor_from_args(args)
     with executor:
@@ -108,6 +109,8 @@ def run(args: argparse.Namespace) -> int:
         c = s.ceiling.seed_vs_rest
         print(f"  noise ceiling (one seed vs the rest): Kendall tau {c.value:.3f} "
               f"[{c.low:.3f}, {c.high:.3f}]")  # fmt: skip
+    else:
+        print("  no noise ceiling: one training seed (--seeds 0,1 or more give one)")
     for name, f in s.estimators.items():
         t, d = f.kendall, f.vs_params
         versus = "" if name == "params" else f"  vs params {d.value:+.3f} (p {d.p_value:.3f})"

@@ -17,7 +17,14 @@ from typing import Any
 
 from surrogate.presets import PRESET_NAMES
 
-__all__ = ["add_study_arguments", "flags_named", "positive_int", "run_path", "study_from_args"]
+__all__ = [
+    "add_study_arguments",
+    "check_rankable",
+    "flags_named",
+    "positive_int",
+    "run_path",
+    "study_from_args",
+]
 
 
 def run_path(text: str) -> Path:
@@ -54,7 +61,8 @@ def rename_to_flag(err: Exception, flags: Mapping[str, str]) -> Exception | None
     match = _SUBJECT.match(text)
     if match is None or match["key"] not in flags:
         return None
-    return type(err)(f"{flags[match['key']]} must be {text[match.end() :]}")
+    rest = text[match.end() :].replace(" or None;", " (or left out);")  # a flag is left out
+    return type(err)(f"{flags[match['key']]} must be {rest}")
 
 
 @contextlib.contextmanager
@@ -133,6 +141,27 @@ def check_dataset_flag(name: str | None) -> None:
     raise DatasetError(
         f"--dataset must be one of {', '.join(DATASETS)}, npz:PATH or a path ending in .npz; "
         f"got {name!r}."
+    )
+
+
+def check_rankable(study: Any, args: argparse.Namespace, job: str) -> None:
+    """Refuse, before anything runs, a study whose space is too large to enumerate (search and
+    validation rank it), naming where its vertices were set."""
+    from dagspace.enumeration import MAX_ENUMERATION_VERTICES
+    from surrogate.errors import ConfigError
+
+    vertices = study.supernet.vertices
+    if vertices <= MAX_ENUMERATION_VERTICES:
+        return
+    if getattr(args, "vertices", None) is not None:
+        source = f"--vertices {vertices}"
+    elif getattr(args, "config", None) is not None:
+        source = f"{args.config}: [supernet] vertices = {vertices}"
+    else:
+        source = f"the {study.preset} preset's vertices = {vertices}"
+    raise ConfigError(
+        f"{job} ranks the whole space, which needs at most {MAX_ENUMERATION_VERTICES} vertices "
+        f"to be enumerated; got {source}."
     )
 
 

@@ -184,6 +184,7 @@ def test_compare_and_trajectory_on_a_tabular_objective(tmp_path: Path, capsys) -
     assert (run / "tabular_compare.png").read_bytes()[:8] == PNG
     assert main(["trajectory", *argv, "--epochs", "3"]) == 0
     assert json.loads((run / "summary.json").read_text())["trajectory"]["epochs"] <= 3
+    assert pd.read_csv(run / "trajectories.csv")["epoch"].min() == 1  # counted from 1
     (run / "tabular_compare.png").unlink()
     assert main(["plot", str(run)]) == 0 and (run / "tabular_compare.png").exists()
     assert main(["report", str(run)]) == 0
@@ -210,6 +211,10 @@ def test_analyze_features_reports_every_encoding(tmp_path: Path, capsys) -> None
     assert all(f"{e}:" in out for e in ("seed", "op_aware", "one_hot"))
     premise = json.loads((run / "summary.json").read_text())["premise"]
     assert premise["encodings"]["one_hot"]["variance_share"] == pytest.approx(1.0)
+    assert (run / "premise.png").read_bytes()[:8] == PNG
+    (run / "premise.png").unlink()  # issue 20, item 13: `plot` redraws it from the run
+    assert main(["plot", str(run)]) == 0
+    assert str(run / "premise.png") in capsys.readouterr().out
     assert (run / "premise.png").read_bytes()[:8] == PNG
 
 

@@ -83,6 +83,11 @@ def test_resolution_order_defaults_preset_file_flags(tmp_path):
         ("preset = 3\n", StudyConfigError, r"'preset' must be a string; got 3"),
         ('preset = "huge"\n', StudyConfigError, r"Unknown preset 'huge'; expected one of"),
         ("x = [\n", StudyConfigError, r"Cannot parse the study config"),
+        (  # issue 20, item 13: an unknown strategy option passed `config show`
+            "[search.fd]\nbogus = 1\n",
+            StudyConfigError,
+            r"s\.toml: \[search\.fd\] Unknown option\(s\) \['bogus'\] for the 'fd' strategy",
+        ),
     ],
 )
 def test_bad_study_files_raise_typed_errors(tmp_path, text, error, match):
@@ -90,6 +95,16 @@ def test_bad_study_files_raise_typed_errors(tmp_path, text, error, match):
     path.write_text(text)
     with pytest.raises(error, match=match):
         resolve_study(config=path)
+
+
+def test_config_show_names_every_method_and_refuses_a_bogus_option(tmp_path, capsys):
+    from dagspace.strategies.registry import STRATEGIES
+
+    assert main(["config", "show"]) == 0
+    assert f"# subset of {', '.join(STRATEGIES)}\nmethods = " in capsys.readouterr().out
+    (tmp_path / "s.toml").write_text("[search.bayes]\nbogus = 1\n")
+    assert main(["config", "show", "--config", str(tmp_path / "s.toml")]) == 2
+    assert "[search.bayes] Unknown option(s) ['bogus']" in capsys.readouterr().err
 
 
 def test_study_file_must_be_toml(tmp_path):
