@@ -79,6 +79,7 @@ def test_the_whole_ranking_is_binary_and_the_csv_holds_its_top(tmp_path):
 
     run = tmp_path / "run"
     done = supernet_run(run, _config(epochs=1), progress=False, ranking_rows=5)
+    _check_threads_recorded(run)
     top = pd.read_csv(run / "ranking.csv")
     assert top.groupby("cell").size().tolist() == [5, 5]
     full = done.ranking.frame()
@@ -95,3 +96,36 @@ def test_the_whole_ranking_is_binary_and_the_csv_holds_its_top(tmp_path):
     enumerate_space(5).save(run / "space.npz")  # another space
     with pytest.raises(RunDamagedError, match="ranks another space"):
         load_ranking(run)
+
+
+def _check_threads_recorded(run):
+    """Issue 20, item 10: the run records the thread count its supernet trained at."""
+    from analysis.runs import read_summary
+    from surrogate.device import CPU_TRAINING_THREADS
+
+    section = read_summary(run / "summary.json")["supernet"]
+    assert section["threads"] == CPU_TRAINING_THREADS
+    assert section["sessions"] == [{"epochs": [1, 1], "device": "cpu", "threads": 1,
+                                    "seconds": section["sessions"][0]["seconds"]}]  # fmt: skip
+
+
+def test_the_supernet_trains_at_one_thread_whatever_the_process_has(tmp_path, monkeypatch):
+    import torch
+
+    from surrogate import training
+
+    seen = []
+    run_epoch = training.SupernetTrainer.run_epoch
+
+    def spy(self, epoch, **kwargs):
+        seen.append(torch.get_num_threads())
+        return run_epoch(self, epoch, **kwargs)
+
+    monkeypatch.setattr(training.SupernetTrainer, "run_epoch", spy)
+    before = torch.get_num_threads()
+    torch.set_num_threads(2)
+    try:
+        supernet_run(tmp_path / "run", _config(epochs=2), progress=False)
+        assert seen == [1, 1] and torch.get_num_threads() == 2  # restored
+    finally:
+        torch.set_num_threads(before)
