@@ -164,7 +164,7 @@ def _describe(info: dict[str, Any] | None) -> str:
     if info is None:
         return "another job (it has not yet said which)"
     return (
-        f"`dagrank {info.get('job', '?')}` (pid {info.get('pid', '?')} on host "
+        f"`{info.get('job', '?')}` (pid {info.get('pid', '?')} on host "
         f"{info.get('host', '?')}, since {info.get('since', '?')})"
     )
 
@@ -250,8 +250,8 @@ def _undo(run: Path, made: list[Path]) -> None:
 
 @contextlib.contextmanager
 def hold(run: str | os.PathLike[str], job: str) -> Iterator[Path]:
-    """Hold the run directory ``run`` for ``job`` (a subcommand's name, for messages) while
-    the block runs; see the module docstring.
+    """Hold the run directory ``run`` while the block runs, for ``job`` (its name in messages:
+    ``"dagrank compare"``); see the module docstring.
 
     Raises:
         RunDirectoryError: ``run`` is empty or a file.

@@ -121,7 +121,7 @@ def test_the_job_decorator_holds_the_run(tmp_path):
 _HOLDER = """
 import sys, time
 from analysis.rundir import hold
-with hold(sys.argv[1], "compare"):
+with hold(sys.argv[1], "dagrank compare"):
     print("held", flush=True)
     time.sleep(60)
 """

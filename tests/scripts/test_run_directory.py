@@ -57,7 +57,7 @@ def test_an_empty_run_name_is_refused(command, capsys):
 _HOLDER = """
 import sys, time
 from analysis.rundir import hold
-with hold(sys.argv[1], "compare"):
+with hold(sys.argv[1], "dagrank compare"):
     print("held", flush=True)
     time.sleep(60)
 """
