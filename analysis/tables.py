@@ -126,8 +126,8 @@ def read_table(path: str | os.PathLike, format: str | None = None) -> pd.DataFra
     fmt = format or _FORMATS.get(path.suffix.lower())
     if fmt not in ("csv", "json", "parquet"):
         raise TableFormatError(
-            f"A results table must be .csv, .json or .parquet (or pass format=); got {path.name!r}"
-            f" (format {format!r})."
+            f"A results table must be a .csv, .json or .parquet file (from Python, load_table's "
+            f"format names the format of another suffix); got {path.name!r} (format {format!r})."
         )
     if not path.is_file():
         raise TableError(f"No results table at {path}.")

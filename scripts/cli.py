@@ -9,11 +9,12 @@ status 2; nothing else is caught, so a real bug still shows its traceback.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import importlib
 import logging
 import sys
 import warnings
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from pathlib import Path
 
 from dagspace.errors import DagrankError
@@ -104,16 +105,24 @@ class _Formatter(logging.Formatter):
         return f"dagrank {self.command}: {level}{text}"
 
 
-def _logging(command: str, verbose: int | None, quiet: bool | None) -> logging.Handler:
-    """The ``dagrank`` logger to stderr: INFO by default, DEBUG with -v, WARNING with -q."""
+@contextlib.contextmanager
+def _logging(command: str, verbose: int | None, quiet: bool | None) -> Iterator[None]:
+    """The ``dagrank`` logger to stderr while a command runs (INFO by default, DEBUG with -v,
+    WARNING with -q); as it was afterwards."""
     level = logging.WARNING if quiet else logging.DEBUG if verbose else logging.INFO
     handler = logging.StreamHandler(sys.stderr)
     handler.setFormatter(_Formatter(command))
     logger = logging.getLogger("dagrank")
+    before = logger.level, logger.propagate
     logger.addHandler(handler)
     logger.setLevel(level)
     logger.propagate = False
-    return handler
+    try:
+        yield
+    finally:
+        logger.removeHandler(handler)
+        logger.setLevel(before[0])
+        logger.propagate = before[1]
 
 
 def _one_line_warnings(command: str) -> object:
@@ -165,20 +174,18 @@ def main(argv: Sequence[str] | None = None) -> int:
         _subparser(parser, command).error(f"unrecognized arguments: {' '.join(unknown)}")
     if hasattr(args, "no_progress") and (args.quiet or not _on_terminal()):
         args.no_progress = True  # progress bars only where someone watches
-    handler = _logging(command, args.verbose, args.quiet)
-    try:
-        with warnings.catch_warnings():
-            warnings.showwarning = _one_line_warnings(command)
-            return int(args.handler(args) or 0)
-    except USER_ERRORS as err:
-        message = " ".join(str(err).split())  # one line, whatever the message held
-        print(f"dagrank {command}: error: {message}", file=sys.stderr)
-        return 2
-    except KeyboardInterrupt:
-        print(f"dagrank {command}: interrupted; what was stored is kept.", file=sys.stderr)
-        return 130
-    finally:
-        logging.getLogger("dagrank").removeHandler(handler)
+    with _logging(command, args.verbose, args.quiet):
+        try:
+            with warnings.catch_warnings():
+                warnings.showwarning = _one_line_warnings(command)
+                return int(args.handler(args) or 0)
+        except USER_ERRORS as err:
+            message = " ".join(str(err).split())  # one line, whatever the message held
+            print(f"dagrank {command}: error: {message}", file=sys.stderr)
+            return 2
+        except KeyboardInterrupt:
+            print(f"dagrank {command}: interrupted; what was stored is kept.", file=sys.stderr)
+            return 130
 
 
 def _on_terminal() -> bool:
