@@ -44,6 +44,7 @@ __all__ = [
     "read_summary",
     "register_job",
     "run_identity",
+    "save_ranking",
     "set_aside",
     "supernet_run",
     "update_summary",
@@ -125,7 +126,7 @@ def _extends_finished(run: Path, existing: Any, config: Any) -> bool:
     return extends(existing, config, done)
 
 
-@job("supernet train")
+@job("dagrank supernet train")
 def supernet_run(
     run: Path,
     config: Any,
@@ -416,5 +417,5 @@ def update_summary(run: Path, section: str, data: dict[str, Any]) -> Path:
             path.replace(path.with_suffix(".json.unreadable"))
     current[section] = data
     with atomic_write(path) as handle:
-        json.dump(_strict(current), handle, indent=2, allow_nan=False)
+        json.dump(_strict(current), handle, indent=2, allow_nan=False, default=float)
     return path
