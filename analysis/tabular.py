@@ -206,7 +206,7 @@ def _check_values(results: TabularResults, column: str, values: np.ndarray,
     import logging
 
     finite = values[np.isfinite(values)]
-    if maximise and finite.size and finite.max() > 1:
+    if maximise and finite.size and finite.max() > 1.5:  # no accuracy is; a percentage is
         raise TableError(
             f"The column {column!r} of {results.source} holds accuracies above 1 (up to "
             f"{finite.max():.4g}): in percent? A tabular objective searches accuracies in "

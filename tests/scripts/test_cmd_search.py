@@ -118,7 +118,7 @@ def test_demo_smoke_runs_every_job_and_writes_the_report(
     out = capsys.readouterr().out
     assert "report:" in out and str(run / "report.md") in out
     summary = json.loads((run / "summary.json").read_text())
-    assert set(summary) == {"validate", "trajectory", "compare"}
+    assert set(summary) == {"supernet", "validate", "trajectory", "compare"}
     report = (run / "report.md").read_text()
     for image in ("space6.png", "validation.png", "trajectory.png", "compare.png"):
         assert f"({image})" in report and (run / image).read_bytes()[:8] == PNG

@@ -10,6 +10,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from analysis.search import SearchConfigError
 from analysis.study import (
     StudyConfigError,
     load_study,
@@ -85,7 +86,7 @@ def test_resolution_order_defaults_preset_file_flags(tmp_path):
         ("x = [\n", StudyConfigError, r"Cannot parse the study config"),
         (  # issue 20, item 13: an unknown strategy option passed `config show`
             "[search.fd]\nbogus = 1\n",
-            StudyConfigError,
+            SearchConfigError,
             r"s\.toml: \[search\.fd\] Unknown option\(s\) \['bogus'\] for the 'fd' strategy",
         ),
     ],
@@ -211,6 +212,6 @@ def test_run_study_from_python_like_the_cli(tmp_path, own_npz):
                        progress=False)  # fmt: skip
     assert result.report.exists() and result.validation.summary.n >= 1
     summary = json.loads((tmp_path / "run" / "summary.json").read_text())
-    assert set(summary) == {"validate", "trajectory", "compare"}
+    assert set(summary) == {"supernet", "validate", "trajectory", "compare"}
     with pytest.raises(StudyConfigError, match=r"jobs of a study must be some of"):
         run_study(tmp_path / "run", study, jobs=("train",))
