@@ -311,12 +311,16 @@ def _now() -> str:
 
 
 def job(name: str) -> Callable[[_F], _F]:
-    """Decorate a job whose first argument is its run directory: it runs holding it."""
+    """Decorate a job whose first argument is its run directory: it runs holding it, at the
+    jobs' intra-op thread count (:func:`surrogate.device.job_threads`: a run's numbers do not
+    depend on the machine's cores)."""
 
     def decorate(fn: _F) -> _F:
         @functools.wraps(fn)
         def wrapper(run: str | os.PathLike[str], *args: Any, **kwargs: Any) -> Any:
-            with hold(run, name) as path:
+            from surrogate.device import job_threads
+
+            with hold(run, name) as path, job_threads():
                 return fn(path, *args, **kwargs)
 
         return wrapper  # type: ignore[return-value]

@@ -21,6 +21,7 @@ __all__ = [
     "available_devices",
     "cpu_count",
     "derive_seeds",
+    "job_threads",
     "resolve_device",
     "torch_generator",
     "training_threads",
@@ -149,16 +150,24 @@ def cpu_count() -> int:
 
 
 @contextlib.contextmanager
-def training_threads(device: torch.device | str) -> Iterator[int | None]:
-    """Torch's intra-op threads set to :data:`CPU_TRAINING_THREADS` while a job trains on the
-    CPU (restored after); left alone on a GPU. Yields the count trained with (``None``: left
-    alone)."""
-    if torch.device(device).type != "cpu":
-        yield None
-        return
+def job_threads() -> Iterator[int]:
+    """Torch's intra-op threads set to :data:`CPU_TRAINING_THREADS` while a job runs (every
+    job does: its supernet, estimators and pseudo environment train and score small networks
+    in its process), restored after. Yields the count."""
     before = torch.get_num_threads()
     torch.set_num_threads(CPU_TRAINING_THREADS)
     try:
         yield CPU_TRAINING_THREADS
     finally:
         torch.set_num_threads(before)
+
+
+@contextlib.contextmanager
+def training_threads(device: torch.device | str) -> Iterator[int | None]:
+    """:func:`job_threads` while a job trains on the CPU; left alone on a GPU. Yields the
+    count trained with (``None``: left alone)."""
+    if torch.device(device).type != "cpu":
+        yield None
+        return
+    with job_threads() as threads:
+        yield threads

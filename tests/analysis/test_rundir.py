@@ -108,13 +108,22 @@ def test_a_process_holds_its_run_again_and_releases_it_once(tmp_path):
 
 
 def test_the_job_decorator_holds_the_run(tmp_path):
+    import torch
+
     @job("compare")
     def work(run, value):
         assert holder(run)["job"] == "compare"
+        assert torch.get_num_threads() == 1  # the jobs' thread count, whatever the process's
         (run / "out.csv").write_text(str(value))
         return value
 
-    assert work(tmp_path / "run", 3) == 3
+    before = torch.get_num_threads()
+    torch.set_num_threads(2)
+    try:
+        assert work(tmp_path / "run", 3) == 3
+        assert torch.get_num_threads() == 2  # restored
+    finally:
+        torch.set_num_threads(before)
     assert not (tmp_path / "run" / LOCK).exists()
 
 
