@@ -16,6 +16,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from analysis.rundir import job
+
 __all__ = ["DemoResult", "run_demo"]
 
 
@@ -28,6 +30,7 @@ class DemoResult:
     seconds: float
 
 
+@job("dagrank demo")
 def run_demo(
     run: str | os.PathLike,
     *,
@@ -44,25 +47,25 @@ def run_demo(
     import logging
 
     from analysis.space_plot import plot_space
-    from analysis.study import study_preset
+    from analysis.study import check_study_run, study_preset
     from dagspace import Space, enumerate_space
 
     log = log or logging.getLogger("dagrank").info
     start = time.perf_counter()
     run = Path(run)
-    run.mkdir(parents=True, exist_ok=True)
+    if study is None:  # the demo's own scale: a smaller validation than `dagrank validate`
+        study = study_preset(preset, demo=True)
+    validation, search = study.validation_config(), study.search_config()
+    check_study_run(run, validation, search)  # every job's config, before anything is written
     space_path = run / "space6.npz"
     if space_path.exists():
         space6 = Space.load(space_path)
     else:
         space6 = enumerate_space(6)
         space6.save(space_path)
-    plot_space(space6, run / "space6.png")
+    if not (run / "space6.png").exists():
+        plot_space(space6, run / "space6.png")
     log(f"[demo] 6-vertex DAG space: {len(space6)} cells -> {space_path}")
-
-    if study is None:  # the demo's own scale: a smaller validation than `dagrank validate`
-        study = study_preset(preset, demo=True)
-    validation, search = study.validation_config(), study.search_config()
     supernet = study.supernet
 
     from analysis.evaluation import default_executor

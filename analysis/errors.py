@@ -6,11 +6,14 @@ from dagspace.errors import DagrankError
 
 __all__ = [
     "AnalysisError",
+    "ForeignDirectoryError",
     "PlotFormatError",
     "RecordNotFoundError",
+    "RunBusyError",
     "RunConflictError",
     "RunDamagedError",
     "RunDamagedWarning",
+    "RunDirectoryError",
     "StoreCorruptError",
     "StoreError",
     "StoreRecoveredWarning",
@@ -24,6 +27,18 @@ class AnalysisError(DagrankError):
 
 class PlotFormatError(AnalysisError, ValueError):
     """A plot was asked for in a file format (suffix) or at a resolution it cannot be drawn in."""
+
+
+class RunDirectoryError(AnalysisError):
+    """A job cannot have this run directory (see :mod:`analysis.rundir`)."""
+
+
+class ForeignDirectoryError(RunDirectoryError, FileExistsError):
+    """The directory holds files that no dagrank job wrote (and no ``.dagrank-run`` marker)."""
+
+
+class RunBusyError(RunDirectoryError):
+    """Another job holds the run directory."""
 
 
 class RunDamagedError(AnalysisError, ValueError):

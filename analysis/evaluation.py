@@ -148,17 +148,19 @@ def make_job_executor(
     candidates stacked in one process) or ``ray`` (a cluster at ``address``, or a local one;
     ``gpus_per_candidate`` GPUs reserved per candidate, ``"auto"``: a quarter of one where the
     cluster has GPUs)."""
+    from surrogate.device import CPU_TRAINING_THREADS
     from surrogate.executors import make_executor
 
     if kind == "local" and workers is None:
         return default_executor(device)
-    if kind == "local":
+    if kind == "local":  # the jobs' thread count, not the machine's cores / workers
         devices = None if device in (None, "auto") else [device]
-        return make_executor("local", workers=workers, devices=devices)
+        return make_executor("local", workers=workers, devices=devices,
+                             threads_per_worker=CPU_TRAINING_THREADS)  # fmt: skip
     if kind == "batched":
         from surrogate.batched import BatchedExecutor
 
-        return BatchedExecutor(batch_size=batch_size,
+        return BatchedExecutor(batch_size=batch_size, threads=CPU_TRAINING_THREADS,
                                device="cpu" if device in (None, "auto") else device)  # fmt: skip
     options: dict[str, Any] = {"num_gpus_per_task": gpus_per_candidate}
     if address:

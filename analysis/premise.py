@@ -39,6 +39,7 @@ import numpy as np
 import pandas as pd
 
 from analysis.errors import AnalysisError
+from analysis.rundir import job
 from dagspace import DEFAULT_FEATURES, Space
 from dagspace.op_features import OP_AWARE_FEATURES
 from dagspace.random import SeedLike, check_random_state
@@ -48,6 +49,7 @@ __all__ = [
     "PremiseError",
     "encode",
     "gp_holdout",
+    "premise_points",
     "run_premise",
     "variance_share",
 ]
@@ -162,22 +164,31 @@ class PremiseResult:
     run_dir: Path
 
 
+def premise_points(run: Path, config: Any) -> tuple[Space, np.ndarray, Any]:
+    """The table's cells with a finite value (a space), their values ``(N,)`` and the
+    objective (:class:`analysis.tabular.TabularObjective`), from the run's cached space."""
+    from analysis.tabular import open_table
+
+    _, objective = open_table(run, config)
+    space, y = objective.results.space, objective.for_repeat(0).accuracy_  # @sample: one draw
+    keep = np.isfinite(y)
+    if not keep.all():
+        space, y = space.subset(np.flatnonzero(keep)), y[keep]
+    return space, y, objective
+
+
+@job("dagrank analyze features")
 def run_premise(run: str | os.PathLike, config: Any, *, train: int = 500, test: int = 2000,
                 encodings: tuple[str, ...] = ENCODINGS) -> PremiseResult:  # fmt: skip
     """Measure every encoding on the table of ``config`` (an
     :class:`analysis.tabular.TabularConfig`); writes ``premise.csv``, ``premise.png`` and the
     ``premise`` section of ``summary.json``."""
     from analysis.runs import update_summary
-    from analysis.tabular import open_table
     from analysis.tabular_plots import plot_premise
     from dagspace.io import atomic_write
 
     run = Path(run)
-    _, objective = open_table(run, config)
-    space, y = objective.results.space, objective.for_repeat(0).accuracy_  # @sample: one draw
-    keep = np.isfinite(y)
-    if not keep.all():
-        space, y = space.subset(np.flatnonzero(keep)), y[keep]
+    space, y, objective = premise_points(run, config)
     trimmed = y >= np.quantile(y, 0.01)
     rows = []
     for encoding in encodings:
@@ -200,6 +211,7 @@ def run_premise(run: str | os.PathLike, config: Any, *, train: int = 500, test: 
         "seed_features": list(DEFAULT_FEATURES),
         "op_aware_features": list(OP_AWARE_FEATURES),
         "encodings": {r["encoding"]: {k: v for k, v in r.items() if k != "encoding"} for r in rows},
+        "config": config.to_dict(),  # what `dagrank plot` reopens the table with
     }
     plot_premise(space, y, run / "premise.png", column=objective.column)
     update_summary(run, "premise", report)

@@ -57,9 +57,11 @@ def _summary(run: Path) -> dict[str, Any]:
     path = run / "summary.json"
     if not path.exists():
         return {}
+    from analysis.runs import read_summary
+
     try:
         text = path.read_text(encoding="utf-8")
-        data = json.loads(text)
+        data = read_summary(path)
     except (UnicodeDecodeError, json.JSONDecodeError) as err:
         what = "is empty" if not text.strip() else f"is not readable JSON ({err})"
         raise RunDamagedError(f"{path} {what}; {_REBUILD}.") from None
@@ -235,6 +237,9 @@ def redraw_plots(run: str | os.PathLike, *, dpi: float = 110.0) -> list[Path]:
         curves = pd.read_csv(run / "tabular_curves.csv")
         written.append(plot_tabular_compare(curves, run / "tabular_compare.png", tabular,
                                             dpi=dpi))  # fmt: skip
+    premise = _summary(run).get("premise")
+    if premise is not None and (run / "premise.csv").exists():
+        written += _redraw_premise(run, premise, dpi)
     if (run / "space6.npz").exists():
         from analysis.space_plot import plot_space
         from dagspace import Space
@@ -243,10 +248,42 @@ def redraw_plots(run: str | os.PathLike, *, dpi: float = 110.0) -> list[Path]:
     return written
 
 
+def _redraw_premise(run: Path, section: dict[str, Any], dpi: float) -> list[Path]:
+    """``premise.png`` from the table the job read (its path is in the summary) over the run's
+    cached space; a warning, and nothing drawn, when either is gone (nothing is recomputed)."""
+    from analysis.tabular import TabularConfig, tabular_space_path
+
+    config = section.get("config")
+    if config is None:
+        return _not_redrawn("premise.png", "its summary predates what plot needs; run `dagrank "
+                            "analyze features` again")  # fmt: skip
+    config = TabularConfig(**{k: tuple(v) if isinstance(v, list) else v
+                              for k, v in config.items()})  # fmt: skip
+    cached = tabular_space_path(run, config.vertices, config.max_edges, config.space)
+    for path in (Path(config.table), cached):
+        if not path.exists():
+            return _not_redrawn("premise.png", f"{path} is gone")
+    from analysis.premise import premise_points
+    from analysis.tabular_plots import plot_premise
+
+    space, y, objective = premise_points(run, config)
+    return [plot_premise(space, y, run / "premise.png", column=objective.column, dpi=dpi)]
+
+
+def _not_redrawn(name: str, why: str) -> list[Path]:
+    warnings.warn(f"{name} was not redrawn: {why}.", RunDamagedWarning, stacklevel=3)
+    return []
+
+
 def _fmt(value: Any, digits: int = 3) -> str:
     if isinstance(value, float):
         return "nan" if not np.isfinite(value) else f"{value:.{digits}f}"
     return str(value)
+
+
+def _na(value: float, digits: int = 3) -> str:
+    """A figure that is not defined for this run (NaN) as ``n/a``."""
+    return "n/a" if not np.isfinite(value) else _fmt(float(value), digits)
 
 
 def _table(frame: pd.DataFrame) -> str:
@@ -337,8 +374,15 @@ def _validate_section(run: Path, section: dict[str, Any]) -> list[str]:
             versus += " | —"
         lines.append(f"| {name} | {_ci(f['kendall'])} | {_ci(f['spearman'])} | "
                      f"{_fmt(f['kendall_uniform']['value'])} | {_fmt(f['tau_over_ceiling'], 2)} | "
-                     f"{_fmt(f['precision_at_k'])} | {_fmt(f['regret_at_k'], 4)} | "
+                     f"{_na(f['precision_at_k'])} | {_na(f['regret_at_k'], 4)} | "
                      f"{versus} |")  # fmt: skip
+    if s["estimators"] and all(not np.isfinite(f["precision_at_k"])
+                               for f in s["estimators"].values()):  # fmt: skip
+        from analysis.validation import MIN_PER_K
+
+        lines += ["", f"precision@{k} and regret@{k} need at least {MIN_PER_K * k} architectures "
+                  f"({MIN_PER_K}k; below that the top-{k} is most of the sample); this run has "
+                  f"{s['n']}: n/a."]  # fmt: skip
     best = s["best"]
     p_best = s["estimators"][best]["vs_params"]["p_value"]
     verdict = ("distinguishable from" if best != "params" and p_best < 0.05

@@ -46,10 +46,12 @@ from analysis.objectives import (
     load_objective_function,
     record_cheap,
 )
+from analysis.rundir import job
 from analysis.runs import update_summary
 from analysis.stats import mann_whitney, summarize
 from dagspace.io import atomic_write
-from dagspace.strategies.registry import STRATEGIES, are_strategy_names
+from dagspace.strategies.base import StrategyError
+from dagspace.strategies.registry import STRATEGIES, are_strategy_names, check_options
 
 __all__ = [
     "BUDGET_MODES",
@@ -57,6 +59,7 @@ __all__ = [
     "SearchConfig",
     "SearchConfigError",
     "TrajectoryResult",
+    "check_search_job",
     "run_compare",
     "run_trajectory",
     "search_preset",
@@ -123,6 +126,10 @@ class SearchConfig:
         for name in ("fd", "bayes"):
             if not isinstance(getattr(self, name), dict):
                 fail(name, "a mapping of strategy options")
+            try:  # an unknown option is refused now, not when the strategy is first built
+                check_options(name, getattr(self, name))
+            except StrategyError as err:
+                raise SearchConfigError(f"[search.{name}] {err}") from None
 
     def to_dict(self) -> dict[str, Any]:
         out = {f.name: getattr(self, f.name) for f in fields(self)}
@@ -188,6 +195,24 @@ class _Context:
             self.executor.close()
 
 
+# a trajectory re-run with more epochs extends the descent; the device is not a run's identity
+_IGNORED = {"trajectory": ("epochs",)}
+
+
+def check_search_job(run: Path, config: SearchConfig, job: str) -> None:
+    """Refuse, before any training or write, a search job that cannot run in ``run``: a space
+    too large to enumerate, or another config than the one the run's store holds for ``job``."""
+    from analysis.runs import check_stored_job
+    from dagspace.enumeration import MAX_ENUMERATION_VERTICES
+
+    if config.supernet.vertices > MAX_ENUMERATION_VERTICES:
+        raise SearchConfigError(
+            f"Search needs an enumerable space (at most {MAX_ENUMERATION_VERTICES} vertices); "
+            f"the [supernet] config has vertices = {config.supernet.vertices}."
+        )
+    check_stored_job(run, job, config.to_dict(), ignore=_IGNORED.get(job, ()))
+
+
 def _open(run: str | os.PathLike, config: SearchConfig, job: str, executor: Any,
           progress: bool) -> _Context:  # fmt: skip
     from analysis.evaluation import default_executor
@@ -195,15 +220,10 @@ def _open(run: str | os.PathLike, config: SearchConfig, job: str, executor: Any,
     from analysis.runs import dataset_spec, register_job, supernet_run
 
     run = Path(run)
+    check_search_job(run, config, job)
     sn = supernet_run(run, config.supernet, progress=progress)
-    if sn.ranking is None:
-        raise SearchConfigError(
-            f"Search needs an enumerable space (at most 7 vertices); the supernet config has "
-            f"{config.supernet.vertices} vertices."
-        )
     store = SQLiteStore(run / "results.sqlite")
-    # a trajectory re-run with more epochs extends the descent; the device is not its identity
-    register_job(store, job, config.to_dict(), ignore=("epochs",) if job == "trajectory" else ())
+    register_job(store, job, config.to_dict(), ignore=_IGNORED.get(job, ()))
     own = executor is None
     executor = executor or default_executor(config.supernet.device)
     return _Context(run, config, sn, sn.ranking.space, store, dataset_spec(config.supernet),
@@ -248,6 +268,8 @@ def _drive(
     name = f"{ctx.job}/{method}/{repeat}"
     seconds, env_file = 0.0, None
     saved = ctx.store.get_state(name)
+    if saved is not None and ctx.retry_failed and failed_evaluations(ctx.store, ctx.job, method):
+        saved = None  # its path went through the failures: it starts over, from the store
     if saved is not None:
         state = json.loads(saved)
         strategy.load_state_dict(state["strategy"])
@@ -302,6 +324,33 @@ def _drive(
     return _Drive(strategy, objective, seconds)
 
 
+def failed_evaluations(store: Any, job: str, method: str | None = None) -> list[Any]:
+    """The evaluations of ``job`` (and ``method``) whose latest attempt failed, oldest first."""
+    from analysis.results import EvalStatus
+
+    latest = {r.key: r for r in store.records(run=job, method=method)}
+    return [r for r in latest.values() if r.status is EvalStatus.FAILED]
+
+
+def _say_failures(ctx: _Context, strategies: list[Any]) -> None:
+    """One warning line: how many of the evaluations the strategies went through failed, and
+    the first one's message."""
+    import logging
+
+    from dagspace.hashing import form_hash
+
+    hashes = ctx.space.hashes
+    lost = {form_hash("+".join(str(hashes[int(c)]) for c in arch))
+            for strategy in strategies for arch, value in strategy.history
+            if not np.isfinite(value)}  # fmt: skip
+    failed = [r for r in failed_evaluations(ctx.store, ctx.job) if r.arch_hash in lost]
+    if failed:
+        again = "" if ctx.retry_failed else "; fix it and run again with --retry-failed"
+        logging.getLogger("dagrank").warning(
+            "%d evaluation(s) of the %s failed (NaN to the search, stored in results.sqlite); "
+            "the first: %s%s", len(failed), ctx.job, failed[0].error, again)  # fmt: skip
+
+
 def _save_objective(ctx: _Context, objective: Any, name: str, count: int,
                     previous: str | None) -> str | None:  # fmt: skip
     """Save a stateful objective (the pseudo environment) under a new name per step, so the
@@ -340,20 +389,29 @@ class TrajectoryResult:
     run_dir: Path
 
 
+@job("dagrank trajectory")
 def run_trajectory(
-    run: str | os.PathLike, config: SearchConfig, *, progress: bool = True
+    run: str | os.PathLike,
+    config: SearchConfig,
+    *,
+    progress: bool = True,
+    retry_failed: bool = False,
 ) -> TrajectoryResult:
     """Finite-difference descent for ``config.epochs`` epochs over ``config.objective``; writes
-    ``trajectories.csv``, ``trajectory.png`` and the ``trajectory`` section of ``summary.json``."""
+    ``trajectories.csv``, ``trajectory.png`` and the ``trajectory`` section of ``summary.json``.
+    ``retry_failed``: a descent with failed evaluations starts over, evaluating them again
+    (and reusing every completed one from the store)."""
     from analysis.search_plots import plot_trajectories
 
     ctx = _open(run, config, "trajectory", None, progress)
+    ctx.retry_failed = retry_failed
     try:
         drive = _drive(ctx, "fd", 0, config.objective, stop=lambda s: s.epoch >= config.epochs)
         frame = trajectory_frame(drive.strategy)
         with atomic_write(ctx.run / "trajectories.csv", newline="") as handle:
             frame.to_csv(handle, index=False)
         plot_trajectories(frame, ctx.run / "trajectory.png", objective=config.objective)
+        _say_failures(ctx, [drive.strategy])
         report = _trajectory_report(frame, drive, config)
         report["surrogate_score"] = ctx.supernet_run.ranking.score
         update_summary(ctx.run, "trajectory", report)
@@ -401,6 +459,7 @@ def _top(history: list[tuple[Any, float]], k: int) -> list[tuple[tuple[int, ...]
     return out
 
 
+@job("dagrank compare")
 def run_compare(
     run: str | os.PathLike,
     config: SearchConfig,
@@ -437,6 +496,7 @@ def run_compare(
                     surrogate_seconds = ctx.supernet_run.result.train_seconds + drive.seconds
                 drives[(method, repeat)] = (drive, objective)
                 spent[(method, repeat)] = drive.seconds
+        _say_failures(ctx, [drive.strategy for drive, _ in drives.values()])
         frame = _train_top(ctx, drives)
         with atomic_write(ctx.run / top_k_filename(config.top_k), newline="") as handle:
             frame.to_csv(handle, index=False)

@@ -40,6 +40,7 @@ from pathlib import Path
 from typing import Any
 
 from analysis.errors import AnalysisError
+from analysis.rundir import job as hold_run
 from surrogate.presets import PRESET_NAMES, get_preset, plain
 
 __all__ = [
@@ -47,6 +48,7 @@ __all__ = [
     "StudyConfig",
     "StudyConfigError",
     "StudyResult",
+    "check_study_run",
     "load_study",
     "resolve_study",
     "run_study",
@@ -366,7 +368,6 @@ _COMMENTS: dict[str, dict[str, str]] = {
     },
     "search": {
         "objective": "surrogate, supernet, standalone, or module:function (your own)",
-        "methods": "subset of fd, random, bayes",
         "budget": "evaluations per method and repeat",
         "budget_mode": "evaluations (equal counts) or compute (equal wall time)",
         "epochs": "finite-difference descent epochs of the trajectory job",
@@ -432,10 +433,14 @@ def _toml_table(name: str, values: Mapping[str, Any], comments: Mapping[str, str
 
 def study_toml(study: StudyConfig) -> str:
     """A complete, commented TOML of ``study`` that :func:`load_study` reads back to it."""
+    from dagspace.strategies.registry import STRATEGIES
+
     data = study.to_dict()
+    methods = {"methods": f"subset of {', '.join(STRATEGIES)}"}
+    comments = {**_COMMENTS, "search": {**_COMMENTS["search"], **methods}}
     lines = [_HEADER.rstrip(), "", f"preset = {_toml_value(study.preset)}"]
     for section in SECTIONS:
-        lines += ["", *_toml_table(section, data[section], _COMMENTS.get(section, {}))]
+        lines += ["", *_toml_table(section, data[section], comments.get(section, {}))]
     return "\n".join(lines) + "\n"
 
 
@@ -454,6 +459,23 @@ class StudyResult:
     seconds: float
 
 
+def check_study_run(run: Path, validation: Any, search: Any, jobs: Sequence[str] = JOBS) -> None:
+    """Refuse, before anything is written, a study whose jobs cannot run in ``run``: the
+    supernet's ``config.json``, and each job's config in the run's store, must be the ones
+    asked for (or absent), and the space enumerable."""
+    from analysis.runs import check_run_config
+    from analysis.search import check_search_job
+    from analysis.validation import check_validation_job
+
+    check_run_config(run, validation.supernet)
+    if "validate" in jobs:
+        check_validation_job(run, validation)
+    for job in ("trajectory", "compare"):
+        if job in jobs:
+            check_search_job(run, search, job)
+
+
+@hold_run("analysis.study.run_study")
 def run_study(
     run: str | os.PathLike,
     study: StudyConfig | str | os.PathLike = "quick",
@@ -497,6 +519,7 @@ def run_study(
         )
     validation, search = study.validation_config(), study.search_config()
     run = Path(run)
+    check_study_run(run, validation, search, jobs)
     own = executor is None
     executor = executor or default_executor(study.supernet.device)
     results: dict[str, Any] = dict.fromkeys(JOBS)

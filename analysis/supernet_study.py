@@ -23,6 +23,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from analysis.rundir import job
 from analysis.stats import noise_ceiling, paired_correlation_difference, rank_correlation
 from analysis.validation import (
     ValidationConfig,
@@ -52,6 +53,7 @@ SUPERNET_VARIANTS: dict[str, dict[str, Any]] = {
 then each remedy of :class:`surrogate.SupernetConfig` alone, then all of them together."""
 
 
+@job("dagrank supernet study")
 def run_supernet_study(
     run: str | os.PathLike,
     config: ValidationConfig,
@@ -65,7 +67,7 @@ def run_supernet_study(
     estimator) of ``study.csv`` (see the module docstring)."""
     from analysis.estimators import EstimatorContext, score_architectures
     from analysis.results import SQLiteStore
-    from analysis.runs import dataset_spec, supernet_run, update_summary
+    from analysis.runs import check_stored_job, dataset_spec, supernet_run, update_summary
     from analysis.validation import train_sample
     from dagspace.io import atomic_write
 
@@ -74,11 +76,11 @@ def run_supernet_study(
         raise ValidationError("A supernet study needs at least one variant.")
     start = time.perf_counter()
     run = Path(run)
-    run.mkdir(parents=True, exist_ok=True)
-    store = SQLiteStore(run / "results.sqlite")
     # bound to what the trained numbers depend on, so a study can grow (more architectures,
     # more variants) in the same directory and reuse every candidate already trained
     identity = {k: v for k, v in config.to_dict().items() if k in _IDENTITY}
+    check_stored_job(run, "supernet_study", identity)  # refused before anything is written
+    store = SQLiteStore(run / "results.sqlite")
     store.register_run("supernet_study", identity)
 
     configs = {name: config.supernet.replace(**changes) for name, changes in variants.items()}

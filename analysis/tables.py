@@ -213,8 +213,9 @@ def read_table(path: str | os.PathLike, format: str | None = None) -> pd.DataFra
     fmt = format or _FORMATS.get(path.suffix.lower())
     if fmt not in ("csv", "json", "parquet"):
         raise TableFormatError(
-            f"A results table must be .csv, .json or .parquet (or pass format=), or a "
-            f"NAS-Bench-101 .tfrecord or its .npz cache; got {path.name!r} (format {format!r})."
+            f"A results table must be a .csv, .json or .parquet file, or a NAS-Bench-101 "
+            f".tfrecord or its .npz cache (from Python, load_table's format names the format of "
+            f"another suffix); got {path.name!r} (format {format!r})."
         )
     if not path.is_file():
         raise TableError(f"No results table at {path}.")

@@ -47,6 +47,7 @@ import numpy as np
 import pandas as pd
 
 from analysis.errors import AnalysisError
+from analysis.rundir import job
 from analysis.runs import update_summary
 from analysis.stats import mann_whitney
 from analysis.tables import TableError, TabularResults, load_table, split_column
@@ -185,6 +186,7 @@ class TabularObjective:
             self.column = f"{self.metric}@{self.combine}"
         self.accuracy_ = results.column(self.metric)
         self.maximise = "accuracy" in self.metric.lower()
+        _check_values(results, self.metric, self.accuracy_, self.maximise)
         self.values_ = 1.0 - self.accuracy_ if self.maximise else self.accuracy_.copy()
         cost_column = results.cost_column(self.metric, cost_column)
         has_cost = cost_column is not None and cost_column in results.metrics
@@ -226,6 +228,26 @@ class TabularObjective:
         return self._best
 
 
+def _check_values(results: TabularResults, column: str, values: np.ndarray,
+                  maximise: bool) -> None:  # fmt: skip
+    """Refuse accuracies in percent (``1 - accuracy`` would be meaningless); say how many cells
+    have no value (a search that picks one sees a diverged lookup)."""
+    import logging
+
+    finite = values[np.isfinite(values)]
+    if maximise and finite.size and finite.max() > 1.5:  # no accuracy is; a percentage is
+        raise TableError(
+            f"The column {column!r} of {results.source} holds accuracies above 1 (up to "
+            f"{finite.max():.4g}): in percent? A tabular objective searches accuracies in "
+            "[0, 1]; divide the column by 100."
+        )
+    missing = len(values) - finite.size
+    if missing:
+        logging.getLogger("dagrank").warning(
+            "%s: %d of the %d cells have no %s value (NaN); a search that picks one sees a "
+            "diverged lookup", results.source, missing, len(values), column)  # fmt: skip
+
+
 def _default_column(results: TabularResults) -> str:
     if DEFAULT_COLUMN in results.metrics:
         return DEFAULT_COLUMN
@@ -239,17 +261,24 @@ def _default_column(results: TabularResults) -> str:
 
 
 # -- opening a table over its space ----------------------------------------------------------------
+def tabular_space_path(run: Path, vertices: int, max_edges: int | None,
+                       space_file: str | None = None) -> Path:  # fmt: skip
+    """Where :func:`tabular_space` caches the space in ``run``."""
+    if space_file is not None:
+        return run / f"space-{Path(space_file).stem}.npz"
+    edges = "all" if max_edges is None else str(max_edges)
+    return run / f"space-{vertices}v-nb101ops-{edges}e.npz"
+
+
 def tabular_space(run: Path, vertices: int, max_edges: int | None,
                   space_file: str | None = None, hashes: bool = True) -> Space:  # fmt: skip
     """The labelled space of NAS-Bench-101's operations (or the saved ``space_file``), cached
     in ``run`` with its NAS-Bench-101 hashes (written once, never overwritten; ``hashes=False``:
     without them, for a table whose cells are found by their form)."""
+    path = tabular_space_path(run, vertices, max_edges, space_file)
     if space_file is not None:
         space = Space.load(space_file)
-        path = run / f"space-{Path(space_file).stem}.npz"
     else:
-        edges = "all" if max_edges is None else str(max_edges)
-        path = run / f"space-{vertices}v-nb101ops-{edges}e.npz"
         space = Space.load(path) if path.exists() else None
     if space is not None and (not hashes or "nasbench101_hashes" in space._cache
                               or not _nb101_ops(space)):  # fmt: skip
@@ -353,9 +382,17 @@ class _Job:
 
 def _open_job(run: str | os.PathLike, config: TabularConfig, name: str) -> _Job:
     from analysis.results import SQLiteStore
+    from analysis.runs import check_stored_job
 
     run = Path(run)
+    check_stored_job(run, name, config.to_dict())  # refused before anything is written
     _, objective = open_table(run, config)
+    cells = len(objective.results.space)
+    if name == "tabular-compare" and config.budget > cells:  # before the store is written
+        raise TabularConfigError(
+            f"The tabular config's 'budget' must be at most the {cells:,} cells the table "
+            f"covers (a search asks each architecture once); got {config.budget}."
+        )
     store = SQLiteStore(run / "results.sqlite", synchronous="NORMAL")
     store.register_run(name, config.to_dict())
     return _Job(run, config, objective, store, name)
@@ -413,6 +450,7 @@ def _regret_table(curves: pd.DataFrame, methods: tuple[str, ...], checkpoints: t
     return pd.DataFrame(rows)
 
 
+@job("dagrank compare")
 def run_tabular_compare(run: str | os.PathLike, config: TabularConfig, *,
                         progress: bool = True) -> TabularCompareResult:  # fmt: skip
     """Every method of ``config.methods``, ``config.repeats`` times, ``config.budget`` lookups
@@ -495,19 +533,20 @@ def _compare_report(job: _Job, curves: pd.DataFrame, regret: pd.DataFrame, secon
 
 
 # -- the trajectory --------------------------------------------------------------------------------
+@job("dagrank trajectory")
 def run_tabular_trajectory(run: str | os.PathLike, config: TabularConfig, *,
                            progress: bool = True) -> Any:  # fmt: skip
     """Finite-difference descent for ``config.epochs`` epochs over the table; writes
     ``trajectories.csv``, ``trajectory.png`` and the ``trajectory`` section of
     ``summary.json`` (the same as the supernet trajectory job)."""
-    from analysis.search import TrajectoryResult
+    from analysis.search import TrajectoryResult, trajectory_frame
     from analysis.search_plots import plot_trajectories
 
     start = time.perf_counter()
     job = _open_job(run, replace(config, methods=("fd",)), "tabular-trajectory")
     try:
         strategy = job.drive("fd", 0, budget=None, stop=lambda s: s.epoch >= config.epochs)
-        frame = pd.DataFrame(strategy.trajectory)
+        frame = trajectory_frame(strategy)  # epochs counted from 1, as in every file
         with atomic_write(job.run / "trajectories.csv", newline="") as handle:
             frame.to_csv(handle, index=False)
         label = f"tabular ({job.objective.column})"

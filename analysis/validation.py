@@ -33,6 +33,7 @@ import pandas as pd
 
 from analysis.errors import AnalysisError
 from analysis.estimators import DEFAULT_ESTIMATORS, ESTIMATORS
+from analysis.rundir import job
 from analysis.stats import (
     Correlation,
     NoiseCeiling,
@@ -51,6 +52,7 @@ __all__ = [
     "ValidationError",
     "ValidationResult",
     "ValidationSummary",
+    "check_validation_job",
     "plot_validation",
     "run_validation",
     "summarize_validation",
@@ -63,6 +65,7 @@ RUN_NAME = "validate"
 SCORE_PREFIX = "score_"
 _DRAW = 1024  # architectures drawn at a time by uniform_architectures
 BASELINE = "params"
+MIN_PER_K = 2  # precision@k and regret@k are reported from MIN_PER_K * k architectures on
 
 
 class ValidationError(AnalysisError, ValueError):
@@ -219,7 +222,8 @@ def summarize_validation(
     truth = acc[complete].mean(axis=1)
     uniform = done["uniform"].to_numpy(dtype=bool)
     ceiling = noise_ceiling(acc[complete], n_boot=n_boot, seed=seed) if len(seeds) > 1 else None
-    k = max(1, min(top_k, len(done)))
+    k = top_k  # below MIN_PER_K * k architectures, precision@k and regret@k say little: NaN
+    enough = len(done) >= MIN_PER_K * k
     names = [c[len(SCORE_PREFIX) :] for c in frame.columns if c.startswith(SCORE_PREFIX)]
     base = done[SCORE_PREFIX + BASELINE].to_numpy(dtype=float) if BASELINE in names else None
     figures = {}
@@ -236,8 +240,8 @@ def summarize_validation(
             kendall_uniform=rank_correlation(s[uniform], truth[uniform], n_boot=n_boot, seed=seed),
             tau_over_ceiling=float(tau.value / ceil) if ceil and np.isfinite(ceil) else np.nan,
             precision_at_k=precision_at_k(np.nan_to_num(s, nan=-np.inf), truth, k)
-            if len(done) else float("nan"),
-            regret_at_k=top_k_regret(s, truth, k),
+            if enough else float("nan"),
+            regret_at_k=top_k_regret(s, truth, k) if enough else float("nan"),
             vs_params=versus,
         )  # fmt: skip
     return ValidationSummary(
@@ -296,7 +300,8 @@ def plot_validation(
     bars.set_xlim(-1, 1)
     bars.set_xlabel(f"Kendall τ with mean stand-alone {summary.target.replace('_', ' ')}")
     bars.set_title(f"n = {summary.n} architectures, {len(summary.seeds)} seeds each", fontsize=9)
-    bars.legend(loc="lower right", fontsize=7)
+    if summary.ceiling is not None:  # (one seed: no ceiling, nothing to label)
+        bars.legend(loc="lower right", fontsize=7)
     bars.grid(axis="x", alpha=0.3)
 
     best = summary.best
@@ -400,6 +405,21 @@ class ValidationResult:
     report: dict
 
 
+def check_validation_job(run: Path, config: ValidationConfig) -> None:
+    """Refuse, before any training or write, a validation that cannot run in ``run``: a space
+    too large to rank, or another config than the one the run's store holds for it."""
+    from analysis.runs import check_stored_job
+    from dagspace.enumeration import MAX_ENUMERATION_VERTICES
+
+    if config.supernet.vertices > MAX_ENUMERATION_VERTICES:
+        raise ValidationError(
+            f"Validation ranks the space, which needs at most {MAX_ENUMERATION_VERTICES} "
+            f"vertices; the [supernet] config has vertices = {config.supernet.vertices}."
+        )
+    check_stored_job(run, RUN_NAME, config.to_dict())
+
+
+@job("dagrank validate")
 def run_validation(
     run: str | os.PathLike,
     config: ValidationConfig,
@@ -420,10 +440,9 @@ def run_validation(
 
     start = time.perf_counter()
     run = Path(run)
+    check_validation_job(run, config)
     sn = supernet_run(run, config.supernet, progress=progress)
     supernet_seconds = time.perf_counter() - start
-    if sn.ranking is None:
-        raise ValidationError("Validation needs a space of at most 7 vertices to rank.")
     store = SQLiteStore(run / "results.sqlite")
     register_job(store, RUN_NAME, config.to_dict())
     context = EstimatorContext(sn.ranking, sn.result.supernet, sn.dataset, config.candidate,

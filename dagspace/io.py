@@ -33,20 +33,34 @@ def atomic_path(path: str | os.PathLike) -> Iterator[Path]:
     reader sees either the old complete file or the new complete one.
     """
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=path.suffix)
-    try:
-        os.fchmod(fd, _target_mode(path))
-    finally:
-        os.close(fd)
+    with _naming(path):
+        path.parent.mkdir(parents=True, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=path.suffix)
+        try:
+            os.fchmod(fd, _target_mode(path))
+        finally:
+            os.close(fd)
     try:
         yield Path(tmp)
-        with open(tmp, "rb+") as handle:
-            os.fsync(handle.fileno())
-        os.replace(tmp, path)
+        with _naming(path):
+            with open(tmp, "rb+") as handle:
+                os.fsync(handle.fileno())
+            os.replace(tmp, path)
     finally:
         Path(tmp).unlink(missing_ok=True)
     _fsync_directory(path.parent)
+
+
+@contextlib.contextmanager
+def _naming(path: Path) -> Iterator[None]:
+    """Re-raise an ``OSError`` about the hidden temporary file as one about ``path``, the file
+    the caller asked for (``Permission denied: 'report.md'``, not ``'.report.md.x1y2'``)."""
+    try:
+        yield
+    except OSError as err:
+        if err.filename is None or Path(err.filename) == path:
+            raise
+        raise type(err)(err.errno, err.strerror, str(path)) from None
 
 
 @contextlib.contextmanager

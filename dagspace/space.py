@@ -28,6 +28,7 @@ __all__ = ["PAD", "Space", "enumerate_space"]
 
 PAD = -1  # operation code of a padding vertex
 _FORMAT = "dagrank-space-1"
+_NPZ_MAGIC, _NPY_MAGIC = b"PK\x03\x04", b"\x93NUMPY"
 
 
 @dataclass(frozen=True, eq=False)
@@ -232,7 +233,8 @@ class Space:
 
     # -- persistence ----------------------------------------------------------------------------
     def save(self, path: str | os.PathLike) -> Path:
-        """Write the space to one ``.npz`` file, atomically (temp file, fsync, rename)."""
+        """Write the space to one compressed ``.npz`` file, atomically (temp file, fsync,
+        rename). :meth:`load` reads compressed and uncompressed files alike."""
         path = Path(path)
         arrays = {
             "format": np.asarray(_FORMAT),
@@ -249,7 +251,7 @@ class Space:
         if "nasbench101_hashes" in self._cache:  # an optional column, once computed
             arrays["nasbench101_hashes"] = self._cache["nasbench101_hashes"].astype("S32")
         with atomic_write(path, "wb") as handle:
-            np.savez(handle, **arrays)
+            np.savez_compressed(handle, **arrays)
         return path
 
     @classmethod
@@ -261,9 +263,19 @@ class Space:
         """
         path = Path(path)
         try:
-            data = np.load(path, allow_pickle=False)
+            with open(path, "rb") as handle:
+                head = handle.read(len(_NPY_MAGIC))
         except FileNotFoundError:
             raise InvalidSpaceError(f"No space file at {path}.") from None
+        except IsADirectoryError:
+            raise InvalidSpaceError(f"{path} is a directory, not a space file.") from None
+        if not (head.startswith(_NPZ_MAGIC) or head == _NPY_MAGIC):
+            raise InvalidSpaceError(  # numpy would call any other file "pickled (object) data"
+                f"{path} is not a space file: a .npz archive starts with {_NPZ_MAGIC!r}, this "
+                f"file with {head[:4]!r}" + (" (it is empty)." if not head else ".")
+            )
+        try:
+            data = np.load(path, allow_pickle=False)
         except Exception as err:  # numpy's header parser raises what its tokenizer raises
             detail = " ".join(str(err).split())
             raise InvalidSpaceError(f"{path} is not a readable .npz space file: {detail}") from None

@@ -9,11 +9,13 @@ status 2; nothing else is caught, so a real bug still shows its traceback.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import importlib
 import logging
 import sys
 import warnings
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
+from pathlib import Path
 
 from dagspace.errors import DagrankError
 
@@ -104,51 +106,87 @@ class _Formatter(logging.Formatter):
         return f"dagrank {self.command}: {level}{text}"
 
 
-def _logging(command: str, verbose: int | None, quiet: bool | None) -> logging.Handler:
-    """The ``dagrank`` logger to stderr: INFO by default, DEBUG with -v, WARNING with -q."""
+@contextlib.contextmanager
+def _logging(command: str, verbose: int | None, quiet: bool | None) -> Iterator[None]:
+    """The ``dagrank`` logger to stderr while a command runs (INFO by default, DEBUG with -v,
+    WARNING with -q); as it was afterwards."""
     level = logging.WARNING if quiet else logging.DEBUG if verbose else logging.INFO
     handler = logging.StreamHandler(sys.stderr)
     handler.setFormatter(_Formatter(command))
     logger = logging.getLogger("dagrank")
+    before = logger.level, logger.propagate
     logger.addHandler(handler)
     logger.setLevel(level)
     logger.propagate = False
-    return handler
+    try:
+        yield
+    finally:
+        logger.removeHandler(handler)
+        logger.setLevel(before[0])
+        logger.propagate = before[1]
 
 
 def _one_line_warnings(command: str) -> object:
-    """A ``warnings.showwarning`` that logs the toolkit's own warnings as one line each."""
-    default = warnings.showwarning
+    """A ``warnings.showwarning`` that logs every warning as one line: the toolkit's own at
+    warning level; another package's (BoTorch, GPyTorch, Ray, ...) once per package and
+    category at warning level, and its repeats at debug level (``-v``)."""
+    seen: set[tuple[str, str]] = set()
 
     def show(message, category, filename, lineno, file=None, line=None):
-        if category.__module__.split(".")[0] in ("analysis", "dagspace", "surrogate"):
-            logging.getLogger("dagrank").warning("%s", message)
-        else:
-            default(message, category, filename, lineno, file, line)
+        logger = logging.getLogger("dagrank")
+        package = category.__module__.split(".")[0]
+        if package in ("analysis", "dagspace", "surrogate"):
+            logger.warning("%s", message)
+            return
+        origin = _package_of(filename)
+        key = (origin, category.__name__)
+        level = logging.DEBUG if key in seen else logging.WARNING
+        seen.add(key)
+        logger.log(level, "%s: %s: %s", origin, category.__name__, message)
 
     return show
 
 
+def _package_of(filename: str) -> str:
+    """The top-level package a warning came from (``botorch``), from its file's path."""
+    parts = Path(filename).parts
+    if "site-packages" in parts:
+        tail = parts[parts.index("site-packages") + 1 :]
+        if tail:
+            return tail[0].removesuffix(".py")
+    return Path(filename).stem
+
+
+def _subparser(parser: argparse.ArgumentParser, command: str) -> argparse.ArgumentParser:
+    """The parser of the full subcommand ``command`` (``"supernet train"``)."""
+    for name in command.split():
+        actions = [a for a in parser._actions if isinstance(a, argparse._SubParsersAction)]
+        if not actions or name not in actions[0].choices:
+            break
+        parser = actions[0].choices[name]
+    return parser
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser()
-    args = parser.parse_args(argv)
+    args, unknown = parser.parse_known_args(argv)
     command = getattr(args, "command_name", None) or args.command
+    if unknown:  # said by the subcommand's parser: "dagrank supernet train: error: ..."
+        _subparser(parser, command).error(f"unrecognized arguments: {' '.join(unknown)}")
     if hasattr(args, "no_progress") and (args.quiet or not _on_terminal()):
         args.no_progress = True  # progress bars only where someone watches
-    handler = _logging(command, args.verbose, args.quiet)
-    try:
-        with warnings.catch_warnings():
-            warnings.showwarning = _one_line_warnings(command)
-            return int(args.handler(args) or 0)
-    except USER_ERRORS as err:
-        message = " ".join(str(err).split())  # one line, whatever the message held
-        print(f"dagrank {command}: error: {message}", file=sys.stderr)
-        return 2
-    except KeyboardInterrupt:
-        print(f"dagrank {command}: interrupted; what was stored is kept.", file=sys.stderr)
-        return 130
-    finally:
-        logging.getLogger("dagrank").removeHandler(handler)
+    with _logging(command, args.verbose, args.quiet):
+        try:
+            with warnings.catch_warnings():
+                warnings.showwarning = _one_line_warnings(command)
+                return int(args.handler(args) or 0)
+        except USER_ERRORS as err:
+            message = " ".join(str(err).split())  # one line, whatever the message held
+            print(f"dagrank {command}: error: {message}", file=sys.stderr)
+            return 2
+        except KeyboardInterrupt:
+            print(f"dagrank {command}: interrupted; what was stored is kept.", file=sys.stderr)
+            return 130
 
 
 def _on_terminal() -> bool:

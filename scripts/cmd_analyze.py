@@ -5,6 +5,8 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
+from scripts.study_args import run_path
+
 __all__ = ["register"]
 
 
@@ -17,7 +19,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         "features vs op-aware features vs one-hot adjacency+ops",
     )
     p.add_argument("--objective", required=True, metavar="tabular:FILE[:COLUMN]")
-    p.add_argument("--run", type=Path, required=True, metavar="DIR", help="run directory")
+    p.add_argument("--run", type=run_path, required=True, metavar="DIR", help="run directory")
     p.add_argument("--train", type=int, default=500, help="cells the GP is fitted on")
     p.add_argument("--test", type=int, default=2000, help="held-out cells it is scored on")
     p.add_argument("--seed", type=int, default=0)

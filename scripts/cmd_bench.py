@@ -37,6 +37,13 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     )
     p.add_argument("--seed", type=int, default=0)
     p.set_defaults(handler=run_train)
+    p = sub.add_parser("threads", help="a supernet epoch and a candidate at 1 vs 2 threads")
+    p.add_argument("--presets", default="smoke,quick", help="comma-separated presets")
+    p.add_argument("--threads", default="1,2", help="comma-separated intra-op thread counts")
+    p.add_argument("--epochs", type=int, default=3, help="timed supernet epochs per count")
+    p.add_argument("--candidates", type=int, default=3, help="timed candidates per count")
+    p.add_argument("--seed", type=int, default=0)
+    p.set_defaults(handler=run_threads)
     p = sub.add_parser("bo", help="one q-batch Bayesian proposal on the NAS-Bench-101 space")
     p.add_argument("--q", type=int, default=8)
     p.add_argument("--observations", type=int, default=64, help="random observations first")
@@ -129,4 +136,23 @@ def run_train(args: argparse.Namespace) -> int:
     result = bench_train(None, ks, config=args.preset, device=args.device, threads=args.threads,
                          seed=args.seed, pool_workers=pool)  # fmt: skip
     print(json.dumps({"bench": "train", **result}))
+    return 0
+
+
+def run_threads(args: argparse.Namespace) -> int:
+    from surrogate.bench import bench_threads
+    from surrogate.errors import ConfigError
+
+    presets = [p.strip() for p in args.presets.split(",") if p.strip()]
+    unknown = [p for p in presets if p not in PRESET_NAMES]
+    if unknown or not presets:
+        raise ConfigError(f"--presets must name presets from {list(PRESET_NAMES)}; got {presets}.")
+    try:
+        threads = [int(t) for t in args.threads.split(",")]
+    except ValueError:
+        message = f"--threads must be comma-separated ints; got {args.threads!r}."
+        raise ConfigError(message) from None
+    result = bench_threads(presets, threads=threads, epochs=args.epochs,
+                           candidates=args.candidates, seed=args.seed)  # fmt: skip
+    print(json.dumps({"bench": "threads", **result}))
     return 0

@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from scripts.study_args import add_study_arguments, study_from_args
+from scripts.study_args import add_study_arguments, check_rankable, run_path, study_from_args
 
 __all__ = ["register"]
 
@@ -18,7 +18,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         "validation, the trajectory, the comparison and report.md. Settings come from the "
         "defaults, then --preset, then --config, then the explicit flags.",
     )
-    p.add_argument("--run", type=Path, default=Path("runs/demo"), metavar="DIR")
+    p.add_argument("--run", type=run_path, default=Path("runs/demo"), metavar="DIR")
     add_study_arguments(p)
     p.add_argument(
         "--retry-failed",
@@ -35,6 +35,7 @@ def run(args: argparse.Namespace) -> int:
     from analysis.demo import run_demo
 
     study = study_from_args(args, {}, {}, demo=True)  # the demo's space and smaller validation
+    check_rankable(study, args, "demo")
     result = run_demo(
         args.run,
         preset=study.preset,

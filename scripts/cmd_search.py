@@ -8,13 +8,13 @@ from pathlib import Path
 from typing import Any
 
 from scripts.executor_args import add_executor_arguments, executor_from_args
-from scripts.study_args import add_study_arguments, study_from_args
+from scripts.study_args import add_study_arguments, check_rankable, run_path, study_from_args
 
 __all__ = ["register"]
 
 
 def _common(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--run", type=Path, required=True, metavar="DIR", help="run directory")
+    p.add_argument("--run", type=run_path, required=True, metavar="DIR", help="run directory")
     add_study_arguments(p)
     p.add_argument("--objective", type=objective_name, metavar="OBJECTIVE",
                    help="what the strategies minimise: surrogate (default), supernet, "
@@ -52,6 +52,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     )  # fmt: skip
     _common(p)
     p.add_argument("--epochs", type=int, help="descent epochs (default 100)")
+    p.add_argument("--retry-failed", action="store_true", dest="retry_failed",
+                   help="a descent whose objective failed somewhere starts over, evaluating "
+                   "the failures again (completed evaluations are reused)")  # fmt: skip
     p.set_defaults(handler=run_trajectory_command)
     p = subparsers.add_parser(
         "compare", help="random vs Bayesian vs finite-difference search, top-k from scratch",
@@ -75,14 +78,25 @@ _SEARCH_FLAGS = {"objective": "--objective", "seed": "--seed", "epochs": "--epoc
 
 def search_config(args: argparse.Namespace) -> Any:
     """The :class:`analysis.search.SearchConfig` of the study the arguments resolve to."""
+    from surrogate.errors import ConfigError
+
+    given = [flag for flag, dest in (("--features", "features"), ("--space", "space_file"))
+             if getattr(args, dest, None) is not None]  # fmt: skip
+    if given:
+        raise ConfigError(
+            f"{' and '.join(given)} applies to tabular objectives only (--objective "
+            f"tabular:FILE); got --objective {args.objective or 'surrogate (the default)'}."
+        )
     search = {
         name: getattr(args, name, None)
         for name in ("objective", "seed", "epochs", "budget", "budget_mode", "repeats", "top_k")
     }
-    if getattr(args, "methods", None):
+    if getattr(args, "methods", None) is not None:
         search["methods"] = tuple(m.strip() for m in args.methods.split(",") if m.strip())
     overrides = {"search": search, "supernet": {"vertices": args.vertices}}
-    return study_from_args(args, overrides, _SEARCH_FLAGS).search_config()
+    study = study_from_args(args, overrides, _SEARCH_FLAGS)
+    check_rankable(study, args, args.command_name)
+    return study.search_config()
 
 
 def run_trajectory_command(args: argparse.Namespace) -> int:
@@ -93,7 +107,8 @@ def run_trajectory_command(args: argparse.Namespace) -> int:
 
         return run_tabular_trajectory_command(args)
 
-    result = run_trajectory(args.run, search_config(args), progress=not args.no_progress)
+    result = run_trajectory(args.run, search_config(args), progress=not args.no_progress,
+                            retry_failed=args.retry_failed)  # fmt: skip
     r = result.report
     print(
         f"{r['epochs']} epochs, {r['evaluations']} evaluations in {r['seconds']:.1f} s: "

@@ -9,6 +9,7 @@ import argparse
 from pathlib import Path
 from typing import Any
 
+from scripts.study_args import positive_int, run_path
 from surrogate.presets import PRESET_NAMES
 
 __all__ = ["register"]
@@ -42,7 +43,7 @@ def register(subparsers: Any) -> None:
             "then --config, then the explicit flags."
         ),
     )
-    train.add_argument("--run", required=True, type=Path, metavar="DIR", help="run directory")
+    train.add_argument("--run", required=True, type=run_path, metavar="DIR", help="run directory")
     train.add_argument("--preset", choices=PRESET_NAMES, help="a named starting config")
     train.add_argument(
         "--config",
@@ -63,7 +64,11 @@ def register(subparsers: Any) -> None:
     train.add_argument("--device", help="auto, cpu, cuda or cuda:N")
     train.add_argument("--seed", type=int, help="seed of the data split, weights and samples")
     train.add_argument("--no-progress", action="store_true", help="no progress bars")
-    train.add_argument("--top-k", type=int, default=10, help="joint top-k architectures to list")
+    train.add_argument("--top-k", type=positive_int, default=10,
+                       help="joint top-k architectures to list (joint_topk.csv)")  # fmt: skip
+    train.add_argument("--ranking-rows", type=ranking_rows, metavar="N",
+                       help="ranking.csv: the best N cells of each supernet cell, or 'all' "
+                       "(default: the top thousand; ranking.npz holds every cell)")  # fmt: skip
     from scripts.study_args import add_fresh_argument
 
     add_fresh_argument(train)
@@ -79,7 +84,7 @@ def register(subparsers: Any) -> None:
             "and the parameter count). Writes study.csv and summary.json."
         ),
     )
-    study.add_argument("--run", required=True, type=Path, metavar="DIR", help="run directory")
+    study.add_argument("--run", required=True, type=run_path, metavar="DIR", help="run directory")
     study.add_argument("--preset", choices=PRESET_NAMES, default="quick")
     study.add_argument("--dataset", help="dataset name (e.g. digits, mnist1d)")
     study.add_argument(
@@ -97,6 +102,11 @@ def register(subparsers: Any) -> None:
 
 
 _FLAGS = {"batch_size": "--batch-size", "data_root": "--data-root"}
+
+
+def ranking_rows(text: str) -> int | str:
+    """``--ranking-rows``: an int >= 1, or ``"all"``."""
+    return "all" if text.strip().lower() == "all" else positive_int(text)
 
 
 def _is_study_file(path: Path) -> bool:
@@ -136,7 +146,10 @@ def _train(args: argparse.Namespace) -> int:
 
     config = _resolve_config(args)
     fresh_start(args)
-    done = supernet_run(args.run, config, progress=not args.no_progress, top_k=args.top_k)
+    rows = {} if args.ranking_rows is None else {
+        "ranking_rows": None if args.ranking_rows == "all" else args.ranking_rows}  # fmt: skip
+    done = supernet_run(args.run, config, progress=not args.no_progress, top_k=args.top_k,
+                        **rows)  # fmt: skip
     result, ranking = done.result, done.ranking
     final = result.final
     resumed = f", resumed at epoch {result.resumed_epochs}" if result.resumed_epochs else ""

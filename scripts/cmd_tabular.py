@@ -24,8 +24,8 @@ def tabular_config(args: argparse.Namespace) -> Any:
         value = getattr(args, name, None)
         if value is not None:
             changes[name] = value
-    if getattr(args, "methods", None):
-        changes["methods"] = _split(args.methods)
+    if getattr(args, "methods", None) is not None:
+        changes["methods"] = _split(args.methods) or ()
     if args.vertices is not None:
         changes["vertices"] = args.vertices
         changes["max_edges"] = 9 if args.vertices == 7 else None
@@ -33,7 +33,34 @@ def tabular_config(args: argparse.Namespace) -> Any:
         changes["features"] = _split(args.features)
     if getattr(args, "space_file", None) is not None:
         changes["space"] = str(args.space_file)
-    return TabularConfig(**changes)
+        _check_space_vertices(args.space_file, args.vertices)
+    from scripts.study_args import flags_named
+
+    flags = {name: f"--{name}" for name in ("methods", "budget", "repeats", "epochs", "seed",
+                                            "vertices")}  # fmt: skip
+    with flags_named(flags):
+        return TabularConfig(**changes)
+
+
+def _check_space_vertices(path: Any, vertices: int | None) -> None:
+    """``--vertices`` and ``--space`` together must agree (the space file wins otherwise, and
+    the flag would be silently ignored)."""
+    import numpy as np
+
+    from analysis.tables import TableError
+
+    if vertices is None:
+        return
+    try:
+        with np.load(path, allow_pickle=False) as data:
+            found = int(data["max_vertices"])
+    except Exception:  # unreadable: Space.load says how when the job opens it
+        return
+    if found != vertices:
+        raise TableError(
+            f"--vertices {vertices} disagrees with --space {path} (a space of {found} vertices); "
+            "give one of them."
+        )
 
 
 def run_tabular_trajectory_command(args: argparse.Namespace) -> int:
@@ -51,9 +78,11 @@ def run_tabular_trajectory_command(args: argparse.Namespace) -> int:
 
 def run_tabular_compare_command(args: argparse.Namespace) -> int:
     from analysis.tabular import run_tabular_compare
+    from scripts.study_args import flags_named
 
     config = tabular_config(args)
-    result = run_tabular_compare(args.run, config, progress=not args.no_progress)
+    with flags_named({"budget": "--budget"}):  # the table's size is known only once it is read
+        result = run_tabular_compare(args.run, config, progress=not args.no_progress)
     r = result.report
     print(f"{r['repeats']} repeats x {r['budget']} queries on {r['cells']} cells "
           f"(best {r['column']} {r['optimum']:.4f}); median regret at {r['budget']}: "

@@ -3,10 +3,9 @@
 from __future__ import annotations
 
 import argparse
-from pathlib import Path
 
 from scripts.executor_args import add_executor_arguments, executor_from_args
-from scripts.study_args import add_study_arguments, study_from_args
+from scripts.study_args import add_study_arguments, check_rankable, run_path, study_from_args
 
 __all__ = ["register"]
 
@@ -19,7 +18,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         "architectures trained from scratch. Settings come from the defaults, then --preset, "
         "then --config, then the explicit flags.",
     )
-    p.add_argument("--run", type=Path, required=True, metavar="DIR", help="run directory")
+    p.add_argument("--run", type=run_path, required=True, metavar="DIR", help="run directory")
     add_study_arguments(p)
     p.add_argument(
         "--n",
@@ -91,6 +90,7 @@ def run(args: argparse.Namespace) -> int:
             "estimators": "--estimators",
         },
     )
+    check_rankable(study, args, "validate")
     config = study.validation_config()
     executor = executor_from_args(args)
     with executor:
@@ -109,6 +109,8 @@ def run(args: argparse.Namespace) -> int:
         c = s.ceiling.seed_vs_rest
         print(f"  noise ceiling (one seed vs the rest): Kendall tau {c.value:.3f} "
               f"[{c.low:.3f}, {c.high:.3f}]")  # fmt: skip
+    else:
+        print("  no noise ceiling: one training seed (--seeds 0,1 or more give one)")
     for name, f in s.estimators.items():
         t, d = f.kendall, f.vs_params
         versus = "" if name == "params" else f"  vs params {d.value:+.3f} (p {d.p_value:.3f})"

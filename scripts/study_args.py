@@ -17,7 +17,36 @@ from typing import Any
 
 from surrogate.presets import PRESET_NAMES
 
-__all__ = ["add_study_arguments", "flags_named", "study_from_args"]
+__all__ = [
+    "add_study_arguments",
+    "check_rankable",
+    "flags_named",
+    "positive_int",
+    "run_path",
+    "study_from_args",
+]
+
+
+def run_path(text: str) -> Path:
+    """``--run DIR``: a named directory (an unset shell variable would make it the current
+    directory; what a run directory may be is :mod:`analysis.rundir`'s to check)."""
+    if not text.strip():
+        raise argparse.ArgumentTypeError(
+            f"a run directory must be named; got {text!r} (an unset shell variable?), which "
+            "would be the current directory"
+        )
+    return Path(text)
+
+
+def positive_int(text: str) -> int:
+    """A flag's value that must be an int >= 1."""
+    try:
+        value = int(text)
+    except ValueError:
+        value = 0
+    if value < 1 or str(value) != text.strip().lstrip("+"):
+        raise argparse.ArgumentTypeError(f"expected an int >= 1; got {text!r}")
+    return value
 
 
 # the subject of the toolkit's standard messages: "The config key 'x' must be", "The search
@@ -32,7 +61,8 @@ def rename_to_flag(err: Exception, flags: Mapping[str, str]) -> Exception | None
     match = _SUBJECT.match(text)
     if match is None or match["key"] not in flags:
         return None
-    return type(err)(f"{flags[match['key']]} must be {text[match.end() :]}")
+    rest = text[match.end() :].replace(" or None;", " (or left out);")  # a flag is left out
+    return type(err)(f"{flags[match['key']]} must be {rest}")
 
 
 @contextlib.contextmanager
@@ -92,7 +122,7 @@ def fresh_start(args: argparse.Namespace) -> None:
     if getattr(args, "fresh", False):
         import logging
 
-        from analysis.runs import set_aside
+        from analysis.rundir import set_aside
 
         aside = set_aside(args.run)
         if aside is not None:
@@ -111,6 +141,27 @@ def check_dataset_flag(name: str | None) -> None:
     raise DatasetError(
         f"--dataset must be one of {', '.join(DATASETS)}, npz:PATH or a path ending in .npz; "
         f"got {name!r}."
+    )
+
+
+def check_rankable(study: Any, args: argparse.Namespace, job: str) -> None:
+    """Refuse, before anything runs, a study whose space is too large to enumerate (search and
+    validation rank it), naming where its vertices were set."""
+    from dagspace.enumeration import MAX_ENUMERATION_VERTICES
+    from surrogate.errors import ConfigError
+
+    vertices = study.supernet.vertices
+    if vertices <= MAX_ENUMERATION_VERTICES:
+        return
+    if getattr(args, "vertices", None) is not None:
+        source = f"--vertices {vertices}"
+    elif getattr(args, "config", None) is not None:
+        source = f"{args.config}: [supernet] vertices = {vertices}"
+    else:
+        source = f"the {study.preset} preset's vertices = {vertices}"
+    raise ConfigError(
+        f"{job} ranks the whole space, which needs at most {MAX_ENUMERATION_VERTICES} vertices "
+        f"to be enumerated; got {source}."
     )
 
 

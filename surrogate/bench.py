@@ -1,5 +1,6 @@
 """Benchmarks: a supernet training epoch with hard sampling vs a soft mixture; stand-alone
-candidates trained one at a time vs batched.
+candidates trained one at a time vs batched; a supernet epoch and a candidate at 1 vs 2
+intra-op threads.
 
 Hard (GDAS) sampling computes one operation per module and only the vertices of the sampled,
 pruned cell; the soft mixture (DARTS/SNAS-like) computes every operation of every module over
@@ -10,6 +11,7 @@ machine hit both alike, and the medians are compared.
 
 from __future__ import annotations
 
+import functools
 import math
 import platform
 import statistics
@@ -31,7 +33,7 @@ if TYPE_CHECKING:
     from surrogate.candidate import CandidateConfig
     from surrogate.tasks import DatasetSpec
 
-__all__ = ["bench_supernet", "bench_train"]
+__all__ = ["bench_supernet", "bench_threads", "bench_train"]
 
 
 def _sync(device: torch.device) -> None:
@@ -378,3 +380,88 @@ def bench_train(
     out["torch"] = torch.__version__
     out["python"] = platform.python_version()
     return out
+
+
+# ------------------------------------------------------------------------ intra-op threads
+
+
+def bench_threads(
+    presets: Sequence[str] = ("smoke", "quick"),
+    *,
+    threads: Sequence[int] = (1, 2),
+    epochs: int = 3,
+    candidates: int = 3,
+    seed: int = 0,
+) -> dict[str, Any]:
+    """Median seconds of a supernet training epoch and of a stand-alone candidate (one
+    architecture, the preset's recipe) at each intra-op thread count, on the CPU, per preset.
+
+    Every thread count trains its own copy of the same run; their epochs (and candidates)
+    alternate (1, 2, 1, 2, ...) in one process after an untimed warm-up of each, so that a
+    drift of the machine's load hits every count alike.
+
+    Returns:
+        ``{"presets": {name: {"supernet_epoch_s": {t: s}, "candidate_s": {t: s},
+        "supernet_ratio", "candidate_ratio"}}, "threads", "cores", "loadavg", "torch"}``;
+        a ratio is the time at the last thread count over the first (below 1: more threads
+        pay).
+    """
+    import os
+
+    from surrogate.candidate import candidate_preset, train_candidate
+    from surrogate.config import supernet_preset
+    from surrogate.device import cpu_count
+    from surrogate.tasks import DatasetSpec
+
+    epochs = check_int("bench_threads", "epochs", epochs, 1, ConfigError)
+    candidates = check_int("bench_threads", "candidates", candidates, 1, ConfigError)
+    counts = [check_int("bench_threads", "threads", t, 1, ConfigError) for t in threads]
+    target = torch.device("cpu")
+    before = torch.get_num_threads()
+    out: dict[str, Any] = {}
+    try:
+        for name in presets:
+            config = supernet_preset(name).replace(device="cpu", epochs=epochs + 1)
+            spec = DatasetSpec(name=config.dataset, seed=config.seed, root=config.data_root,
+                               limit=config.data_limit, val_fraction=config.val_fraction,
+                               test_fraction=config.test_fraction)  # fmt: skip
+            dataset = spec.load(target)
+            trainers = {t: SupernetTrainer(config, dataset, target) for t in counts}
+            epoch_s: dict[int, list[float]] = {t: [] for t in counts}
+            for epoch in range(epochs + 1):  # the first: warm-up, untimed
+                for t, trainer in trainers.items():
+                    torch.set_num_threads(t)
+                    started = time.perf_counter()
+                    trainer.run_epoch(epoch, progress=False, evaluate=False)
+                    if epoch:
+                        epoch_s[t].append(time.perf_counter() - started)
+            recipe = candidate_preset(name)
+            archs = _sample_architectures(candidates + 1, config.cells, config.vertices,
+                                          config.ops, seed)  # fmt: skip
+            candidate_s: dict[int, list[float]] = {t: [] for t in counts}
+            for i, arch in enumerate(archs):  # the first: warm-up, untimed
+                for t in counts:
+                    torch.set_num_threads(t)
+                    seconds, _ = _timed(target, functools.partial(
+                        train_candidate, arch, dataset, recipe, seed, target))  # fmt: skip
+                    if i:
+                        candidate_s[t].append(seconds)
+            sup = {t: statistics.median(v) for t, v in epoch_s.items()}
+            cand = {t: statistics.median(v) for t, v in candidate_s.items()}
+            out[name] = {
+                "supernet_epoch_s": {str(t): round(v, 4) for t, v in sup.items()},
+                "candidate_s": {str(t): round(v, 4) for t, v in cand.items()},
+                "supernet_ratio": round(sup[counts[-1]] / sup[counts[0]], 3),
+                "candidate_ratio": round(cand[counts[-1]] / cand[counts[0]], 3),
+            }
+    finally:
+        torch.set_num_threads(before)
+    return {
+        "presets": out,
+        "threads": counts,
+        "epochs_timed": epochs,
+        "candidates_timed": candidates,
+        "cores": cpu_count(),
+        "loadavg": [round(x, 2) for x in os.getloadavg()],
+        "torch": torch.__version__,
+    }

@@ -60,6 +60,7 @@ DATASETS: tuple[str, ...] = ("digits", "mnist1d", "mnist", "fashion-mnist", "cif
 
 _NUM_DIGIT_CLASSES = 10
 _MNIST1D_SAMPLES = 5000  # mnist1d's default num_samples
+_ROOT_DATASETS = ("mnist", "fashion-mnist", "cifar10")  # read from files in a data root
 
 
 @dataclass(frozen=True)
@@ -171,8 +172,8 @@ def _check_device(device: torch.device | str) -> torch.device:
 def _check_root(root: str | os.PathLike[str] | None, name: str) -> Path:
     if root is None:
         raise DatasetError(
-            f"The {name!r} dataset is read from local files: pass root=<directory holding them>; "
-            "got root=None."
+            f"The {name!r} dataset is read from local files: set the directory holding them "
+            "(--data-root DIR, or data_root in the config's [supernet] section)."
         )
     try:
         path = Path(root).expanduser()
@@ -182,7 +183,8 @@ def _check_root(root: str | os.PathLike[str] | None, name: str) -> Path:
         ) from err
     if not path.is_dir():
         raise DatasetError(
-            f"The 'root' of the {name!r} dataset must be an existing directory; got {str(path)!r}."
+            f"The data root (--data-root, data_root) of the {name!r} dataset must be an existing "
+            f"directory; got {str(path)!r}."
         )
     return path
 
@@ -389,6 +391,7 @@ def _load_arrays(
 ) -> _Arrays:
     if not isinstance(name, str):
         raise DatasetError(f"A dataset name must be a string; got {type(name).__name__}.")
+    check_data_root(name, root)
     if name.startswith("npz:"):
         return _load_npz(_expand(name[4:]))
     if name.endswith(".npz"):
@@ -400,6 +403,19 @@ def _load_arrays(
             "path ending in '.npz'."
         )
     return loader(root, seed, limit)
+
+
+def check_data_root(name: str, root: str | os.PathLike[str] | None) -> None:
+    """Refuse a data root given to a dataset that reads no files from one (``digits`` ships
+    with scikit-learn, ``mnist1d`` is generated, ``npz:PATH`` names its file): it would be
+    silently ignored."""
+    if root is None or name in _ROOT_DATASETS:
+        return
+    raise DatasetError(
+        f"The {name!r} dataset reads no files from a data root, so --data-root (data_root in "
+        f"the config's [supernet] section) must be left unset for it; got {str(root)!r}. "
+        f"Datasets read from a data root: {', '.join(_ROOT_DATASETS)}."
+    )
 
 
 # ------------------------------------------------------------------------- splitting helpers

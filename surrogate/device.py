@@ -1,10 +1,12 @@
-"""Device selection, mixed precision (CUDA only) and seeded torch generators."""
+"""Device selection, mixed precision (CUDA only), seeded torch generators, and the intra-op
+threads a job trains with on the CPU."""
 
 from __future__ import annotations
 
 import contextlib
 import os
 import re
+from collections.abc import Iterator
 from contextlib import AbstractContextManager
 from dataclasses import dataclass
 
@@ -19,9 +21,19 @@ __all__ = [
     "available_devices",
     "cpu_count",
     "derive_seeds",
+    "job_threads",
     "resolve_device",
     "torch_generator",
+    "training_threads",
 ]
+
+# The intra-op threads of a job's own training on the CPU (the supernet, in the job's process;
+# the candidates train in a pool of one single-threaded worker per core). Chosen from
+# `dagrank bench threads` on the project's 2-core CPU (README, "Threads"): these small
+# networks do not scale over threads, and on a shared machine two threads per process
+# oversubscribe its cores. Fixed, not the machine's core count, so that a run's numbers do not
+# depend on the machine it ran on.
+CPU_TRAINING_THREADS = 1
 
 _DEVICE_RE = re.compile(r"^(auto|cpu|cuda)(?::(\d+))?$")
 
@@ -135,3 +147,27 @@ def cpu_count() -> int:
     with contextlib.suppress(AttributeError):  # sched_getaffinity is Linux-only
         return len(os.sched_getaffinity(0))
     return os.cpu_count() or 1
+
+
+@contextlib.contextmanager
+def job_threads() -> Iterator[int]:
+    """Torch's intra-op threads set to :data:`CPU_TRAINING_THREADS` while a job runs (every
+    job does: its supernet, estimators and pseudo environment train and score small networks
+    in its process), restored after. Yields the count."""
+    before = torch.get_num_threads()
+    torch.set_num_threads(CPU_TRAINING_THREADS)
+    try:
+        yield CPU_TRAINING_THREADS
+    finally:
+        torch.set_num_threads(before)
+
+
+@contextlib.contextmanager
+def training_threads(device: torch.device | str) -> Iterator[int | None]:
+    """:func:`job_threads` while a job trains on the CPU; left alone on a GPU. Yields the
+    count trained with (``None``: left alone)."""
+    if torch.device(device).type != "cpu":
+        yield None
+        return
+    with job_threads() as threads:
+        yield threads

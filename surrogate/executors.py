@@ -10,6 +10,7 @@ import concurrent.futures as cf
 import inspect
 import multiprocessing as mp
 import os
+import signal
 import sys
 import time
 from collections.abc import Iterator, Sequence
@@ -53,6 +54,9 @@ def _init_worker(counter: Any, devices: tuple[str, ...], threads: int, driver: i
         counter.value += 1
     _WORKER_DEVICE = devices[index % len(devices)]
     torch.set_num_threads(threads)
+    # Ctrl-C reaches the whole process group: the driver alone handles it (and shuts the pool
+    # down); a worker that took it too would print a traceback for every Ctrl-C
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
     _exit_with_parent(driver)  # the driver's pid, taken before the spawn: it may be dead now
 
 
@@ -207,6 +211,13 @@ class LocalExecutor(Executor):
             initargs=(counter, self.devices, threads, os.getpid()),
         )
 
+    def _kill_pool(self) -> None:
+        """End every worker now (their tasks are lost; the store keeps what was finished)."""
+        if self._pool is not None:
+            for process in list(getattr(self._pool, "_processes", {}).values()):
+                process.kill()
+            self._drop_pool(wait=False)
+
     def _drop_pool(self, *, wait: bool) -> None:
         if self._pool is not None:
             self._pool.shutdown(wait=wait, cancel_futures=True)
@@ -238,6 +249,9 @@ class LocalExecutor(Executor):
                     else:
                         suspects.append(task)
                 running.clear()
+        except KeyboardInterrupt:  # Ctrl-C: the workers ignore it; end them, do not wait
+            self._kill_pool()
+            raise
         finally:
             if running:  # the caller stopped early: let the running tasks end, drop the rest
                 self._drop_pool(wait=False)

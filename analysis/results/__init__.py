@@ -26,7 +26,7 @@ from analysis.results.records import (
     hash_config,
 )
 from analysis.results.schema import SCHEMA_VERSION
-from analysis.results.sqlite import SQLiteStore, read_state, store_problem
+from analysis.results.sqlite import SQLiteStore, read_run_config, read_state, store_problem
 
 __all__ = [
     "EVALUATORS",
@@ -41,6 +41,7 @@ __all__ = [
     "SQLiteStore",
     "StoreTransaction",
     "hash_config",
+    "read_run_config",
     "read_state",
     "store_problem",
 ]

@@ -354,12 +354,11 @@ class ResultsStore(abc.ABC):
                 tx.add_run(run, config_text, config_hash, utc_now())
             elif stored[0] != config_hash:
                 raise RunConflictError(
-                    f"Run {run!r} is already registered in {self} with config hash "
-                    f"{stored[0]}, but the config given now hashes to {config_hash}. Nothing was "
-                    f"changed: the results already stored for {run!r} are intact. The configs "
-                    f"differ in (stored != given): {config_differences(stored[1], config_text)}. "
-                    f"Use a new run name (or run directory) for the new config, or the original "
-                    f"config to resume."
+                    f"Run {run!r} is already registered in {self} with another config (stored "
+                    f"!= given: {config_differences(stored[1], config_text)}). Nothing was "
+                    f"changed: the results already stored for {run!r} are intact. Use a new run "
+                    f"name (or run directory) for the new config, or the original config to "
+                    f"resume."
                 )
 
         self._transact(txn, write=True, what="register_run")

@@ -243,27 +243,32 @@ def checked_json(value: Any, what: str) -> str:
         ) from None
 
 
-def config_differences(stored_text: str, given_text: str, limit: int = 5) -> str:
-    """``"key: A != B"`` for the top-level keys where two configs (canonical JSON) differ."""
+def config_differences(stored_text: str, given_text: str, limit: int = 8) -> str:
+    """``"key: A != B"`` for every key where two configs (JSON) differ, nested keys dotted
+    (``"supernet.epochs: 2 != 3"``)."""
     try:
         stored, given = json.loads(stored_text), json.loads(given_text)
     except ValueError:
         return "the stored config is not readable JSON"
-    if not isinstance(stored, dict) or not isinstance(given, dict):
-        return f"{stored_text:.100} != {given_text:.100}"
-
-    def shown(config: dict[str, Any], name: str) -> str:
-        if name not in config:
-            return "(absent)"
-        return f"{json.dumps(config[name], sort_keys=True):.80}"
-
-    diffs = [
-        f"{name}: {shown(stored, name)} != {shown(given, name)}"
-        for name in sorted(set(stored) | set(given))
-        if shown(stored, name) != shown(given, name)
-    ]
+    diffs = list(_differences(stored, given, ""))
     more = f"; and {len(diffs) - limit} more" if len(diffs) > limit else ""
     return "; ".join(diffs[:limit]) + more
+
+
+_ABSENT = object()
+
+
+def _differences(stored: Any, given: Any, prefix: str) -> Iterator[str]:
+    if isinstance(stored, dict) and isinstance(given, dict):
+        for name in sorted(set(stored) | set(given)):
+            yield from _differences(stored.get(name, _ABSENT), given.get(name, _ABSENT),
+                                    f"{prefix}{name}.")  # fmt: skip
+    elif stored != given:
+
+        def shown(value: Any) -> str:
+            return "(absent)" if value is _ABSENT else f"{json.dumps(value, sort_keys=True):.80}"
+
+        yield f"{prefix.rstrip('.') or 'config'}: {shown(stored)} != {shown(given)}"
 
 
 def canonical_arch(arch_json: Any) -> str:

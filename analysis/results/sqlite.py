@@ -394,6 +394,27 @@ def read_state(path: str | os.PathLike[str], name: str) -> str | None:
     Raises:
         StoreCorruptError: the file is damaged (:func:`store_problem` says how).
     """
+    return _read_only(path, lambda conn: _read_state(conn, name))
+
+
+def read_run_config(path: str | os.PathLike[str], name: str) -> dict[str, Any] | None:
+    """The config the run ``name`` was registered with in the store at ``path``, read without
+    changing anything (``None`` when the store or the run is absent): a job checks it before
+    its first write.
+
+    Raises:
+        StoreCorruptError: the file is damaged (:func:`store_problem` says how).
+    """
+
+    def read(conn: sqlite3.Connection) -> str | None:
+        row = conn.execute("SELECT config_json FROM runs WHERE name = ?", (name,)).fetchone()
+        return None if row is None else row[0]
+
+    text = _read_only(path, read)
+    return None if text is None else json.loads(text)
+
+
+def _read_only(path: str | os.PathLike[str], read: Callable[[sqlite3.Connection], Any]) -> Any:
     path = Path(path)
     problem = store_problem(path)
     if problem is not None:
@@ -402,7 +423,7 @@ def read_state(path: str | os.PathLike[str], name: str) -> str | None:
         return None
     conn = _read_only_connect(path)
     try:
-        return _read_state(conn, name)
+        return read(conn)
     except sqlite3.Error as err:
         raise StoreCorruptError(f"The results store {path} cannot be read ({err}).") from None
     finally:

@@ -26,6 +26,7 @@ __all__ = [
     "STRATEGIES",
     "STRATEGY_CLASSES",
     "are_strategy_names",
+    "check_options",
     "make_strategy",
     "strategy_class",
     "strategy_seed",
@@ -83,12 +84,21 @@ def make_strategy(
         StrategyError: an unknown name or an option the strategy does not take (and any bad
             argument, see the strategy's class).
     """
-    cls = strategy_class(name)
-    params = inspect.signature(cls.__init__).parameters
+    check_options(name, options)
+    return strategy_class(name)(space, num_cells, seed, **options)
+
+
+def check_options(name: str, options: Any) -> None:
+    """Refuse an option the strategy ``name`` does not take (a study checks its options with
+    this before anything runs).
+
+    Raises:
+        StrategyError: an unknown name, or an unknown option.
+    """
+    params = inspect.signature(strategy_class(name).__init__).parameters
     allowed = sorted(p.name for p in params.values() if p.kind is inspect.Parameter.KEYWORD_ONLY)
     unknown = sorted(set(options) - set(allowed))
     if unknown:
         raise StrategyError(
             f"Unknown option(s) {unknown} for the {name!r} strategy; expected some of {allowed}."
         )
-    return cls(space, num_cells, seed, **options)

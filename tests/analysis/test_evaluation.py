@@ -35,6 +35,17 @@ def test_cpu_default_is_a_pool_of_single_threaded_workers(gpus) -> None:
     assert executor.threads_per_worker == 1
 
 
+def test_every_cpu_executor_of_a_job_trains_at_the_jobs_thread_count(gpus) -> None:
+    """Issue 20, item 10: `--workers N` and `--executor batched` took the machine's cores
+    (cores // workers, or the process's threads), so their numbers depended on the machine."""
+    from surrogate.device import CPU_TRAINING_THREADS
+
+    gpus(0)
+    assert evaluation.make_job_executor("local", workers=1).threads_per_worker == 1
+    assert evaluation.make_job_executor("local", workers=3).threads_per_worker == 1
+    assert evaluation.make_job_executor("batched").threads == CPU_TRAINING_THREADS == 1
+
+
 def test_one_gpu_default_is_batched_on_that_gpu(gpus) -> None:
     gpus(1)
     executor = evaluation.default_executor("auto")

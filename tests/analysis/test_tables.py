@@ -87,7 +87,7 @@ def test_parquet_needs_a_reader(tmp_path, space):
 
 
 def test_bad_tables_raise_typed_errors(tmp_path, space):
-    with pytest.raises(TableFormatError, match=r"must be .csv, .json or .parquet.*'t.txt'"):
+    with pytest.raises(TableFormatError, match=r"must be a .csv, .json or .parquet file.*'t.txt'"):
         read_table(tmp_path / "t.txt")
     with pytest.raises(TableError, match="No results table at"):
         read_table(tmp_path / "missing.csv")

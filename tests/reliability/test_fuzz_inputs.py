@@ -420,7 +420,7 @@ TOOLKIT_ERRORS = [
     ),
     (["supernet", "train", "--run", "{run}", "--dataset", "npz:{garbage.npz}"], r"cannot read"),
     (["supernet", "train", "--run", "{garbage.npz}"], r"exists and is not a directory"),
-    (["space", "describe", "{garbage.npz}"], r"not a readable \.npz space file"),
+    (["space", "describe", "{garbage.npz}"], r"not a space file: a \.npz archive starts with"),
     (["space", "describe", "{not_a_space.npz}"], r"not a dagrank space file"),
     (["space", "describe", "{run}/missing.npz"], r"No space file"),
     (["space", "enumerate", "--vertices", "99", "--out", "{run}/s.npz"], r"vertices"),
@@ -546,7 +546,7 @@ def test_the_installed_command_fails_in_one_line(tmp_path: Path, bad_files: dict
     for argv, match in [
         (["supernet", "train", "--run", str(tmp_path / "run"), "--config",
           str(bad_files["garbage.toml"]), "--no-progress"], "Cannot parse the config file"),
-        (["space", "describe", str(bad_files["garbage.npz"])], "not a readable .npz space"),
+        (["space", "describe", str(bad_files["garbage.npz"])], "not a space file: a .npz archive"),
     ]:  # fmt: skip
         done = subprocess.run(
             [str(dagrank), *argv], capture_output=True, text=True, env=env, timeout=120

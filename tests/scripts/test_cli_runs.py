@@ -69,13 +69,16 @@ def test_a_checkpoint_resumes_on_another_device(tmp_path):
 
 
 def test_set_aside_never_deletes(tmp_path):
+    from analysis.rundir import hold
+
     run = tmp_path / "run"
-    run.mkdir()
-    (run / "keep.txt").write_text("x")
+    with hold(run, "dagrank compare"):
+        (run / "summary.json").write_text("{}")
     first = set_aside(run)
-    run.mkdir()
+    with hold(run, "dagrank compare"):
+        (run / "summary.json").write_text("{}")
     second = set_aside(run)
-    assert first != second and (first / "keep.txt").read_text() == "x" and second.is_dir()
+    assert first != second and (first / "summary.json").read_text() == "{}" and second.is_dir()
     assert set_aside(tmp_path / "absent") is None
     (tmp_path / "file").write_text("x")
     with pytest.raises(Exception, match=r"exists and is not a directory"):

@@ -118,7 +118,7 @@ def test_demo_smoke_runs_every_job_and_writes_the_report(
     out = capsys.readouterr().out
     assert "report:" in out and str(run / "report.md") in out
     summary = json.loads((run / "summary.json").read_text())
-    assert set(summary) == {"validate", "trajectory", "compare"}
+    assert set(summary) == {"supernet", "validate", "trajectory", "compare"}
     report = (run / "report.md").read_text()
     for image in ("space6.png", "validation.png", "trajectory.png", "compare.png"):
         assert f"({image})" in report and (run / image).read_bytes()[:8] == PNG
@@ -184,6 +184,7 @@ def test_compare_and_trajectory_on_a_tabular_objective(tmp_path: Path, capsys) -
     assert (run / "tabular_compare.png").read_bytes()[:8] == PNG
     assert main(["trajectory", *argv, "--epochs", "3"]) == 0
     assert json.loads((run / "summary.json").read_text())["trajectory"]["epochs"] <= 3
+    assert pd.read_csv(run / "trajectories.csv")["epoch"].min() == 1  # counted from 1
     (run / "tabular_compare.png").unlink()
     assert main(["plot", str(run)]) == 0 and (run / "tabular_compare.png").exists()
     assert main(["report", str(run)]) == 0
@@ -211,3 +212,58 @@ def test_analyze_features_reports_every_encoding(tmp_path: Path, capsys) -> None
     premise = json.loads((run / "summary.json").read_text())["premise"]
     assert premise["encodings"]["one_hot"]["variance_share"] == pytest.approx(1.0)
     assert (run / "premise.png").read_bytes()[:8] == PNG
+    (run / "premise.png").unlink()  # issue 20, item 13: `plot` redraws it from the run
+    assert main(["plot", str(run)]) == 0
+    assert str(run / "premise.png") in capsys.readouterr().out
+    assert (run / "premise.png").read_bytes()[:8] == PNG
+
+
+FLAKY = """
+import pathlib
+
+FIXED = pathlib.Path(__file__).with_name("fixed")
+
+
+def edges(cells):
+    if not FIXED.exists():
+        raise RuntimeError("the objective is not ready")
+    return float(sum(c.num_edges for c in cells))
+"""
+
+
+def _supernet_only(search_run: Path, run: Path) -> Path:
+    """A run holding only the trained supernet of ``search_run`` (no search job yet)."""
+    import shutil
+
+    run.mkdir()
+    for name in (".dagrank-run", "config.json", "supernet.pt", "space.npz"):
+        shutil.copy2(search_run / name, run / name)
+    return run
+
+
+def test_a_failing_user_objective_is_said_and_retried(search_run, tmp_path, monkeypatch, capsys):
+    """Issue 20, item 4: the first failure's message and the count on the console; after the
+    user fixes the function, --retry-failed evaluates the failures again."""
+    import math
+    import sys
+
+    from analysis.runs import read_summary
+
+    (tmp_path / "flaky_objective.py").write_text(FLAKY)
+    monkeypatch.syspath_prepend(str(tmp_path))
+    sys.modules.pop("flaky_objective", None)
+    run = _supernet_only(search_run, tmp_path / "run")
+    argv = ["trajectory", "--preset", "smoke", "--run", str(run), "--no-progress",
+            "--objective", "flaky_objective:edges", "--epochs", "2"]  # fmt: skip
+    assert main(argv) == 0
+    err = capsys.readouterr().err
+    assert "evaluation(s) of the trajectory failed" in err
+    assert "the first: RuntimeError: the objective is not ready; fix it and run again with " \
+        "--retry-failed" in err  # fmt: skip
+    (tmp_path / "fixed").write_text("")
+    assert main(argv) == 0  # the finished descent is as it was, and says so again
+    assert "failed" in capsys.readouterr().err
+    assert main([*argv, "--retry-failed"]) == 0
+    assert "failed" not in capsys.readouterr().err
+    summary = read_summary(run / "summary.json")["trajectory"]
+    assert math.isfinite(summary["objective_best"]) and summary["epochs"] == 2

@@ -10,6 +10,7 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
+from analysis.runs import read_summary
 from scripts.cli import main
 
 
@@ -18,7 +19,7 @@ def smoke_validate(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, str]
     run = tmp_path_factory.mktemp("validate") / "run"
     code = main(["validate", "--preset", "smoke", "--run", str(run), "--no-progress"])
     assert code == 0
-    return run, json.dumps(json.loads((run / "summary.json").read_text())["validate"])
+    return run, json.dumps(read_summary(run / "summary.json")["validate"])
 
 
 def test_validate_writes_every_output(smoke_validate: tuple[Path, str]) -> None:
@@ -102,9 +103,9 @@ def test_rerun_trains_nothing_and_gives_the_same_figures(
 ) -> None:
     run, text = smoke_validate
     assert main(["validate", "--preset", "smoke", "--run", str(run), "--no-progress"]) == 0
-    again = json.loads((run / "summary.json").read_text())["validate"]
+    again = read_summary(run / "summary.json")["validate"]
     assert again["trained_now"] == 0
-    assert again["summary"] == json.loads(text)["summary"]
+    assert json.dumps(again["summary"]) == json.dumps(json.loads(text)["summary"])  # NaN too
     out = capsys.readouterr().out
     assert "noise ceiling" in out and "Kendall tau" in out and "best:" in out
 
@@ -119,6 +120,41 @@ def test_a_different_config_in_the_same_run_is_refused(
     err = capsys.readouterr().err
     assert err.count("\n") == 1 and "Traceback" not in err
     assert (run / "validation.csv").read_bytes() == before
+
+
+def test_precision_and_regret_at_k_are_not_shown_below_2k(
+    smoke_validate: tuple[Path, str],
+) -> None:
+    """Issue 20, item 12: with 9 architectures, precision@10 was 1.000 and regret@10 0.0000
+    for every estimator; below 2k architectures they are n/a (NaN in the tables)."""
+    run, text = smoke_validate
+    s = json.loads(text)["summary"]
+    assert s["n"] < 20 and s["top_k"] == 10
+    assert all(math.isnan(f["precision_at_k"]) and math.isnan(f["regret_at_k"])
+               for f in s["estimators"].values())  # fmt: skip
+    table = pd.read_csv(run / "estimators.csv")
+    assert table["precision_at_10"].isna().all() and table["regret_at_10"].isna().all()
+    assert main(["report", str(run)]) == 0
+    report = (run / "report.md").read_text()
+    assert "| n/a | n/a |" in report and "precision@10 and regret@10 need at least 20" in report
+
+
+def test_a_single_seed_is_honoured_and_said(
+    smoke_validate: tuple[Path, str], tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """Issue 20, item 8: one seed has no noise ceiling: said, and no raw matplotlib warning."""
+    import shutil
+
+    run = Path(shutil.copytree(smoke_validate[0], tmp_path / "run"))
+    with sqlite3.connect(run / "results.sqlite") as conn:  # the run, as if made with one seed
+        conn.execute("DELETE FROM runs WHERE name = 'validate'")
+    argv = ["validate", "--preset", "smoke", "--seeds", "0", "--run", str(run), "--no-progress"]
+    assert main(argv) == 0
+    captured = capsys.readouterr()
+    assert "no noise ceiling: one training seed (--seeds 0,1 or more give one)" in captured.out
+    assert "Warning" not in captured.err and "legend" not in captured.err
+    summary = read_summary(run / "summary.json")["validate"]
+    assert summary["summary"]["ceiling"] is None and summary["trained_now"] == 0
 
 
 @pytest.mark.parametrize("share", ["-1", "x", "nan"])

@@ -10,6 +10,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from analysis.search import SearchConfigError
 from analysis.study import (
     StudyConfigError,
     load_study,
@@ -83,6 +84,11 @@ def test_resolution_order_defaults_preset_file_flags(tmp_path):
         ("preset = 3\n", StudyConfigError, r"'preset' must be a string; got 3"),
         ('preset = "huge"\n', StudyConfigError, r"Unknown preset 'huge'; expected one of"),
         ("x = [\n", StudyConfigError, r"Cannot parse the study config"),
+        (  # issue 20, item 13: an unknown strategy option passed `config show`
+            "[search.fd]\nbogus = 1\n",
+            SearchConfigError,
+            r"s\.toml: \[search\.fd\] Unknown option\(s\) \['bogus'\] for the 'fd' strategy",
+        ),
     ],
 )
 def test_bad_study_files_raise_typed_errors(tmp_path, text, error, match):
@@ -90,6 +96,16 @@ def test_bad_study_files_raise_typed_errors(tmp_path, text, error, match):
     path.write_text(text)
     with pytest.raises(error, match=match):
         resolve_study(config=path)
+
+
+def test_config_show_names_every_method_and_refuses_a_bogus_option(tmp_path, capsys):
+    from dagspace.strategies.registry import STRATEGIES
+
+    assert main(["config", "show"]) == 0
+    assert f"# subset of {', '.join(STRATEGIES)}\nmethods = " in capsys.readouterr().out
+    (tmp_path / "s.toml").write_text("[search.bayes]\nbogus = 1\n")
+    assert main(["config", "show", "--config", str(tmp_path / "s.toml")]) == 2
+    assert "[search.bayes] Unknown option(s) ['bogus']" in capsys.readouterr().err
 
 
 def test_study_file_must_be_toml(tmp_path):
@@ -196,6 +212,6 @@ def test_run_study_from_python_like_the_cli(tmp_path, own_npz):
                        progress=False)  # fmt: skip
     assert result.report.exists() and result.validation.summary.n >= 1
     summary = json.loads((tmp_path / "run" / "summary.json").read_text())
-    assert set(summary) == {"validate", "trajectory", "compare"}
+    assert set(summary) == {"supernet", "validate", "trajectory", "compare"}
     with pytest.raises(StudyConfigError, match=r"jobs of a study must be some of"):
         run_study(tmp_path / "run", study, jobs=("train",))

@@ -386,16 +386,26 @@ def test_unknown_name_lists_the_known_ones() -> None:
 
 @pytest.mark.parametrize("name", ["mnist", "fashion-mnist", "cifar10"])
 def test_file_datasets_need_an_existing_root(tmp_path: Path, name: str) -> None:
-    with pytest.raises(
-        DatasetError, match=rf"'{name}' dataset is read from local files.*root=None"
-    ):
+    with pytest.raises(  # flag and config key, not load_dataset's parameter (issue 20)
+        DatasetError, match=rf"'{name}' dataset is read from local files: set the directory "
+        r"holding them \(--data-root DIR, or data_root in the config's \[supernet\] section\)"
+    ):  # fmt: skip
         load_dataset(name)
-    with pytest.raises(DatasetError, match=rf"'root' of the '{name}' dataset must be an existing"):
+    with pytest.raises(DatasetError, match=rf"--data-root, data_root\) of the '{name}' dataset "
+                       "must be an existing"):  # fmt: skip
         load_dataset(name, root=tmp_path / "absent")
     with pytest.raises(
         DatasetError, match=rf"'root' of the '{name}' dataset must be a path; got 3"
     ):
         load_dataset(name, root=3)  # type: ignore[arg-type]
+
+
+@pytest.mark.parametrize("name", ["digits", "mnist1d", "npz:/data/mine.npz"])
+def test_a_data_root_is_refused_where_it_would_be_ignored(name: str) -> None:
+    """Issue 20, item 8: `--data-root /nonexistent` with digits was accepted and ignored."""
+    match = rf"'{name}' dataset reads no files from a data root, so --data-root .* must be left "
+    with pytest.raises(DatasetError, match=match + r"unset for it; got '/nonexistent'"):
+        load_dataset(name, root="/nonexistent")
 
 
 def test_missing_idx_file_names_path_and_expected_files(mnist_dir: Path) -> None:

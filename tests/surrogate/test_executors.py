@@ -253,6 +253,21 @@ def test_pool_worker_death_fails_only_its_task(
     assert {k: numbers(r) for k, r in results.items()} == {k: expected[k] for k in results}
 
 
+@pytest.mark.slow
+def test_pool_workers_leave_ctrl_c_to_the_driver(pool: LocalExecutor) -> None:
+    """Issue 20, item 11: Ctrl-C reaches every process of the group; a worker ignores it (no
+    traceback per worker), and the driver, interrupted, ends its workers without waiting."""
+    collect(pool.map(BATCH[:1]), BATCH[:1])  # the pool is up
+    assert pool._pool.submit(signal.getsignal, signal.SIGINT).result() == signal.SIG_IGN
+    workers = list(pool._pool._processes.values())
+    pool._kill_pool()
+    for worker in workers:
+        worker.join(timeout=10)
+        assert not worker.is_alive()
+    results = collect(pool.map(BATCH[:1]), BATCH[:1])  # a fresh pool where one is needed
+    assert results["a"].status is CandidateStatus.COMPLETE
+
+
 def test_map_rejects_bad_task_lists() -> None:
     for executor in (LocalExecutor(workers=1, devices=["cpu"]), LocalExecutor(2, ["cpu"])):
         with executor, pytest.raises(ConfigError, match="must be unique; got 'a' twice"):
