@@ -183,8 +183,8 @@ def test_a_complete_file_is_searched_and_measured_on_the_whole_space(nb101_file5
                                                                      tmp_path):  # fmt: skip
     built, _ = nb101_file5
     config = _config(built.path)
-    space, objective = open_table(tmp_path / "run", config)
-    assert objective.results.space is space and len(space) == len(space5)  # no subset: the
-    assert objective.column == f"{VAL108}@mean"  # strategies' neighbours are the whole space's
     premise = run_premise(tmp_path / "run", config, train=40, test=80, encodings=("seed",))
     assert premise.report["cells"] == len(space5)
+    space, objective = open_table(tmp_path / "run", config)  # (the job made the run directory)
+    assert objective.results.space is space and len(space) == len(space5)  # no subset: the
+    assert objective.column == f"{VAL108}@mean"  # strategies' neighbours are the whole space's
