@@ -277,9 +277,10 @@ def test_a_table_too_small_for_the_study_is_refused_up_front(tmp_path: Path, cap
     assert not (run / "summary.json").exists() and not (run / "results.sqlite").exists()
     table = _tabular_table(tmp_path / "t.csv")
     wrong = tmp_path / "wrong.npz"
-    enumerate_space(4).save(wrong)  # unlabelled: not the table's space
+    space.subset([0, 1, 2]).save(wrong)  # a --space that shares 3 cells with the table
     argv = ["--objective", f"tabular:{table}", "--run", str(tmp_path / "run2"), "--space",
             str(wrong), "--no-progress"]  # fmt: skip
     assert main(["trajectory", *argv, "--epochs", "3"]) == 2
     err = capsys.readouterr().err
-    assert err.count("\n") == 1 and "covers" in err and "one descent step" in err
+    assert err.count("\n") == 1 and "covers 3 cells" in err and "one descent step" in err
+    assert not (tmp_path / "run2" / "results.sqlite").exists()
