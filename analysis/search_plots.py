@@ -60,10 +60,11 @@ def plot_trajectories(
     for walker, part in centres.groupby("walker"):
         ax.plot(part["epoch"], part["objective"], ".", ms=4, color=colors(int(walker) % 10),
                 label=f"walker {walker}")  # fmt: skip
-    best = centres.groupby("epoch")["objective"].min().cummin()
+    best = centres.groupby("epoch")["objective"].min().cummin().ffill()
     ax.plot(best.index, best.to_numpy(), color="k", lw=1.2, label="best centre so far")
-    ax.set_title(f"{objective} objective (lower is better)", fontsize=10)
+    ax.set_title(f"{objective} objective", fontsize=10)
     ax.set_xlabel("epoch")
+    ax.set_ylabel("lower is better", fontsize=8)
     ax.grid(alpha=0.3)
     ax.legend(fontsize=7)
     descents = len(frame.groupby(["walker", "restart"]))

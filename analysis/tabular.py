@@ -462,6 +462,10 @@ def _compare_report(job: _Job, curves: pd.DataFrame, regret: pd.DataFrame, secon
         methods[method] = {
             "median_best": {int(r.queries): float(r.median_best) for r in rows.itertuples()},
             "median_regret": {int(r.queries): float(r.median_regret) for r in rows.itertuples()},
+            "regret_quartiles": {
+                int(r.queries): [float(r.regret_q25), float(r.regret_q75)]
+                for r in rows.itertuples()
+            },
             "evaluations": evaluations[method],
             "seconds": seconds[method],
         }

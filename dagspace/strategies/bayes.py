@@ -26,7 +26,9 @@ Algorithm of one proposal round (``q`` architectures):
    ``1 / sqrt(n)``), so a geometric schedule refits often early and rarely late: 6 fits instead
    of 14 in a 150-query run with ``q = 10``. The fitted values are part of the state.
 4. *Prefilter*: analytic ``LogExpectedImprovement`` on every candidate; the best ``prefilter``
-   go on.
+   (default ``4 q``) go on. The batch acquisition below costs in proportion to the candidates it
+   scores and picks ``q`` of them, most from the top of the analytic ranking: 40 instead of all
+   129 NAS-Bench-101 points halves its time at the same regret (measured: README).
 5. *Batch*: ``qLogExpectedImprovement`` (quasi-MC, seeded Sobol sampler; pending architectures as
    ``X_pending``) optimised by ``optimize_acqf_discrete`` over those, ``q`` distinct joint points
    by sequential greedy conditioning.
@@ -75,7 +77,8 @@ class BayesianSearch(EmbeddedStrategy):
     Args:
         q: the batch size of one acquisition round; ``ask(n)`` runs rounds of at most ``q``.
         n_init: the number of uniformly random architectures before the GP takes over.
-        prefilter: how many candidates, ranked by analytic log-EI, the batch acquisition sees.
+        prefilter: how many candidates, ranked by analytic log-EI, the batch acquisition sees
+            (``None``: ``4 q``).
         max_candidates: the largest exact candidate product; beyond it, a sample of this size.
         features: the embedding's feature names.
         mc_samples: quasi-MC samples of ``qLogExpectedImprovement``.
@@ -97,7 +100,7 @@ class BayesianSearch(EmbeddedStrategy):
         *,
         q: int = 8,
         n_init: int = 10,
-        prefilter: int = 256,
+        prefilter: int | None = None,
         max_candidates: int = 20_000,
         features: Sequence[str] = DEFAULT_FEATURES,
         mc_samples: int = 128,
@@ -107,6 +110,8 @@ class BayesianSearch(EmbeddedStrategy):
         owner = type(self).__name__
         self.q = check_int(owner, "q", q, 1, StrategyError)
         self.n_init = check_int(owner, "n_init", n_init, 0, StrategyError)
+        if prefilter is None:
+            prefilter = 4 * self.q
         self.prefilter = check_int(owner, "prefilter", prefilter, 1, StrategyError)
         self.max_candidates = check_int(owner, "max_candidates", max_candidates, 1, StrategyError)
         self.mc_samples = check_int(owner, "mc_samples", mc_samples, 1, StrategyError)
