@@ -59,7 +59,10 @@ __all__ = [
     "SearchConfig",
     "SearchConfigError",
     "TrajectoryResult",
+    "ask_batch",
+    "check_epochs",
     "check_search_job",
+    "epochs_done",
     "run_compare",
     "run_trajectory",
     "search_preset",
@@ -70,7 +73,20 @@ __all__ = [
 DEFAULT_METHODS = ("fd", "random", "bayes")  # the supernet jobs' default (top-k trained each)
 BUDGET_MODES = ("evaluations", "compute")
 METHOD_LABELS = {"fd": "finite-difference", "random": "random", "bayes": "Bayesian (BoTorch)",
-                 "evolution": "regularised evolution", "local": "local search"}  # fmt: skip
+                 "evolution": "regularised evolution", "local": "local search",
+                 "fd-seed": "finite-difference (seed's rule)",
+                 "random-points": "random feature point"}  # fmt: skip
+
+
+# architectures asked for at once: a whole descent step, a local-search neighbourhood, one
+# evolution child (it must see the values before the next), Bayesian search's q
+_ASK_BATCH = {"fd": 10**6, "fd-seed": 10**6, "local": 10**6, "random": 8, "random-points": 8,
+              "evolution": 1}  # fmt: skip
+
+
+def ask_batch(method: str, bayes: dict[str, Any]) -> int:
+    """How many architectures a job asks ``method`` for at once (Bayesian search: its ``q``)."""
+    return _ASK_BATCH.get(method, int(bayes.get("q", 8)))
 
 
 class SearchConfigError(AnalysisError, ValueError):
@@ -233,12 +249,12 @@ def _open(run: str | os.PathLike, config: SearchConfig, job: str, executor: Any,
 # -- driving one strategy ---------------------------------------------------------------------
 
 
-def _strategy(ctx: _Context, method: str, repeat: int) -> Any:
+def _strategy(ctx: _Context, method: str, repeat: int, **extra: Any) -> Any:
     from dagspace.strategies import make_strategy, strategy_seed
 
     options = {"fd": ctx.config.fd, "bayes": ctx.config.bayes}.get(method, {})
     seed = strategy_seed(ctx.config.seed, repeat, method)
-    return make_strategy(method, ctx.space, ctx.num_cells, seed=seed, **options)
+    return make_strategy(method, ctx.space, ctx.num_cells, seed=seed, **{**options, **extra})
 
 
 @dataclass
@@ -263,7 +279,10 @@ def _drive(
     """Ask, evaluate, record, tell until the budget is spent; resume from the store's state."""
     from tqdm.auto import tqdm
 
-    strategy = _strategy(ctx, method, repeat)
+    # the trajectory's descent stops itself at the epochs asked for (one ask() may run several
+    # epochs whose points are all known), and a larger --epochs continues a finished one
+    extra = {"max_epochs": ctx.config.epochs} if stop is not None else {}
+    strategy = _strategy(ctx, method, repeat, **extra)
     objective = ctx.objective(objective_name, method, repeat)
     name = f"{ctx.job}/{method}/{repeat}"
     seconds, env_file = 0.0, None
@@ -276,10 +295,6 @@ def _drive(
         seconds, env_file = float(state["seconds"]), state.get("objective_file")
         if env_file is not None:
             objective.load(ctx.run / env_file)
-    if stop is not None and hasattr(strategy, "max_epochs"):
-        # one ask() may run several epochs whose points are all cached (a flat landscape):
-        # the strategy itself stops at the epochs asked for, so the job never overshoots
-        strategy.max_epochs = ctx.config.epochs
     cheap = objective_name != "standalone" and not getattr(objective, "records_itself", False)
     total = max_evals or (ctx.config.epochs if stop is not None else None)
     unit = "epoch" if stop is not None else "eval"  # the trajectory bar counts epochs
@@ -293,9 +308,7 @@ def _drive(
                 break
             if time_budget is not None and seconds >= time_budget:
                 break
-            want = {"fd": 10**6, "local": 10**6, "random": 8, "evolution": 1}.get(
-                method, int(ctx.config.bayes.get("q", 8))
-            )
+            want = ask_batch(method, ctx.config.bayes)
             if max_evals is not None:
                 want = min(want, max_evals - done)
             started = time.perf_counter()
@@ -377,6 +390,26 @@ def trajectory_frame(strategy: Any) -> pd.DataFrame:
     return frame
 
 
+def epochs_done(store: Path, name: str) -> int:
+    """The epochs of the descent saved as ``name`` in the results store at ``store`` (0: none
+    saved), read without changing anything."""
+    from analysis.results import read_state
+
+    saved = read_state(store, name) if store.exists() else None
+    return 0 if saved is None else int(json.loads(saved)["strategy"]["extra"]["epoch"])
+
+
+def check_epochs(run: str | os.PathLike, done: int, epochs: int, error: type[Exception]) -> None:
+    """Refuse ``--epochs`` below the ``done`` epochs that the run ``run`` already holds (a
+    larger number extends the descent; the run is never cut short)."""
+    if epochs < done:
+        raise error(
+            f"The run {str(run)!r} already holds a trajectory of {done} epochs; --epochs {epochs} "
+            f"would leave it unfinished or drop epochs: pass --epochs {done} or more to extend "
+            "it (or the same number to redo its outputs), or use a new run directory."
+        )
+
+
 def top_k_filename(k: int) -> str:
     """The compare table's name: ``top10.csv`` for the top-10, ``top3.csv`` for ``--top-k 3``."""
     return f"top{int(k)}.csv"
@@ -403,6 +436,8 @@ def run_trajectory(
     (and reusing every completed one from the store)."""
     from analysis.search_plots import plot_trajectories
 
+    done = epochs_done(Path(run) / "results.sqlite", "trajectory/fd/0")
+    check_epochs(run, done, config.epochs, SearchConfigError)  # before any training
     ctx = _open(run, config, "trajectory", None, progress)
     ctx.retry_failed = retry_failed
     try:
@@ -412,7 +447,7 @@ def run_trajectory(
             frame.to_csv(handle, index=False)
         plot_trajectories(frame, ctx.run / "trajectory.png", objective=config.objective)
         _say_failures(ctx, [drive.strategy])
-        report = _trajectory_report(frame, drive, config)
+        report = {**_trajectory_report(frame, drive, config), "extended_from": done}
         report["surrogate_score"] = ctx.supernet_run.ranking.score
         update_summary(ctx.run, "trajectory", report)
         ctx.store.export_csv(ctx.run / "evaluations.csv")
@@ -426,6 +461,7 @@ def _trajectory_report(frame: pd.DataFrame, drive: _Drive, config: SearchConfig)
     return {
         "objective": config.objective,
         "epochs": int(drive.strategy.epoch),
+        "epochs_requested": config.epochs,
         "evaluations": len(drive.strategy.history),
         "objective_first": float(per_epoch.iloc[0]) if len(per_epoch) else float("nan"),
         "objective_last": float(per_epoch.iloc[-1]) if len(per_epoch) else float("nan"),

@@ -1,5 +1,6 @@
-"""Plots of a tabular comparison: best-found-so-far accuracy against queries and against the
-training time the table says those queries cost, mean over repeats with a 95% bootstrap band."""
+"""Plots of a tabular comparison: the regret of the best found so far against queries and against
+the training time the table says those queries cost, the median over repeats with a 95%
+bootstrap band (the statistic of the regret table and of its Mann-Whitney tests)."""
 
 from __future__ import annotations
 
@@ -15,38 +16,37 @@ import numpy as np
 import pandas as pd
 
 from analysis.plots import DEFAULT_DPI, save_and_close
+from analysis.search import METHOD_LABELS
+from analysis.search_plots import METHOD_COLORS
 
 __all__ = ["bootstrap_band", "plot_premise", "plot_tabular_compare"]
 
-_COLORS = {"fd": "tab:blue", "random": "tab:gray", "bayes": "tab:orange",
-           "evolution": "tab:green", "local": "tab:red"}  # fmt: skip
-_LABELS = {"fd": "finite-difference", "random": "random", "bayes": "Bayesian",
-           "evolution": "regularised evolution", "local": "local search"}  # fmt: skip
 
-
-def bootstrap_band(curves: np.ndarray, *, resamples: int = 1000, seed: int = 0) -> np.ndarray:
-    """``(3, T)``: the mean of ``(R, T)`` curves over repeats and its 95% percentile-bootstrap
-    band (repeats resampled with replacement, seeded)."""
+def bootstrap_band(curves: np.ndarray, *, resamples: int = 1000, seed: int = 0,
+                   statistic: str = "mean") -> np.ndarray:  # fmt: skip
+    """``(3, T)``: the ``statistic`` (``"mean"`` or ``"median"``) of ``(R, T)`` curves over
+    repeats and its 95% percentile-bootstrap band (repeats resampled with replacement, seeded)."""
+    reduce = {"mean": np.mean, "median": np.median}[statistic]
     rng = np.random.default_rng(seed)
     picks = rng.integers(len(curves), size=(resamples, len(curves)))
-    means = curves[picks].mean(axis=1)  # (B, T)
-    low, high = np.quantile(means, [0.025, 0.975], axis=0)
-    return np.stack([curves.mean(axis=0), low, high])
+    values = reduce(curves[picks], axis=1)  # (B, T)
+    low, high = np.quantile(values, [0.025, 0.975], axis=0)
+    return np.stack([reduce(curves, axis=0), low, high])
 
 
 def _by_queries(part: pd.DataFrame, budget: int) -> np.ndarray:
-    """``(R, budget)`` best-so-far per repeat, a run that stopped early held at its last value."""
-    table = part.pivot(index="repeat", columns="query", values="best_accuracy")
+    """``(R, budget)`` regret per repeat, a run that stopped early held at its last value."""
+    table = part.pivot(index="repeat", columns="query", values="regret")
     return table.reindex(columns=range(1, budget + 1)).ffill(axis=1).to_numpy(dtype=float)
 
 
 def _by_cost(part: pd.DataFrame, grid: np.ndarray) -> np.ndarray:
-    """``(R, G)`` best-so-far at each training-time budget of ``grid`` (NaN before the first)."""
+    """``(R, G)`` regret at each training-time budget of ``grid`` (NaN before the first)."""
     rows = []
     for _, run in part.groupby("repeat"):
         run = run.sort_values("query")
         at = np.searchsorted(run["cumulative_cost"].to_numpy(), grid, side="right") - 1
-        best = run["best_accuracy"].to_numpy()
+        best = run["regret"].to_numpy()
         rows.append(np.where(at >= 0, best[np.clip(at, 0, None)], np.nan))
     return np.asarray(rows)
 
@@ -55,7 +55,7 @@ def plot_tabular_compare(curves: pd.DataFrame, path: str | os.PathLike,
                          report: dict[str, Any], *, dpi: float = DEFAULT_DPI) -> Path:  # fmt: skip
     budget = int(report["budget"])
     has_cost = curves["cumulative_cost"].notna().any()
-    fig, axes = plt.subplots(1, 2 if has_cost else 1, figsize=(12 if has_cost else 6.4, 4.4),
+    fig, axes = plt.subplots(1, 2 if has_cost else 1, figsize=(12 if has_cost else 6.4, 4.6),
                              squeeze=False)  # fmt: skip
     axes = axes[0]
     x = np.arange(1, budget + 1)
@@ -63,35 +63,45 @@ def plot_tabular_compare(curves: pd.DataFrame, path: str | os.PathLike,
         total = curves.groupby(["method", "repeat"])["cumulative_cost"].max()
         first = curves.loc[curves["query"] == 1, "cumulative_cost"]
         grid = np.geomspace(max(first.max(), 1e-9), max(total.max(), first.max() * 1.01), 200)
+    floor = _regret_floor(curves)
     for method in dict.fromkeys(curves["method"]):
         part = curves[curves["method"] == method]
-        color, label = _COLORS.get(method, "k"), _LABELS.get(method, method)
-        mean, low, high = bootstrap_band(_by_queries(part, budget))
-        axes[0].plot(x, mean, color=color, lw=1.4, label=label)
-        axes[0].fill_between(x, low, high, color=color, alpha=0.2, lw=0)
+        color, label = METHOD_COLORS.get(method, "k"), METHOD_LABELS.get(method, method)
+        middle, low, high = bootstrap_band(_by_queries(part, budget), statistic="median")
+        axes[0].plot(x, np.maximum(middle, floor), color=color, lw=1.4, label=label)
+        axes[0].fill_between(x, np.maximum(low, floor), np.maximum(high, floor), color=color,
+                             alpha=0.15, lw=0)  # fmt: skip
         if has_cost:
             values = _by_cost(part, grid)
             keep = ~np.isnan(values).any(axis=0)
             if keep.any():
-                mean, low, high = bootstrap_band(values[:, keep])
-                axes[1].plot(grid[keep], mean, color=color, lw=1.4, label=label)
-                axes[1].fill_between(grid[keep], low, high, color=color, alpha=0.2, lw=0)
-    optimum = report["optimum"]
+                middle, low, high = bootstrap_band(values[:, keep], statistic="median")
+                axes[1].plot(grid[keep], np.maximum(middle, floor), color=color, lw=1.4,
+                             label=label)  # fmt: skip
+                axes[1].fill_between(grid[keep], np.maximum(low, floor),
+                                     np.maximum(high, floor), color=color, alpha=0.15,
+                                     lw=0)  # fmt: skip
     for ax in axes:
-        ax.axhline(optimum, color="k", lw=0.8, ls="--", label="table's best")
-        ax.set_ylabel(f"best {report['column']} found")
-        ax.grid(alpha=0.3)
-        low = float(curves.loc[curves["query"] >= min(10, budget), "best_accuracy"].quantile(0.05))
-        ax.set_ylim(low, optimum + 0.1 * (optimum - low) + 1e-9)
+        ax.set_yscale("log")
+        ax.set_ylabel(f"regret of the best {report['column']} found")
+        ax.grid(alpha=0.3, which="both")
     axes[0].set_xlabel("queries")
-    axes[0].legend(fontsize=8, loc="lower right")
+    axes[0].legend(fontsize=8, loc="upper right")
     if has_cost:
         axes[1].set_xscale("log")
         axes[1].set_xlabel("cumulative training time of the queries (s, from the table)")
     title = (f"{report['repeats']} repeats on {Path(report['table']).name} "
-             f"({report['cells']} cells): mean and 95% bootstrap band")  # fmt: skip
+             f"({report['cells']} cells, best {report['optimum']:.4f}): median regret and its "
+             "95% bootstrap band")  # fmt: skip
     fig.suptitle(title, fontsize=10)
     return save_and_close(fig, path, dpi)
+
+
+def _regret_floor(curves: pd.DataFrame) -> float:
+    """Where a log axis of regret stops: half the smallest positive regret (a regret of 0, the
+    table's best found, is drawn there)."""
+    positive = curves.loc[curves["regret"] > 0, "regret"]
+    return float(positive.min()) / 2 if len(positive) else 1e-6
 
 
 def plot_premise(space: Any, y: np.ndarray, path: str | os.PathLike, *, column: str,

@@ -19,28 +19,37 @@ def _image(run: Path, name: str, alt: str) -> list[str]:
 
 
 def tabular_compare_section(run: Path, section: dict[str, Any]) -> list[str]:
+    from analysis.search import METHOD_LABELS
+
     checkpoints = sorted({int(q) for m in section["methods"].values() for q in m["median_regret"]})
+    final = str(section["budget"])
     lines = ["## Search methods on a tabular benchmark", "",
              f"{section['repeats']} repeats of {section['budget']} queries on "
              f"`{Path(section['table']).name}` ({section['cells']} cells, keyed by "
              f"{section['key']}; searched column `{section['column']}`, best "
-             f"{_fmt(section['optimum'])}). Median over repeats of the best accuracy found and "
-             "of its regret (the table's best minus it):", "",
-             "| method | " + " | ".join(f"best @{q} | regret @{q}" for q in checkpoints)
-             + " | seconds |",
-             "|---|" + "---|---|" * len(checkpoints) + "---|"]  # fmt: skip
+             f"{_fmt(section['optimum'])}). Median over repeats of the regret of the best found "
+             f"(the table's best minus it), its quartiles after {final} queries, and the seconds "
+             "each method took (all its repeats):", "",
+             "| method | " + " | ".join(f"regret @{q}" for q in checkpoints)
+             + f" | quartiles @{final} | seconds |",
+             "|---|" + "---|" * len(checkpoints) + "---|---|"]  # fmt: skip
     for method, m in section["methods"].items():
-        cells = [f"{_fmt(m['median_best'][str(q)])} | {_fmt(m['median_regret'][str(q)])}"
-                 if str(q) in m["median_best"] else "- | -" for q in checkpoints]  # fmt: skip
-        lines.append(f"| {method} | " + " | ".join(cells) + f" | {m['seconds']} |")
+        cells = [_fmt(m["median_regret"][str(q)]) if str(q) in m["median_regret"] else "-"
+                 for q in checkpoints]  # fmt: skip
+        quartiles = m.get("regret_quartiles", {}).get(final)
+        spread = f"{_fmt(quartiles[0])} - {_fmt(quartiles[1])}" if quartiles else "-"
+        label = METHOD_LABELS.get(method, method)
+        lines.append(f"| {label} (`{method}`) | " + " | ".join(cells)
+                     + f" | {spread} | {m['seconds']} |")  # fmt: skip
     lines += ["", f"Mann-Whitney U tests (two-sided) on the best accuracy after "
-              f"{section['budget']} queries:", "", "| pair | U | p | effect size |",
-              "|---|---|---|---|"]  # fmt: skip
+              f"{section['budget']} queries (effect size: the rank-biserial correlation, in "
+              "[-1, 1], positive when the first method's runs find better cells):", "",
+              "| pair | U | p | effect size |", "|---|---|---|---|"]  # fmt: skip
     for pair, t in section["mann_whitney"].items():
         lines.append(f"| {pair} | {_fmt(t['u'], 1)} | {_fmt(t['p_value'])} | "
                      f"{_fmt(t['effect_size'], 3)} |")  # fmt: skip
     lines.append("")
-    return lines + _image(run, "tabular_compare.png", "best-found-so-far curves per method")
+    return lines + _image(run, "tabular_compare.png", "median regret curves per method")
 
 
 def premise_section(run: Path, section: dict[str, Any]) -> list[str]:

@@ -15,7 +15,7 @@ def _split(text: str | None) -> tuple[str, ...] | None:
 
 def tabular_config(args: argparse.Namespace) -> Any:
     """The :class:`analysis.tabular.TabularConfig` of a command line (its defaults where a flag
-    is not given: 25 repeats, 150 queries, every method)."""
+    is not given: 100 repeats, 150 queries, every method)."""
     from analysis.tabular import TabularConfig, parse_tabular
 
     file, column = parse_tabular(args.objective)

@@ -1,8 +1,11 @@
 """Search strategies over the architectures of a space, one module each over one base.
 
 - :mod:`~dagspace.strategies.base`: the ask/tell contract (:class:`Strategy`), the state format;
-- :mod:`~dagspace.strategies.random_search`: random search;
-- :mod:`~dagspace.strategies.descent`: finite-difference descent through the feature space;
+- :mod:`~dagspace.strategies.random_search`: random search (over architectures, and over the
+  embedding's distinct points);
+- :mod:`~dagspace.strategies.embedded`: the joint points of an embedding (descent, Bayesian);
+- :mod:`~dagspace.strategies.descent`: finite-difference descent through the feature space (the
+  lattice rule, ``fd``, and the seed's rule, ``fd-seed``);
 - :mod:`~dagspace.strategies.bayes`: Bayesian search with BoTorch;
 - :mod:`~dagspace.strategies.evolution`: regularised evolution;
 - :mod:`~dagspace.strategies.local_search`: local search;
@@ -13,10 +16,14 @@ from __future__ import annotations
 
 from dagspace.strategies.base import Architecture, Strategy, StrategyError
 from dagspace.strategies.bayes import BayesianSearch
-from dagspace.strategies.descent import FiniteDifferenceDescent, project_to_hull
+from dagspace.strategies.descent import (
+    FiniteDifferenceDescent,
+    SeedFiniteDifferenceDescent,
+    project_to_hull,
+)
 from dagspace.strategies.evolution import RegularizedEvolution
 from dagspace.strategies.local_search import LocalSearch
-from dagspace.strategies.random_search import RandomSearch
+from dagspace.strategies.random_search import RandomPointSearch, RandomSearch
 from dagspace.strategies.registry import (
     STRATEGIES,
     STRATEGY_CLASSES,
@@ -32,8 +39,10 @@ __all__ = [
     "BayesianSearch",
     "FiniteDifferenceDescent",
     "LocalSearch",
+    "RandomPointSearch",
     "RandomSearch",
     "RegularizedEvolution",
+    "SeedFiniteDifferenceDescent",
     "Strategy",
     "StrategyError",
     "make_strategy",

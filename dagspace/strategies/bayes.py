@@ -17,9 +17,18 @@ Algorithm of one proposal round (``q`` architectures):
    joint point one cell away from the 5 best architectures told so far. Joint points whose
    architectures are all told or pending are dropped.
 3. *Model*: ``SingleTaskGP`` on the finite values told so far (outcome ``-value``, standardised
-   with ``Standardize``), fitted with ``fit_gpytorch_mll``.
+   with ``Standardize``). Its hyperparameters (noise, constant mean, lengthscales) are fitted
+   with ``fit_gpytorch_mll`` in the first model round and again whenever the finite values have
+   grown by the factor ``refit_growth`` since the last fit, starting from the last fit's values
+   (a warm start: a few L-BFGS iterations, where a cold fit takes tens); in the rounds between,
+   the GP is conditioned on all values with the last fitted hyperparameters (no optimisation).
+   Hyperparameters move less and less as values accumulate (their posterior narrows like
+   ``1 / sqrt(n)``), so a geometric schedule refits often early and rarely late: 6 fits instead
+   of 14 in a 150-query run with ``q = 10``. The fitted values are part of the state.
 4. *Prefilter*: analytic ``LogExpectedImprovement`` on every candidate; the best ``prefilter``
-   go on.
+   (default ``4 q``) go on. The batch acquisition below costs in proportion to the candidates it
+   scores and picks ``q`` of them, most from the top of the analytic ranking: 40 instead of all
+   129 NAS-Bench-101 points halves its time at the same regret (measured: README).
 5. *Batch*: ``qLogExpectedImprovement`` (quasi-MC, seeded Sobol sampler; pending architectures as
    ``X_pending``) optimised by ``optimize_acqf_discrete`` over those, ``q`` distinct joint points
    by sequential greedy conditioning.
@@ -38,7 +47,6 @@ thread makes the floating-point results, hence the proposals, independent of the
 
 from __future__ import annotations
 
-import itertools
 import math
 import time
 import warnings
@@ -47,12 +55,12 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from dagspace.checks import check_int, fail
-from dagspace.embedding import Embedding
+from dagspace.checks import check_float, check_int
 from dagspace.features import DEFAULT_FEATURES
 from dagspace.random import SeedLike
 from dagspace.space import Space
-from dagspace.strategies.base import Architecture, Strategy, StrategyError
+from dagspace.strategies.base import Architecture, StrategyError
+from dagspace.strategies.embedded import EmbeddedStrategy
 
 if TYPE_CHECKING:
     import torch
@@ -60,20 +68,22 @@ if TYPE_CHECKING:
 __all__ = ["BayesianSearch"]
 
 _INCUMBENTS = 5  # best told architectures whose neighbours join a sampled candidate set
-_REJECTIONS = 64  # random picks at a joint point before its free architectures are listed
 _ACQF_BATCH = 1024  # candidates per acquisition evaluation (larger batches were slower)
 
 
-class BayesianSearch(Strategy):
+class BayesianSearch(EmbeddedStrategy):
     """Bayesian optimisation over architectures (see the module docstring for the algorithm).
 
     Args:
         q: the batch size of one acquisition round; ``ask(n)`` runs rounds of at most ``q``.
         n_init: the number of uniformly random architectures before the GP takes over.
-        prefilter: how many candidates, ranked by analytic log-EI, the batch acquisition sees.
+        prefilter: how many candidates, ranked by analytic log-EI, the batch acquisition sees
+            (``None``: ``4 q``).
         max_candidates: the largest exact candidate product; beyond it, a sample of this size.
         features: the embedding's feature names.
         mc_samples: quasi-MC samples of ``qLogExpectedImprovement``.
+        refit_growth: refit the hyperparameters when the finite values have grown by this
+            factor since the last fit (``1.0``: every round, cold, as before this option).
 
     Attributes:
         timings_: seconds spent in the phases of the last model-based round (``fit_s``,
@@ -90,46 +100,31 @@ class BayesianSearch(Strategy):
         *,
         q: int = 8,
         n_init: int = 10,
-        prefilter: int = 256,
+        prefilter: int | None = None,
         max_candidates: int = 20_000,
         features: Sequence[str] = DEFAULT_FEATURES,
         mc_samples: int = 128,
+        refit_growth: float = 1.5,
     ) -> None:
-        super().__init__(space, num_cells, seed)
+        super().__init__(space, num_cells, seed, features)
         owner = type(self).__name__
         self.q = check_int(owner, "q", q, 1, StrategyError)
         self.n_init = check_int(owner, "n_init", n_init, 0, StrategyError)
+        if prefilter is None:
+            prefilter = 4 * self.q
         self.prefilter = check_int(owner, "prefilter", prefilter, 1, StrategyError)
         self.max_candidates = check_int(owner, "max_candidates", max_candidates, 1, StrategyError)
         self.mc_samples = check_int(owner, "mc_samples", mc_samples, 1, StrategyError)
-        if isinstance(features, str) or not features:
-            expected = "a non-empty sequence of feature names"
-            fail(StrategyError, owner, "features", expected, features)
-        self.embedding = Embedding(space, tuple(features))  # InvalidSpaceError: unknown feature
+        self.refit_growth = check_float(owner, "refit_growth", refit_growth, 1.0, math.inf,
+                                        StrategyError, open_low=False)  # fmt: skip
+        self._hyper: dict[str, list] | None = None  # the last fitted hyperparameters (raw)
+        self._fitted_on = 0  # finite values at the last fit
         lo, hi = self.embedding.bounds()
         width = np.where(hi > lo, hi - lo, 1.0)
         self._unit_points = (self.embedding.points_ - lo) / width  # (M, d) in [0, 1]
-        self._cells_per_point = np.asarray(
-            [len(self.embedding.cells_at(p)) for p in range(len(self.embedding.points_))]
-        )
-        self._point_counts: dict[tuple[int, ...], int] = {}  # joint point -> told + pending
         self.timings_: dict[str, float] = {}
 
     # -- bookkeeping ----------------------------------------------------------------------------
-    def _joint_point(self, arch: Architecture) -> tuple[int, ...]:
-        return tuple(int(self.embedding.point_of_cell_[c]) for c in arch)
-
-    def _on_seen(self, arch: Architecture) -> None:
-        key = self._joint_point(arch)
-        self._point_counts[key] = self._point_counts.get(key, 0) + 1
-
-    def _reset_records(self) -> None:
-        super()._reset_records()
-        self._point_counts = {}
-
-    def _joint_size(self, key: tuple[int, ...]) -> int:
-        return math.prod(int(self._cells_per_point[p]) for p in key)
-
     def _features(self, archs: Sequence[Architecture]) -> np.ndarray:
         """``(n, K * d)`` unit-cube inputs of architectures."""
         points = self.embedding.point_of_cell_[np.asarray(archs, dtype=np.int64)]  # (n, K)
@@ -162,28 +157,16 @@ class BayesianSearch(Strategy):
             finite = [(v, i) for i, (_, v) in enumerate(self._history) if math.isfinite(v)]
             blocks = [sample]
             for _, i in sorted(finite)[:_INCUMBENTS]:
-                base = np.asarray(self._joint_point(self._history[i][0]))
+                base = np.asarray(self.joint_point(self._history[i][0]))
                 around = np.repeat(base[None, :], m * k, axis=0)
                 around[np.arange(m * k), np.repeat(np.arange(k), m)] = np.tile(np.arange(m), k)
                 blocks.append(around)
             grid = np.unique(np.concatenate(blocks), axis=0)
-        exhausted = {
-            key for key, count in self._point_counts.items() if count >= self._joint_size(key)
-        }
+        exhausted = {key for key in self._point_counts if self._is_exhausted(key)}
         if exhausted:
             keep = [tuple(row) not in exhausted for row in grid.tolist()]
             grid = grid[np.asarray(keep, dtype=bool)]
         return grid
-
-    def _pick_at(self, key: tuple[int, ...]) -> Architecture:
-        """A uniformly random architecture at joint point ``key``, neither told nor pending."""
-        cells = [self.embedding.cells_at(p) for p in key]
-        for _ in range(_REJECTIONS):
-            arch = tuple(int(c[self.rng.integers(len(c))]) for c in cells)
-            if not self._is_seen(arch):
-                return arch
-        free = [a for a in itertools.product(*(c.tolist() for c in cells)) if not self._is_seen(a)]
-        return free[int(self.rng.integers(len(free)))]
 
     def _model_batch(self, size: int) -> list[Architecture]:
         import torch
@@ -207,22 +190,20 @@ class BayesianSearch(Strategy):
         from botorch.exceptions.errors import ModelFittingError
         from linear_operator.utils.errors import NanError, NotPSDError
 
+        refit = self._hyper is None or len(told) >= self.refit_growth * self._fitted_on
+        warm = None if self.refit_growth == 1.0 else self._hyper  # 1.0: cold fits, as before
         threads = torch.get_num_threads()
         with torch.random.fork_rng(devices=[]):
             torch.manual_seed(fit_seed)
             torch.set_num_threads(1)
             try:
-                chosen = _propose(
-                    train_x,
-                    train_y,
-                    choices,
-                    x_pending,
-                    size,
-                    self.prefilter,
-                    self.mc_samples,
-                    sampler_seed,
-                    timings,
-                )
+                start = time.perf_counter()
+                model, hyper = _fit_gp(train_x, train_y, warm if refit else self._hyper, refit)
+                timings["fit_s"] = time.perf_counter() - start
+                chosen = _acquire(
+                    model, train_y.max(), choices, x_pending, size, self.prefilter,
+                    self.mc_samples, sampler_seed, timings,
+                )  # fmt: skip
             except (ModelFittingError, NotPSDError, NanError) as err:
                 warnings.warn(
                     f"BayesianSearch could not fit its GP ({err}); proposing at random.",
@@ -232,10 +213,13 @@ class BayesianSearch(Strategy):
                 return self._random_batch(size)
             finally:
                 torch.set_num_threads(threads)
-        self.timings_ = timings
+        self.timings_ = {**timings, "refit": float(refit)}
+        self._hyper = hyper
+        self._fitted_on = len(told) if refit else self._fitted_on
         out = []
         for row in chosen:
             arch = self._pick_at(tuple(int(p) for p in grid[row]))
+            assert arch is not None  # the candidates hold no exhausted joint point
             self._add_pending(arch)
             out.append(arch)
         return out
@@ -250,12 +234,42 @@ class BayesianSearch(Strategy):
             "prefilter": self.prefilter,
             "max_candidates": self.max_candidates,
             "mc_samples": self.mc_samples,
+            "refit_growth": self.refit_growth,
         }
 
+    def _extra_state(self) -> dict[str, Any]:
+        return {"hyper": self._hyper, "fitted_on": self._fitted_on}
 
-def _propose(
-    train_x: torch.Tensor,
-    train_y: torch.Tensor,
+    def _load_extra_state(self, extra: dict[str, Any]) -> None:
+        self._hyper = extra["hyper"]
+        self._fitted_on = int(extra["fitted_on"])
+
+
+def _fit_gp(train_x: torch.Tensor, train_y: torch.Tensor, hyper: dict[str, list] | None,
+            refit: bool) -> tuple[Any, dict[str, list]]:  # fmt: skip
+    """A ``SingleTaskGP`` on ``train_x`` ``(n, D)`` / ``train_y`` ``(n, 1)`` (maximised), its
+    hyperparameters set from ``hyper`` (raw values by parameter name; ``None``: the defaults),
+    then fitted by maximum marginal likelihood if ``refit``; and its hyperparameters."""
+    import torch
+    from botorch.fit import fit_gpytorch_mll
+    from botorch.models import SingleTaskGP
+    from botorch.models.transforms.outcome import Standardize
+    from gpytorch.mlls import ExactMarginalLogLikelihood
+
+    model = SingleTaskGP(train_x, train_y, outcome_transform=Standardize(m=1))
+    if hyper is not None:
+        with torch.no_grad():
+            for name, param in model.named_parameters():
+                param.copy_(torch.as_tensor(hyper[name], dtype=param.dtype).reshape(param.shape))
+    if refit:
+        fit_gpytorch_mll(ExactMarginalLogLikelihood(model.likelihood, model))
+    model.eval()
+    return model, {name: p.detach().reshape(-1).tolist() for name, p in model.named_parameters()}
+
+
+def _acquire(
+    model: Any,
+    best_f: torch.Tensor,
     choices: torch.Tensor,
     x_pending: torch.Tensor | None,
     q: int,
@@ -264,26 +278,14 @@ def _propose(
     sampler_seed: int,
     timings: dict[str, float],
 ) -> list[int]:
-    """Rows of ``choices`` ``(P, D)`` to evaluate next: fit the GP on ``train_x`` ``(n, D)`` /
-    ``train_y`` ``(n, 1)`` (maximised), prefilter with analytic log-EI, then ``q`` by batch
-    log-EI given ``x_pending`` ``(p, D)``."""
+    """Rows of ``choices`` ``(P, D)`` to evaluate next under the fitted ``model``: prefilter
+    with analytic log-EI, then ``q`` by batch log-EI given ``x_pending`` ``(p, D)``."""
     import torch
     from botorch.acquisition import LogExpectedImprovement, qLogExpectedImprovement
-    from botorch.fit import fit_gpytorch_mll
-    from botorch.models import SingleTaskGP
-    from botorch.models.transforms.outcome import Standardize
     from botorch.optim import optimize_acqf_discrete
     from botorch.sampling import SobolQMCNormalSampler
-    from gpytorch.mlls import ExactMarginalLogLikelihood
 
     start = time.perf_counter()
-    model = SingleTaskGP(train_x, train_y, outcome_transform=Standardize(m=1))
-    fit_gpytorch_mll(ExactMarginalLogLikelihood(model.likelihood, model))
-    model.eval()
-    timings["fit_s"] = time.perf_counter() - start
-
-    start = time.perf_counter()
-    best_f = train_y.max()
     analytic = LogExpectedImprovement(model, best_f=best_f)
     with torch.no_grad():
         scores = torch.cat(

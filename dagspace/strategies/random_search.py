@@ -1,10 +1,21 @@
-"""Random search: uniformly random architectures, never one twice (the baseline of every study)."""
+"""Random search: uniformly random architectures, never one twice (the baseline of every study),
+and random search over the embedding's distinct points (the baseline of the strategies that
+search the embedding)."""
 
 from __future__ import annotations
 
-from dagspace.strategies.base import Architecture, Strategy
+import itertools
+from collections.abc import Sequence
 
-__all__ = ["RandomSearch"]
+from dagspace.features import DEFAULT_FEATURES
+from dagspace.random import SeedLike
+from dagspace.space import Space
+from dagspace.strategies.base import Architecture, Strategy
+from dagspace.strategies.embedded import EmbeddedStrategy
+
+__all__ = ["RandomPointSearch", "RandomSearch"]
+
+_REJECTIONS = 256  # random joint points tried before the free ones are listed
 
 
 class RandomSearch(Strategy):
@@ -19,3 +30,43 @@ class RandomSearch(Strategy):
 
     def _propose(self, n: int) -> list[Architecture]:
         return self._propose_each(n, self._draw_uniform)
+
+
+class RandomPointSearch(EmbeddedStrategy):
+    """Random search over the distinct points of the embedding: a uniformly random joint point
+    among those with a free architecture, then a uniformly random free architecture there.
+
+    It uses no value, only where the embedding puts the cells, so what it gains or loses against
+    :class:`RandomSearch` is a *prior*: rare feature points (a few cells each: small cells,
+    unusual shapes) are drawn as often as points that hold hundreds of cells. A strategy that
+    moves through the embedding's points (finite-difference descent, Bayesian search) inherits
+    that prior unless it weighs points by their cells; this baseline measures it, and is the
+    positive control of the strategies' null test (it fails it, by design).
+
+    Args:
+        features: the embedding's feature names (default: the seed's three).
+    """
+
+    name = "random-points"
+
+    def __init__(self, space: Space, num_cells: int, seed: SeedLike, *,
+                 features: Sequence[str] = DEFAULT_FEATURES) -> None:  # fmt: skip
+        super().__init__(space, num_cells, seed, features)
+
+    def _propose(self, n: int) -> list[Architecture]:
+        return self._propose_each(n, self._draw_point)
+
+    def _draw_point(self) -> Architecture | None:
+        m = len(self.embedding.points_)
+        for _ in range(_REJECTIONS):
+            key = tuple(int(p) for p in self.rng.integers(m, size=self.num_cells))
+            if not self._is_exhausted(key):
+                return self._pick_at(key)
+        if m**self.num_cells > 10**6:
+            return self._draw_uniform()  # nearly exhausted and too many joint points to list
+        free = [k for k in itertools.product(range(m), repeat=self.num_cells)
+                if not self._is_exhausted(k)]  # fmt: skip
+        return self._pick_at(free[int(self.rng.integers(len(free)))]) if free else None
+
+    def _config(self) -> dict:
+        return {**super()._config(), "features": list(self.embedding.feature_names)}

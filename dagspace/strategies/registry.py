@@ -17,10 +17,10 @@ from dagspace.random import SeedLike
 from dagspace.space import Space
 from dagspace.strategies.base import Strategy, StrategyError
 from dagspace.strategies.bayes import BayesianSearch
-from dagspace.strategies.descent import FiniteDifferenceDescent
+from dagspace.strategies.descent import FiniteDifferenceDescent, SeedFiniteDifferenceDescent
 from dagspace.strategies.evolution import RegularizedEvolution
 from dagspace.strategies.local_search import LocalSearch
-from dagspace.strategies.random_search import RandomSearch
+from dagspace.strategies.random_search import RandomPointSearch, RandomSearch
 
 __all__ = [
     "STRATEGIES",
@@ -40,9 +40,11 @@ STRATEGY_CLASSES: dict[str, type[Strategy]] = {
         BayesianSearch,
         RegularizedEvolution,
         LocalSearch,
+        SeedFiniteDifferenceDescent,
+        RandomPointSearch,
     )
 }
-# ("fd", "random", "bayes", "evolution", "local")
+# ("fd", "random", "bayes", "evolution", "local", "fd-seed", "random-points")
 STRATEGIES: tuple[str, ...] = tuple(STRATEGY_CLASSES)
 
 
@@ -78,7 +80,8 @@ def make_strategy(
     name: str, space: Space, num_cells: int, *, seed: SeedLike, **options: Any
 ) -> Strategy:
     """Build the strategy registered as ``name`` (``"fd"``, ``"random"``, ``"bayes"``,
-    ``"evolution"``, ``"local"``) with its keyword ``options``.
+    ``"evolution"``, ``"local"``, ``"fd-seed"``, ``"random-points"``) with its keyword
+    ``options``.
 
     Raises:
         StrategyError: an unknown name or an option the strategy does not take (and any bad

@@ -267,3 +267,76 @@ def test_a_failing_user_objective_is_said_and_retried(search_run, tmp_path, monk
     assert "failed" not in capsys.readouterr().err
     summary = read_summary(run / "summary.json")["trajectory"]
     assert math.isfinite(summary["objective_best"]) and summary["epochs"] == 2
+
+
+# -- issue 20, items 3 and 5: --epochs on a finished trajectory; tables too small for a study ------
+def test_trajectory_epochs_extend_a_finished_run_and_a_smaller_one_is_refused(
+    run_copy: Path, capsys
+) -> None:
+    """The supernet-objective trajectory: --epochs 8 on the finished 6-epoch run extends it;
+    --epochs 3 is refused in one line and changes nothing."""
+    argv = ["trajectory", "--preset", "smoke", "--run", str(run_copy), "--no-progress"]
+    assert main([*argv, "--epochs", "8"]) == 0
+    summary = json.loads((run_copy / "summary.json").read_text())["trajectory"]
+    assert summary["epochs"] == 8 and summary["epochs_requested"] == 8
+    assert summary["extended_from"] == 6
+    frame = pd.read_csv(run_copy / "trajectories.csv")
+    assert sorted(set(frame["epoch"])) == list(range(1, 9))
+    before = (run_copy / "summary.json").read_bytes(), (run_copy / "trajectories.csv").read_bytes()
+    capsys.readouterr()
+    assert main([*argv, "--epochs", "3"]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "8 epochs" in err and "--epochs 3" in err
+    after = (run_copy / "summary.json").read_bytes(), (run_copy / "trajectories.csv").read_bytes()
+    assert after == before
+
+
+def test_tabular_trajectory_epochs_extend_stop_exactly_and_a_smaller_one_is_refused(
+    tmp_path: Path, capsys
+) -> None:
+    table = _tabular_table(tmp_path / "t.csv")
+    run = tmp_path / "run"
+    argv = ["trajectory", "--objective", f"tabular:{table}", "--run", str(run), "--vertices", "4",
+            "--no-progress"]  # fmt: skip
+    assert main([*argv, "--epochs", "2"]) == 0
+    assert json.loads((run / "summary.json").read_text())["trajectory"]["epochs"] == 2
+    assert main([*argv, "--epochs", "4"]) == 0
+    summary = json.loads((run / "summary.json").read_text())["trajectory"]
+    assert summary["epochs"] == 4 and summary["epochs_requested"] == 4
+    assert summary["extended_from"] == 2
+    frame = pd.read_csv(run / "trajectories.csv")
+    assert sorted(set(frame["epoch"])) == [1, 2, 3, 4]  # counted from 1, as the supernet job
+    capsys.readouterr()
+    assert main([*argv, "--epochs", "3"]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "4 epochs" in err and "--epochs 3" in err
+
+
+def test_a_table_too_small_for_the_study_is_refused_up_front(tmp_path: Path, capsys) -> None:
+    """compare needs --budget cells of the space in the table, trajectory one descent step; a
+    table (or a --space) that covers fewer is refused in one line before any lookup."""
+    import numpy as np
+
+    from dagspace import NASBENCH101_OPS, enumerate_space
+
+    space = enumerate_space(4, NASBENCH101_OPS)
+    small = tmp_path / "small.csv"
+    pd.DataFrame({"key": space.nasbench101_hashes()[:5],
+                  "108_final_validation_accuracy": np.linspace(0.6, 0.7, 5)}).to_csv(
+        small, index=False)  # fmt: skip
+    run = tmp_path / "run"
+    argv = ["--objective", f"tabular:{small}", "--run", str(run), "--vertices", "4",
+            "--no-progress"]  # fmt: skip
+    assert main(["compare", *argv, "--budget", "8", "--repeats", "2"]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "covers 5 cells" in err and "--budget 8" in err
+    assert not (run / "summary.json").exists() and not (run / "results.sqlite").exists()
+    table = _tabular_table(tmp_path / "t.csv")
+    wrong = tmp_path / "wrong.npz"
+    space.subset([0, 1, 2]).save(wrong)  # a --space that shares 3 cells with the table
+    argv = ["--objective", f"tabular:{table}", "--run", str(tmp_path / "run2"), "--space",
+            str(wrong), "--no-progress"]  # fmt: skip
+    assert main(["trajectory", *argv, "--epochs", "3"]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "covers 3 cells" in err and "one descent step" in err
+    assert not (tmp_path / "run2" / "results.sqlite").exists()
