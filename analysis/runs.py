@@ -59,7 +59,7 @@ def _write_text(path: Path, text: str) -> None:
 
 def check_run_config(run: Path, config: Any) -> None:
     """Refuse a run directory whose config.json holds another config (touching nothing)."""
-    from surrogate.config import config_differences, config_from_dict
+    from surrogate.config import config_differences, stored_config
     from surrogate.errors import ConfigError
 
     if run.exists() and not run.is_dir():
@@ -68,7 +68,7 @@ def check_run_config(run: Path, config: Any) -> None:
     if not path.exists():
         return
     try:
-        existing = config_from_dict(json.loads(path.read_text(encoding="utf-8")))
+        existing = stored_config(json.loads(path.read_text(encoding="utf-8")))
     except (ValueError, ConfigError) as err:
         raise RunConflictError(
             f"{path} is not a readable supernet config ({err}); use another run directory."
@@ -98,8 +98,14 @@ def _extends_finished(run: Path, existing: Any, config: Any) -> bool:
     return extends(existing, config, done)
 
 
-def supernet_run(run: Path, config: Any, *, progress: bool = True, top_k: int = 10) -> SupernetRun:
-    """Train (or resume) the supernet of ``config`` in ``run``, write its files, rank its space."""
+def supernet_run(
+    run: Path, config: Any, *, progress: bool = True, top_k: int = 10, candidate: Any = None
+) -> SupernetRun:
+    """Train (or resume) the supernet of ``config`` in ``run``, write its files, rank its space.
+
+    ``candidate``: the stand-alone recipe (a ``CandidateConfig``; default: its defaults) whose
+    networks a distillation target (``config.arch_target``, e.g. ``"snip"``) scores."""
+    from analysis.distillation import check_arch_target
     from analysis.plots import plot_multinomial_history, plot_multinomials
     from surrogate.device import resolve_device
     from surrogate.training import (
@@ -112,6 +118,7 @@ def supernet_run(run: Path, config: Any, *, progress: bool = True, top_k: int = 
 
     run = Path(run)
     check_run_config(run, config)
+    check_arch_target(config.arch_target)
     device = resolve_device(config.device)
     dataset = dataset_spec(config).load(device)
     run.mkdir(parents=True, exist_ok=True)
@@ -131,8 +138,10 @@ def supernet_run(run: Path, config: Any, *, progress: bool = True, top_k: int = 
             _csv_text(MULTINOMIAL_COLUMNS, multinomial_rows(history, config.ops)),
         )
 
+    target = _arch_target(run, config, dataset, candidate)
     result = train_supernet(config, dataset, checkpoint_path=run / "supernet.pt",
-                            progress=progress, on_checkpoint=write_tables)  # fmt: skip
+                            progress=progress, on_checkpoint=write_tables,
+                            arch_target=target)  # fmt: skip
     history = result.history
     write_tables(history)
     plot_multinomials(
@@ -147,9 +156,34 @@ def supernet_run(run: Path, config: Any, *, progress: bool = True, top_k: int = 
 
 
 def _stored_config(run: Path) -> Any:
-    from surrogate.config import config_from_dict
+    from surrogate.config import stored_config
 
-    return config_from_dict(json.loads((run / "config.json").read_text(encoding="utf-8")))
+    return stored_config(json.loads((run / "config.json").read_text(encoding="utf-8")))
+
+
+def _arch_target(run: Path, config: Any, dataset: Any, candidate: Any) -> Any:
+    """The distillation target of ``config.arch_target`` (``None`` for ``"loss"``), scored on the
+    CPU copy of the data, on the run's space."""
+    from analysis.distillation import distillation_target
+    from surrogate.candidate import CandidateConfig
+
+    if config.arch_target == "loss":
+        return None
+    return distillation_target(config.arch_target, _space(run, config), config.cells,
+                               dataset.to("cpu"), candidate or CandidateConfig(),
+                               seed=config.seed)  # fmt: skip
+
+
+def _space(run: Path, config: Any) -> Any:
+    """The labelled space of the supernet's cells, from ``run/space.npz`` (written once)."""
+    from dagspace import Space, enumerate_space
+
+    path = run / "space.npz"
+    if path.exists():
+        return Space.load(path)
+    space = enumerate_space(config.vertices, config.ops)
+    space.save(path)
+    return space
 
 
 def dataset_spec(config: Any) -> Any:
@@ -164,18 +198,12 @@ def dataset_spec(config: Any) -> Any:
 
 def _rank(run: Path, supernet: Any, config: Any, top_k: int) -> Any:
     """Rank the labelled space of the supernet's cells; write ranking.csv and joint_topk.csv."""
-    from dagspace import Space, enumerate_space
     from dagspace.enumeration import MAX_ENUMERATION_VERTICES
     from surrogate.relative import rank_space
 
     if config.vertices > MAX_ENUMERATION_VERTICES:
         return None
-    path = run / "space.npz"
-    if path.exists():
-        space = Space.load(path)
-    else:
-        space = enumerate_space(config.vertices, config.ops)
-        space.save(path)
+    space = _space(run, config)
     ranking = rank_space(
         space, supernet.op_probabilities(), supernet.edge_probabilities(), op_names=config.ops
     )

@@ -103,7 +103,6 @@ def draw_sample(context: Any, config: ValidationConfig) -> tuple[np.ndarray, lis
     """The architectures to train ``(m, K)`` and the origins of each (``"uniform"``,
     ``"top:<estimator>"``, ``"top:surrogate_exact"``); see the module docstring."""
     from analysis.estimators import score_architectures
-    from surrogate.relative import joint_top_k
 
     ranking = context.ranking
     sizes = [len(ranking.space)] * len(ranking.cells)
@@ -117,7 +116,7 @@ def draw_sample(context: Any, config: ValidationConfig) -> tuple[np.ndarray, lis
             continue
         for i in _top(scores[name], config.include_top):
             origins.setdefault(tuple(pool[i].tolist()), []).append(f"top:{name}")
-    for _, idx in joint_top_k(ranking.cell_scores(), config.include_top):
+    for _, idx, _ in ranking.top(config.include_top):  # tied architectures once
         origins.setdefault(tuple(int(i) for i in idx), []).append("top:surrogate_exact")
     return np.asarray(list(origins), dtype=np.int64), list(origins.values())
 
