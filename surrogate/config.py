@@ -89,9 +89,11 @@ class SupernetConfig:
     ``arch_samples`` Gumbel-max samples of the exact sampling process per step, each scored by
     its loss on the same ``arch_batch`` validation examples without gradients, a leave-one-out
     baseline: unbiased for the expected loss, comparing architectures by their losses);
-    ``arch_entropy`` the weight of the multinomials' entropy in the score-function objective
-    (``E[L] - arch_entropy * H``: the factorised fit of the Gibbs distribution
-    ``exp(-L / arch_entropy)``, which keeps the ranking of the architectures off the mode);
+    ``arch_entropy`` the weight of the multinomials' entropy in the score-function objective, in
+    units of the spread of the loss (``E[L] - arch_entropy * sigma * H``, ``sigma`` the running
+    standard deviation of the sampled architectures' losses: the factorised fit of the Gibbs
+    distribution ``exp(-L / (arch_entropy * sigma))``, which keeps the ranking of the
+    architectures off the mode, at a temperature that means the same for any scale of loss);
     ``arch_schedule`` ``"joint"`` (weights and multinomials alternate, every step) or
     ``"after"`` (the weights train first, ``epochs`` epochs with no architecture update, then
     the multinomials are fitted on the frozen weights for ``arch_steps`` steps);

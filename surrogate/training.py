@@ -88,6 +88,9 @@ weights (``arch``: a round of :data:`ARCH_ROUND_STEPS` steps of the ``after`` sc
 ARCH_ROUND_STEPS = 50
 """Steps of the ``after`` schedule's multinomial fit per history row and checkpoint."""
 
+SPREAD_DECAY = 0.9
+"""Decay of the running spread of the sampled losses (the entropy term's unit)."""
+
 ArchTarget = Callable[[Sequence[tuple[CellSpec, ...]]], np.ndarray]
 """A distillation target: architectures (``K`` unpruned cells each) -> ``(S,)`` losses, lower =
 better (:func:`train_supernet`'s ``arch_target``)."""
@@ -289,6 +292,9 @@ class SupernetTrainer:
                 "train_supernet(arch_target=...) (a job resolves a registered estimator's name)."
             )
         self.arch_target = arch_target
+        # the running standard deviation of the sampled architectures' losses: the unit of the
+        # entropy weight, so that arch_entropy means the same for any loss scale
+        self.loss_spread = math.nan
         self.scheduler = torch.optim.lr_scheduler.CosineAnnealingLR(
             self.weight_optimizer, T_max=config.epochs, eta_min=config.weight_lr_min
         )
@@ -457,13 +463,18 @@ class SupernetTrainer:
                 f"A sampled architecture's loss became {losses.tolist()} at epoch {epoch}, step "
                 f"{step}; the shared weights may have diverged."
             )
+        spread = float(np.std(losses, ddof=1))
+        old = self.loss_spread
+        self.loss_spread = (
+            spread if math.isnan(old) else SPREAD_DECAY * old + (1 - SPREAD_DECAY) * spread
+        )
         objective = score_function_objective(
             net.alpha,
             net.beta,
             np.stack([s.op_index for s in samples]),  # (S, K, V-2)
             np.stack([s.edges for s in samples]),  # (S, K, E)
             losses,
-            entropy_weight=config.arch_entropy,
+            entropy_weight=config.arch_entropy * self.loss_spread,
             learned_edges=self.learned_edges,
         )
         grads = torch.autograd.grad(objective, self.arch, allow_unused=True)
@@ -591,6 +602,7 @@ class SupernetTrainer:
             },
             "history": [record.to_state() for record in self.history],
             "schedule_epochs": self.schedule_epochs,
+            "loss_spread": self.loss_spread,
             "torch_version": str(torch.__version__),
         }
 
@@ -630,6 +642,7 @@ class SupernetTrainer:
         self.sample_generator.set_state(state["generators"]["sample"])
         self.supernet.generator.set_state(state["generators"]["supernet"])
         self.history = [EpochRecord.from_state(r) for r in state["history"]]
+        self.loss_spread = float(state.get("loss_spread", math.nan))
         self.schedule_epochs = int(state.get("schedule_epochs", stored_config(
             state["config"]).epochs))  # fmt: skip
 
