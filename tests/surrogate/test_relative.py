@@ -271,7 +271,7 @@ def test_tied_architectures_are_listed_once_with_their_count(seed):
     assert len(set(np.round(scores, TIE_DECIMALS))) == 5 and scores == sorted(scores)[::-1]
     per_cell = [np.round(c, TIE_DECIMALS) for c in ranking.cell_scores()]
     prior = ranking.prior.log_probability
-    for score, idx, ties in top:
+    for _, idx, ties in top:
         levels = [per_cell[c][i] for c, i in enumerate(idx)]
         members = [np.flatnonzero(per_cell[c] == level) for c, level in enumerate(levels)]
         assert ties == np.prod([len(m) for m in members])  # every architecture of that score
