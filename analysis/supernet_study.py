@@ -55,7 +55,7 @@ _ORIGINAL = {"weight_sampling": "learned", "shortcut": "learned", "warmup_epochs
              "arch_lr": 3e-3, "arch_entropy": 0.0}  # fmt: skip
 _STRAIGHT = {**_ORIGINAL, "weight_sampling": "uniform", "shortcut": "frozen"}
 _SCORE = {**_STRAIGHT, "arch_gradient": "score_function", "arch_lr": 0.05}
-_ENTROPY = 0.02
+_ENTROPY = 0.5
 
 SUPERNET_VARIANTS: dict[str, dict[str, Any]] = {
     "original": _ORIGINAL,

@@ -7,12 +7,13 @@ of the architecture parameters on validation data, by the straight-through gradi
 sample or by the score-function estimate of :mod:`surrogate.score_function` (``arch_samples``
 samples scored by their losses, no gradient through the network). The ``"after"`` schedule
 trains the weights alone for ``epochs`` epochs, then fits the multinomials on the frozen weights
-for ``arch_steps`` steps, in rounds of :data:`ARCH_ROUND_STEPS` (a row of the history and a
-checkpoint each). The temperature is annealed exponentially over the epochs
-(:func:`temperature`), the weight learning rate by a cosine schedule. Data stay on the device
-as tensors and batches are seeded permutations (no DataLoader). After each epoch the
-multinomials, losses and accuracies are recorded and a checkpoint that resumes the run exactly
-(on the CPU: bit for bit) is written atomically.
+for ``arch_steps`` steps (their learning rate annealed to 0 by a cosine, :func:`arch_fit_rate`),
+in rounds of :data:`ARCH_ROUND_STEPS` (a row of the history and a checkpoint each). The
+temperature is annealed exponentially over the epochs (:func:`temperature`), the weight learning
+rate by a cosine schedule. Data stay on the device as tensors and batches are seeded
+permutations (no DataLoader). After each epoch (and round) the multinomials, losses and
+accuracies are recorded and a checkpoint that resumes the run exactly (on the CPU: bit for bit)
+is written atomically.
 """
 
 from __future__ import annotations
@@ -55,6 +56,7 @@ __all__ = [
     "PHASES",
     "EpochRecord",
     "SupernetResult",
+    "arch_fit_rate",
     "build_supernet",
     "evaluate_architecture",
     "extends",
@@ -94,6 +96,13 @@ SPREAD_DECAY = 0.9
 ArchTarget = Callable[[Sequence[tuple[CellSpec, ...]]], np.ndarray]
 """A distillation target: architectures (``K`` unpruned cells each) -> ``(S,)`` losses, lower =
 better (:func:`train_supernet`'s ``arch_target``)."""
+
+
+def arch_fit_rate(step: int, steps: int) -> float:
+    """The factor of the multinomials' learning rate at ``step`` (0-based) of the ``after``
+    schedule's ``steps``: a cosine from 1 to 0, so that the fit settles instead of fluctuating
+    with the noise of its last steps' estimates."""
+    return 0.5 * (1.0 + math.cos(math.pi * step / steps))
 
 
 def temperature(epoch: int, epochs: int, start: float = 10.0, end: float = 0.1) -> float:
@@ -273,6 +282,7 @@ class SupernetTrainer:
         )
         arch_lr = arch_learning_rate(config)
         lrs = [arch_lr, arch_lr if config.edge_lr is None else config.edge_lr]
+        self.arch_lrs = lrs[: len(self.arch)]  # each group's rate before the fit's annealing
         self.arch_optimizer = torch.optim.Adam(
             [{"params": [p], "lr": lr} for p, lr in zip(self.arch, lrs, strict=False)],
             lr=arch_lr,
@@ -406,6 +416,9 @@ class SupernetTrainer:
                    disable=not progress, file=sys.stderr, dynamic_ncols=True)  # fmt: skip
         sums = np.zeros(2)
         for step in bar:
+            factor = arch_fit_rate(first + step, config.arch_steps)
+            for group, lr in zip(self.arch_optimizer.param_groups, self.arch_lrs, strict=True):
+                group["lr"] = lr * factor
             if config.arch_gradient == "score_function":
                 loss, acc = self._score_function_step(epoch, first + step)
             else:  # the straight-through gradient at the final temperature
