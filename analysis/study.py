@@ -334,10 +334,22 @@ _COMMENTS: dict[str, dict[str, str]] = {
         "weight_momentum": "SGD momentum",
         "weight_decay": "L2 on the shared weights",
         "grad_clip": "gradient-norm clipping (0: none)",
-        "arch_lr": "Adam learning rate of the multinomials",
+        "arch_lr": "Adam learning rate of the multinomials (unset: 3e-3 straight-through, "
+        "0.05 score-function)",
         "arch_weight_decay": "L2 on the multinomials",
         "tau_start": "Gumbel-softmax temperature at the first epoch",
         "tau_end": "... at the last epoch (exponential decay)",
+        "warmup_epochs": "weight-only epochs before the multinomials learn (joint schedule)",
+        "weight_sampling": "uniform (a cell drawn uniformly per weight step) or learned",
+        "edge_lr": "the edge logits' own learning rate (unset: arch_lr)",
+        "shortcut": "frozen (the input -> output edge keeps 1/2) or learned",
+        "arch_gradient": "score_function (REINFORCE over sampled losses) or straight_through",
+        "arch_schedule": "after (fit on the frozen, trained weights) or joint (alternate)",
+        "arch_target": "loss (the supernet's validation loss) or an estimator to distil (snip)",
+        "arch_samples": "architectures sampled per score-function step",
+        "arch_batch": "validation examples each sampled architecture is scored on",
+        "arch_steps": "steps of the multinomials' fit (after schedule)",
+        "arch_entropy": "entropy weight, in sd of the sampled losses (0: fit the mode)",
         "seed": "data split, weights, batches and samples",
         "device": "auto, cpu, cuda or cuda:N (not part of the run's identity)",
         "amp": "mixed precision (CUDA only)",
@@ -406,7 +418,8 @@ def _toml_value(value: Any) -> str:
 
 
 # what an unset (null) key would hold if set, shown commented out
-_EXAMPLES = {"data_root": "~/data", "data_limit": 1000, "topology": [[[0, 1], [0, 0]]]}
+_EXAMPLES = {"data_root": "~/data", "data_limit": 1000, "topology": [[[0, 1], [0, 0]]],
+             "arch_lr": 0.05, "edge_lr": 0.01}  # fmt: skip
 
 
 def _toml_table(name: str, values: Mapping[str, Any], comments: Mapping[str, str]) -> list[str]:
