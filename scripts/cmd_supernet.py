@@ -90,8 +90,11 @@ def register(subparsers: Any) -> None:
     )
     study.add_argument("--n", type=int, default=150, help="architectures to train")
     study.add_argument("--seeds", default="0,1", help="comma-separated training seeds")
-    study.add_argument("--variants", help="comma-separated names from "
-                       "analysis.supernet_study.SUPERNET_VARIANTS (default: its first 7)")  # fmt: skip
+    study.add_argument(
+        "--variants",
+        help="comma-separated names from analysis.supernet_study.SUPERNET_VARIANTS "
+        "(default: DEFAULT_VARIANTS, its first 7)",
+    )
     study.add_argument("--no-progress", action="store_true", help="no progress bars")
     study.set_defaults(handler=_study)
 
