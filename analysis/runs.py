@@ -75,6 +75,14 @@ def check_run_config(run: Path, config: Any) -> None:
         ) from None
     if _extends_finished(run, existing, config):  # a larger --epochs extends a finished run
         return
+    if existing.arch_schedule == "after" and config.epochs > existing.epochs and (
+        existing.replace(epochs=config.epochs, device=config.device) == config
+    ):
+        raise RunConflictError(
+            f"{path} holds a run whose multinomials were fitted after its {existing.epochs} "
+            f"epochs of weights (arch_schedule 'after'): more epochs cannot extend it; use "
+            f"--fresh to start it over with {config.epochs}, or another run directory."
+        )
     if existing.replace(device=config.device) != config:  # the device is not the run's identity
         diffs = "; ".join(config_differences(existing.replace(device=config.device), config))
         raise RunConflictError(

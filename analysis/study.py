@@ -160,24 +160,24 @@ def _check_validation(options: Mapping[str, Any]) -> None:
 def study_preset(name: str = "quick", *, demo: bool = False) -> StudyConfig:
     """The study of a named preset (``smoke``, ``quick``, ``paper``; :mod:`surrogate.presets`):
     the jobs' presets, with one supernet and candidate recipe for all of them; ``demo``: with
-    the demo's changes on top (its space's vertices, its smaller validation)."""
+    the demo's changes on top (its data and space, its candidate recipe and sizes: the preset
+    table's ``demo`` row, one section per job)."""
     from analysis.search import search_preset
     from analysis.validation import validation_preset
 
     preset = get_preset(name, StudyConfigError)
     validation, search = validation_preset(name), search_preset(name)
     sizes = {k: getattr(validation, k) for k in _job_fields(type(validation))}
-    supernet = validation.supernet
+    searching = {k: getattr(search, k) for k in _job_fields(type(search))}
+    supernet, candidate = validation.supernet, validation.candidate
     if demo:
-        supernet = supernet.replace(vertices=preset.demo["vertices"])
-        sizes.update(plain(preset.demo.get("validation", {})))
-    return StudyConfig(
-        supernet=supernet,
-        candidate=validation.candidate,
-        validation=sizes,
-        search={k: getattr(search, k) for k in _job_fields(type(search))},
-        preset=name,
-    )
+        changes = plain(preset.demo)
+        supernet = supernet.replace(**changes.get("supernet", {}))
+        candidate = candidate.replace(**changes.get("candidate", {}))
+        sizes.update(changes.get("validation", {}))
+        searching.update(changes.get("search", {}))
+    return StudyConfig(supernet=supernet, candidate=candidate, validation=sizes,
+                       search=searching, preset=name)  # fmt: skip
 
 
 # -- files -------------------------------------------------------------------------------------

@@ -142,7 +142,9 @@ def _train(args: argparse.Namespace) -> int:
     done = supernet_run(args.run, config, progress=not args.no_progress, top_k=args.top_k)
     result, ranking = done.result, done.ranking
     final = result.final
-    resumed = f", resumed at epoch {result.resumed_epochs}" if result.resumed_epochs else ""
+    done, epochs = result.resumed_epochs, result.config.epochs
+    resumed = "" if not done else (f", resumed at epoch {done}" if done <= epochs
+                                   else f", resumed after round {done - epochs} of the fit")  # fmt: skip
     ranked = " | no ranking: the space is too large to enumerate"
     if ranking is not None:
         best = ranking.top_k(1).score.iloc[0]
@@ -150,9 +152,11 @@ def _train(args: argparse.Namespace) -> int:
             f" | ranked {len(ranking.space):,} cells x {len(ranking.cells)} in "
             f"{ranking.seconds:.2f} s, best architecture {ranking.score} = {best:.3f}"
         )
+    rounds = sum(r.phase == "arch" for r in result.history)
+    fitted = f" + {rounds} rounds of the multinomials' fit" if rounds else ""
     print(
-        f"supernet trained: {args.run} | epochs {len(result.history)}{resumed} | val acc "
-        f"{final.val_acc:.3f} (sampled), {final.argmax_val_acc:.3f} (argmax) | "
+        f"supernet trained: {args.run} | epochs {len(result.history) - rounds}{fitted}{resumed} "
+        f"| val acc {final.val_acc:.3f} (sampled), {final.argmax_val_acc:.3f} (argmax) | "
         f"{result.train_seconds:.1f} s training on {result.device}{ranked}"
     )
     return 0

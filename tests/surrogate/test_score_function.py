@@ -255,8 +255,9 @@ def test_a_supernet_whose_op_is_noise_learns_to_avoid_it(digits):
     trainer.config = fitted
     for index in range(trainer.arch_rounds):
         trainer.run_arch_round(index, progress=False, evaluate=False)
-    probs = trainer.supernet.op_probabilities()
-    assert (probs[-1, :, 2] < 1 / 3 - 0.2).all(), probs
+    probs = trainer.supernet.op_probabilities()  # (cells, modules, ops)
+    assert (probs[-1, :, 2] < 1 / 3 - 0.15).all(), probs  # at the default entropy weight
+    assert (probs[-1].argmin(axis=-1) == 2).all()
 
 
 def test_score_function_training_resumes_exactly(tmp_path, digits, after_config):
