@@ -75,8 +75,10 @@ def check_run_config(run: Path, config: Any) -> None:
         ) from None
     if _extends_finished(run, existing, config):  # a larger --epochs extends a finished run
         return
-    if existing.arch_schedule == "after" and config.epochs > existing.epochs and (
-        existing.replace(epochs=config.epochs, device=config.device) == config
+    if (
+        existing.arch_schedule == "after"
+        and config.epochs > existing.epochs
+        and (existing.replace(epochs=config.epochs, device=config.device) == config)
     ):
         raise RunConflictError(
             f"{path} holds a run whose multinomials were fitted after its {existing.epochs} "

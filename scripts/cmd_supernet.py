@@ -143,8 +143,10 @@ def _train(args: argparse.Namespace) -> int:
     result, ranking = done.result, done.ranking
     final = result.final
     done, epochs = result.resumed_epochs, result.config.epochs
-    resumed = "" if not done else (f", resumed at epoch {done}" if done <= epochs
-                                   else f", resumed after round {done - epochs} of the fit")  # fmt: skip
+    resumed = ""
+    if done:
+        at = f"epoch {done}" if done <= epochs else f"round {done - epochs} of the fit"
+        resumed = f", resumed {'at' if done <= epochs else 'after'} {at}"
     ranked = " | no ranking: the space is too large to enumerate"
     if ranking is not None:
         best = ranking.top_k(1).score.iloc[0]

@@ -65,8 +65,16 @@ _TABLE = (
         "smoke",
         "seconds on a 2-core CPU: tests, and checking that a pipeline runs end to end",
         # the supernet trains in seconds, a candidate in about a second on the digits (8 x 8)
-        supernet={"dataset": "digits", "vertices": 4, "cells": 2, "channels": 8, "epochs": 12,
-                  "arch_steps": 50, "arch_samples": 4, "arch_batch": 64},  # fmt: skip
+        supernet={
+            "dataset": "digits",
+            "vertices": 4,
+            "cells": 2,
+            "channels": 8,
+            "epochs": 12,
+            "arch_steps": 50,
+            "arch_samples": 4,
+            "arch_batch": 64,
+        },
         candidate={"channels": 8, "epochs": 3, "batch_size": 64},
         search={"budget": 16, "epochs": 4, "top_k": 3, "bayes": {"q": 4, "n_init": 6}},
         validation={"n": 6, "pool": 12, "include_top": 1, "seeds": (0, 1)},
