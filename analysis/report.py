@@ -307,11 +307,20 @@ def _supernet_section(run: Path) -> list[str]:
     history = _read_csv(run / "history.csv", ("train_acc", "val_acc"))
     if not len(history):
         return ["## Supernet", "", "No epoch has been recorded yet.", ""]
-    last = history.iloc[-1]
+    phases = history["phase"] if "phase" in history else pd.Series(["joint"] * len(history))
+    epochs = history[phases != "arch"]
+    rounds = int((phases == "arch").sum())
+    last = epochs.iloc[-1] if len(epochs) else history.iloc[-1]
     train, val = _fmt(float(last["train_acc"])), _fmt(float(last["val_acc"]))
+    fitted = (
+        f"; then {rounds} rounds of the multinomials' fit on the frozen weights (final "
+        f"mean sampled loss {_fmt(float(history['val_loss'].iloc[-1]))})"
+        if rounds
+        else ""
+    )
     lines = ["## Supernet", "",
-             f"{len(history)} epochs; final train accuracy {train}, validation accuracy {val} "
-             "(sampled architectures).", ""]  # fmt: skip
+             f"{len(epochs)} epochs; final train accuracy {train}, validation accuracy {val} "
+             f"(sampled architectures){fitted}.", ""]  # fmt: skip
     lines += _image(run, "multinomials.png", "operation probabilities")
     lines += _image(run, "multinomial_history.png", "multinomials over the epochs")
     if (run / "joint_topk.csv").exists():
@@ -336,11 +345,16 @@ def _top_architectures(top: pd.DataFrame, limit: int = 10) -> list[str]:
     score = "score" if "score" in top else "log_probability"
     lines = [f"Best architectures under the surrogate's `{name}` score (exact joint top-k; each "
              "cell as its adjacency rows and ops):", "",
-             "| rank | score | log p | cells |", "|---|---|---|---|"]  # fmt: skip
+             "| rank | score | ties | log p | cells |", "|---|---|---|---|---|"]  # fmt: skip
     for _, row in top.head(limit).iterrows():
         cells = "<br>".join(f"`{_cell_text(c)}`" for c in json.loads(row["architecture"]))
-        lines.append(f"| {row['rank']} | {_fmt(row[score])} | {_fmt(row['log_probability'])} | "
-                     f"{cells} |")  # fmt: skip
+        ties = int(row["ties"]) if "ties" in top else 1
+        lines.append(f"| {row['rank']} | {_fmt(row[score])} | {ties} | "
+                     f"{_fmt(row['log_probability'])} | {cells} |")  # fmt: skip
+    if "ties" in top and (top["ties"] > 1).any():
+        lines += ["", "Architectures with the same score (e.g. differing only in an edge whose "
+                  "probability was not learned) are listed once, as the one the untrained prior "
+                  "makes most probable; `ties` counts them."]  # fmt: skip
     return [*lines, ""]
 
 
@@ -400,6 +414,16 @@ def _validate_section(run: Path, section: dict[str, Any]) -> list[str]:
             says = "is **not distinguishable** from the parameter count"
         lines += [f"The relative surrogate (tau {_fmt(sur['kendall']['value'])}) {says} "
                   f"(tau - tau(params) = {_ci(d)}, p = {_fmt(d['p_value'])}).", ""]  # fmt: skip
+    for other, v in s.get("surrogate_versus", {}).items():
+        what = (
+            f"its teacher `{other}` (the multinomials were distilled from it)"
+            if v["teacher"]
+            else f"`{other}` on the same supernet's shared weights (what its weights know)"
+        )
+        differs = "distinguishable" if v["p_value"] < 0.05 else "not distinguishable"
+        lines += [f"The surrogate against {what}: tau ratio {_fmt(v['ratio'], 2)}, "
+                  f"difference {_fmt(v['delta'])} [{_fmt(v['low'])}, {_fmt(v['high'])}], "
+                  f"p = {_fmt(v['p_value'])} ({differs}).", ""]  # fmt: skip
     comp = s.get("composition", {})
     if comp:
         lines += ["Sample by cell size (cells counted once per architecture they belong to): "

@@ -87,7 +87,7 @@ def _write_text(path: Path, text: str) -> bool:
 
 def check_run_config(run: Path, config: Any) -> None:
     """Refuse a run directory whose config.json holds another config (touching nothing)."""
-    from surrogate.config import config_differences, config_from_dict
+    from surrogate.config import config_differences, stored_config
     from surrogate.errors import ConfigError
 
     if run.exists() and not run.is_dir():
@@ -96,13 +96,23 @@ def check_run_config(run: Path, config: Any) -> None:
     if not path.exists():
         return
     try:
-        existing = config_from_dict(json.loads(path.read_text(encoding="utf-8")))
+        existing = stored_config(json.loads(path.read_text(encoding="utf-8")))
     except (ValueError, ConfigError) as err:
         raise RunConflictError(
             f"{path} is not a readable supernet config ({err}); use another run directory."
         ) from None
     if _extends_finished(run, existing, config):  # a larger --epochs extends a finished run
         return
+    if (
+        existing.arch_schedule == "after"
+        and config.epochs > existing.epochs
+        and (existing.replace(epochs=config.epochs, device=config.device) == config)
+    ):
+        raise RunConflictError(
+            f"{path} holds a run whose multinomials were fitted after its {existing.epochs} "
+            f"epochs of weights (arch_schedule 'after'): more epochs cannot extend it; use "
+            f"--fresh to start it over with {config.epochs}, or another run directory."
+        )
     if existing.replace(device=config.device) != config:  # the device is not the run's identity
         diffs = "; ".join(config_differences(existing.replace(device=config.device), config))
         raise RunConflictError(
@@ -134,11 +144,16 @@ def supernet_run(
     progress: bool = True,
     top_k: int = 10,
     ranking_rows: int | None = RANKING_ROWS,
+    candidate: Any = None,
 ) -> SupernetRun:
     """Train (or resume) the supernet of ``config`` in ``run``, write its files, rank its space
     (``ranking.csv``: the best ``ranking_rows`` cells of each supernet cell, ``None``: every
     cell; ``joint_topk.csv``: the best ``top_k`` architectures). Files already holding what
-    they would be rewritten with are left alone."""
+    they would be rewritten with are left alone.
+
+    ``candidate``: the stand-alone recipe (a ``CandidateConfig``; default: its defaults) whose
+    networks a distillation target (``config.arch_target``, e.g. ``"snip"``) scores."""
+    from analysis.distillation import check_arch_target
     from analysis.plots import plot_multinomial_history, plot_multinomials
     from dagspace.checks import check_int
     from surrogate.device import resolve_device, training_threads
@@ -155,6 +170,7 @@ def supernet_run(
     if ranking_rows is not None:
         check_int("supernet_run", "ranking_rows", ranking_rows, 1, ConfigError)
     check_run_config(run, config)
+    check_arch_target(config.arch_target)
     device = resolve_device(config.device)
     dataset = dataset_spec(config).load(device)
     if not (run / "config.json").exists():
@@ -172,8 +188,10 @@ def supernet_run(
         return _write_text(run / "multinomials.csv", _csv_text(MULTINOMIAL_COLUMNS, rows)) or wrote
 
     with training_threads(device) as threads:
+        target = _arch_target(run, config, dataset, candidate)
         result = train_supernet(config, dataset, checkpoint_path=run / "supernet.pt",
-                                progress=progress, on_checkpoint=write_tables)  # fmt: skip
+                                progress=progress, on_checkpoint=write_tables,
+                                arch_target=target)  # fmt: skip
     history = result.history
     changed = write_tables(history) or result.resumed_epochs < len(history)
     if changed or "supernet" not in _summary_sections(run):
@@ -200,25 +218,65 @@ def _summary_sections(run: Path) -> dict[str, Any]:
 
 
 def _supernet_section(run: Path, result: Any, threads: int | None) -> dict[str, Any]:
-    """The ``supernet`` section of ``summary.json``: epochs, time, and where and with how many
-    intra-op threads each session trained (a supernet's numbers depend on both)."""
+    """The ``supernet`` section of ``summary.json``: epochs of weights, rounds of the
+    multinomials' fit after them, time, and where and with how many intra-op threads each
+    session trained (a supernet's numbers depend on both). A session's ``epochs`` (and
+    ``arch_rounds``) are the first and last it ran, counted from 1."""
     sessions = list(_summary_sections(run).get("supernet", {}).get("sessions", []))
+    phases = [getattr(h, "phase", "joint") for h in result.history]
     if result.resumed_epochs < len(result.history):
-        sessions.append({"epochs": [result.resumed_epochs + 1, len(result.history)],
-                         "device": str(result.device), "threads": threads,
+        session = {"epochs": _span(phases, result.resumed_epochs, arch=False)}
+        rounds = _span(phases, result.resumed_epochs, arch=True)
+        if rounds:
+            session["arch_rounds"] = rounds
+        sessions.append({**session, "device": str(result.device), "threads": threads,
                          "seconds": round(result.seconds, 2)})  # fmt: skip
     return {
-        "epochs": len(result.history),
+        "epochs": sum(p != "arch" for p in phases),
+        "arch_rounds": sum(p == "arch" for p in phases),
         "train_seconds": round(result.train_seconds, 2),
         "threads": threads,
         "sessions": sessions,
     }
 
 
-def _stored_config(run: Path) -> Any:
-    from surrogate.config import config_from_dict
+def _span(phases: list[str], resumed: int, *, arch: bool) -> list[int]:
+    """``[first, last]`` (from 1) of the epochs (or arch rounds) among ``phases[resumed:]``;
+    ``[]`` when it ran none."""
+    numbers = np.cumsum([(p == "arch") == arch for p in phases])
+    ran = [int(numbers[i]) for i in range(resumed, len(phases)) if (phases[i] == "arch") == arch]
+    return [ran[0], ran[-1]] if ran else []
 
-    return config_from_dict(json.loads((run / "config.json").read_text(encoding="utf-8")))
+
+def _stored_config(run: Path) -> Any:
+    from surrogate.config import stored_config
+
+    return stored_config(json.loads((run / "config.json").read_text(encoding="utf-8")))
+
+
+def _arch_target(run: Path, config: Any, dataset: Any, candidate: Any) -> Any:
+    """The distillation target of ``config.arch_target`` (``None`` for ``"loss"``), scored on the
+    CPU copy of the data, on the run's space."""
+    from analysis.distillation import distillation_target
+    from surrogate.candidate import CandidateConfig
+
+    if config.arch_target == "loss":
+        return None
+    return distillation_target(config.arch_target, _space(run, config), config.cells,
+                               dataset.to("cpu"), candidate or CandidateConfig(),
+                               seed=config.seed)  # fmt: skip
+
+
+def _space(run: Path, config: Any) -> Any:
+    """The labelled space of the supernet's cells, from ``run/space.npz`` (written once)."""
+    from dagspace import Space, enumerate_space
+
+    path = run / "space.npz"
+    if path.exists():
+        return Space.load(path)
+    space = enumerate_space(config.vertices, config.ops)
+    space.save(path)
+    return space
 
 
 def dataset_spec(config: Any) -> Any:
@@ -235,18 +293,12 @@ def _rank(run: Path, supernet: Any, config: Any, top_k: int, rows: int | None,
           trained: bool) -> Any:  # fmt: skip
     """Rank the labelled space of the supernet's cells; write ranking.npz (when trained now or
     absent), ranking.csv and joint_topk.csv (when they would change)."""
-    from dagspace import Space, enumerate_space
     from dagspace.enumeration import MAX_ENUMERATION_VERTICES
     from surrogate.relative import rank_space
 
     if config.vertices > MAX_ENUMERATION_VERTICES:
         return None
-    path = run / "space.npz"
-    if path.exists():
-        space = Space.load(path)
-    else:
-        space = enumerate_space(config.vertices, config.ops)
-        space.save(path)
+    space = _space(run, config)
     ranking = rank_space(
         space, supernet.op_probabilities(), supernet.edge_probabilities(), op_names=config.ops
     )

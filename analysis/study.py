@@ -162,24 +162,24 @@ def _check_validation(options: Mapping[str, Any]) -> None:
 def study_preset(name: str = "quick", *, demo: bool = False) -> StudyConfig:
     """The study of a named preset (``smoke``, ``quick``, ``paper``; :mod:`surrogate.presets`):
     the jobs' presets, with one supernet and candidate recipe for all of them; ``demo``: with
-    the demo's changes on top (its space's vertices, its smaller validation)."""
+    the demo's changes on top (its data and space, its candidate recipe and sizes: the preset
+    table's ``demo`` row, one section per job)."""
     from analysis.search import search_preset
     from analysis.validation import validation_preset
 
     preset = get_preset(name, StudyConfigError)
     validation, search = validation_preset(name), search_preset(name)
     sizes = {k: getattr(validation, k) for k in _job_fields(type(validation))}
-    supernet = validation.supernet
+    searching = {k: getattr(search, k) for k in _job_fields(type(search))}
+    supernet, candidate = validation.supernet, validation.candidate
     if demo:
-        supernet = supernet.replace(vertices=preset.demo["vertices"])
-        sizes.update(plain(preset.demo.get("validation", {})))
-    return StudyConfig(
-        supernet=supernet,
-        candidate=validation.candidate,
-        validation=sizes,
-        search={k: getattr(search, k) for k in _job_fields(type(search))},
-        preset=name,
-    )
+        changes = plain(preset.demo)
+        supernet = supernet.replace(**changes.get("supernet", {}))
+        candidate = candidate.replace(**changes.get("candidate", {}))
+        sizes.update(changes.get("validation", {}))
+        searching.update(changes.get("search", {}))
+    return StudyConfig(supernet=supernet, candidate=candidate, validation=sizes,
+                       search=searching, preset=name)  # fmt: skip
 
 
 # -- files -------------------------------------------------------------------------------------
@@ -336,10 +336,22 @@ _COMMENTS: dict[str, dict[str, str]] = {
         "weight_momentum": "SGD momentum",
         "weight_decay": "L2 on the shared weights",
         "grad_clip": "gradient-norm clipping (0: none)",
-        "arch_lr": "Adam learning rate of the multinomials",
+        "arch_lr": "Adam learning rate of the multinomials (unset: 3e-3 straight-through, "
+        "0.05 score-function)",
         "arch_weight_decay": "L2 on the multinomials",
         "tau_start": "Gumbel-softmax temperature at the first epoch",
         "tau_end": "... at the last epoch (exponential decay)",
+        "warmup_epochs": "weight-only epochs before the multinomials learn (joint schedule)",
+        "weight_sampling": "uniform (a cell drawn uniformly per weight step) or learned",
+        "edge_lr": "the edge logits' own learning rate (unset: arch_lr)",
+        "shortcut": "frozen (the input -> output edge keeps 1/2) or learned",
+        "arch_gradient": "score_function (REINFORCE over sampled losses) or straight_through",
+        "arch_schedule": "after (fit on the frozen, trained weights) or joint (alternate)",
+        "arch_target": "loss (the supernet's validation loss) or an estimator to distil (snip)",
+        "arch_samples": "architectures sampled per score-function step",
+        "arch_batch": "validation examples each sampled architecture is scored on",
+        "arch_steps": "steps of the multinomials' fit (after schedule)",
+        "arch_entropy": "entropy weight, in sd of the sampled losses (0: fit the mode)",
         "seed": "data split, weights, batches and samples",
         "device": "auto, cpu, cuda or cuda:N (not part of the run's identity)",
         "amp": "mixed precision (CUDA only)",
@@ -408,7 +420,8 @@ def _toml_value(value: Any) -> str:
 
 
 # what an unset (null) key would hold if set, shown commented out
-_EXAMPLES = {"data_root": "~/data", "data_limit": 1000, "topology": [[[0, 1], [0, 0]]]}
+_EXAMPLES = {"data_root": "~/data", "data_limit": 1000, "topology": [[[0, 1], [0, 0]]],
+             "arch_lr": 0.05, "edge_lr": 0.01}  # fmt: skip
 
 
 def _toml_table(name: str, values: Mapping[str, Any], comments: Mapping[str, str]) -> list[str]:

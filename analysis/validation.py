@@ -106,7 +106,6 @@ def draw_sample(context: Any, config: ValidationConfig) -> tuple[np.ndarray, lis
     """The architectures to train ``(m, K)`` and the origins of each (``"uniform"``,
     ``"top:<estimator>"``, ``"top:surrogate_exact"``); see the module docstring."""
     from analysis.estimators import score_architectures
-    from surrogate.relative import joint_top_k
 
     ranking = context.ranking
     sizes = [len(ranking.space)] * len(ranking.cells)
@@ -120,7 +119,7 @@ def draw_sample(context: Any, config: ValidationConfig) -> tuple[np.ndarray, lis
             continue
         for i in _top(scores[name], config.include_top):
             origins.setdefault(tuple(pool[i].tolist()), []).append(f"top:{name}")
-    for _, idx in joint_top_k(ranking.cell_scores(), config.include_top):
+    for _, idx, _ in ranking.top(config.include_top):  # tied architectures once
         origins.setdefault(tuple(int(i) for i in idx), []).append("top:surrogate_exact")
     return np.asarray(list(origins), dtype=np.int64), list(origins.values())
 
@@ -152,6 +151,10 @@ class ValidationSummary:
     estimators: dict[str, EstimatorFigures]
     signal_to_noise: dict[str, float]
     composition: dict[str, dict[str, int]] = field(default_factory=dict)
+    surrogate_versus: dict[str, dict[str, Any]] = field(default_factory=dict)
+    """The surrogate against the estimator it should keep: ``one_shot_loss`` (what the same
+    supernet's weights know) and, for multinomials distilled from an estimator, that teacher:
+    name -> ``ratio`` (of the taus), ``delta``, ``low``, ``high``, ``p_value`` (paired)."""
 
     @property
     def best(self) -> str:
@@ -207,10 +210,12 @@ def summarize_validation(
     top_k: int = 10,
     seed: SeedLike = 0,
     n_boot: int = 2000,
+    teacher: str | None = None,
 ) -> ValidationSummary:
     """The figures of the module docstring from ``frame`` (one row per architecture, columns
     ``score_<estimator>``, ``<target>_seed<s>``, ``<target>`` and ``uniform``); ``seeds``
-    default to every ``<target>_seed<s>`` column of the frame."""
+    default to every ``<target>_seed<s>`` column of the frame. ``teacher``: the estimator the
+    multinomials were distilled from (compared with the surrogate, paired)."""
     if seeds is None:
         prefix = f"{target}_seed"
         seeds = tuple(int(c[len(prefix) :]) for c in frame.columns if c.startswith(prefix))
@@ -244,10 +249,22 @@ def summarize_validation(
             regret_at_k=top_k_regret(s, truth, k) if enough else float("nan"),
             vs_params=versus,
         )  # fmt: skip
+    versus = {}
+    if "surrogate" in names:
+        s = done[SCORE_PREFIX + "surrogate"].to_numpy(dtype=float)
+        for other in dict.fromkeys(("one_shot_loss", teacher)):
+            if other is None or other not in names:
+                continue
+            o = done[SCORE_PREFIX + other].to_numpy(dtype=float)
+            diff = paired_correlation_difference(s, o, truth, n_boot=n_boot, seed=seed)
+            ratio = figures["surrogate"].kendall.value / figures[other].kendall.value
+            versus[other] = {"ratio": float(ratio) if np.isfinite(ratio) else float("nan"),
+                             "delta": diff.value, "low": diff.low, "high": diff.high,
+                             "p_value": diff.p_value, "teacher": other == teacher}  # fmt: skip
     return ValidationSummary(
         n=len(done), n_uniform=int(uniform.sum()), seeds=tuple(seeds), target=target,
         top_k=k, ceiling=ceiling, estimators=figures, signal_to_noise=signal_to_noise(acc),
-        composition=composition(frame),
+        composition=composition(frame), surrogate_versus=versus,
     )  # fmt: skip
 
 
@@ -441,7 +458,7 @@ def run_validation(
     start = time.perf_counter()
     run = Path(run)
     check_validation_job(run, config)
-    sn = supernet_run(run, config.supernet, progress=progress)
+    sn = supernet_run(run, config.supernet, progress=progress, candidate=config.candidate)
     supernet_seconds = time.perf_counter() - start
     store = SQLiteStore(run / "results.sqlite")
     register_job(store, RUN_NAME, config.to_dict())
@@ -461,8 +478,10 @@ def run_validation(
     train_seconds = time.perf_counter() - train_start
 
     frame = _frame(archs, origins, scores, records, config.seeds)
+    teacher = config.supernet.arch_target
     summary = summarize_validation(frame, seeds=config.seeds, target=config.target,
-                                   top_k=config.top_k, seed=config.seed)  # fmt: skip
+                                   top_k=config.top_k, seed=config.seed,
+                                   teacher=None if teacher == "loss" else teacher)  # fmt: skip
     report = {
         "summary": summary.to_dict(),
         "score": sn.ranking.score,
@@ -552,9 +571,11 @@ def estimator_table(summary: ValidationSummary) -> pd.DataFrame:
     """One row per estimator: tau and rho with intervals, tau on the uniform part, tau over the
     ceiling, precision and regret at k, and the paired test against the parameter count."""
     rows = []
+    teacher = next((k for k, v in summary.surrogate_versus.items() if v["teacher"]), "")
     for name, f in summary.estimators.items():
         rows.append({
             "estimator": name, "group": ESTIMATORS[name].group if name in ESTIMATORS else "",
+            "fitted_to": (teacher or "loss") if name.startswith("surrogate") else "",
             "kendall": f.kendall.value, "kendall_low": f.kendall.low,
             "kendall_high": f.kendall.high, "spearman": f.spearman.value,
             "spearman_low": f.spearman.low, "spearman_high": f.spearman.high,

@@ -95,8 +95,11 @@ def register(subparsers: Any) -> None:
     )
     study.add_argument("--n", type=int, default=150, help="architectures to train")
     study.add_argument("--seeds", default="0,1", help="comma-separated training seeds")
-    study.add_argument("--variants", help="comma-separated names from "
-                       "analysis.supernet_study.SUPERNET_VARIANTS (default: all)")  # fmt: skip
+    study.add_argument(
+        "--variants",
+        help="comma-separated names from analysis.supernet_study.SUPERNET_VARIANTS "
+        "(default: DEFAULT_VARIANTS, its first 7)",
+    )
     study.add_argument("--no-progress", action="store_true", help="no progress bars")
     study.set_defaults(handler=_study)
 
@@ -152,7 +155,11 @@ def _train(args: argparse.Namespace) -> int:
                         **rows)  # fmt: skip
     result, ranking = done.result, done.ranking
     final = result.final
-    resumed = f", resumed at epoch {result.resumed_epochs}" if result.resumed_epochs else ""
+    done, epochs = result.resumed_epochs, result.config.epochs
+    resumed = ""
+    if done:
+        at = f"epoch {done}" if done <= epochs else f"round {done - epochs} of the fit"
+        resumed = f", resumed {'at' if done <= epochs else 'after'} {at}"
     ranked = " | no ranking: the space is too large to enumerate"
     if ranking is not None:
         best = ranking.top_k(1).score.iloc[0]
@@ -160,9 +167,11 @@ def _train(args: argparse.Namespace) -> int:
             f" | ranked {len(ranking.space):,} cells x {len(ranking.cells)} in "
             f"{ranking.seconds:.2f} s, best architecture {ranking.score} = {best:.3f}"
         )
+    rounds = sum(r.phase == "arch" for r in result.history)
+    fitted = f" + {rounds} rounds of the multinomials' fit" if rounds else ""
     print(
-        f"supernet trained: {args.run} | epochs {len(result.history)}{resumed} | val acc "
-        f"{final.val_acc:.3f} (sampled), {final.argmax_val_acc:.3f} (argmax) | "
+        f"supernet trained: {args.run} | epochs {len(result.history) - rounds}{fitted}{resumed} "
+        f"| val acc {final.val_acc:.3f} (sampled), {final.argmax_val_acc:.3f} (argmax) | "
         f"{result.train_seconds:.1f} s training on {result.device}{ranked}"
     )
     return 0
@@ -171,7 +180,7 @@ def _train(args: argparse.Namespace) -> int:
 def _study(args: argparse.Namespace) -> int:
     import dataclasses
 
-    from analysis.supernet_study import SUPERNET_VARIANTS, run_supernet_study
+    from analysis.supernet_study import DEFAULT_VARIANTS, SUPERNET_VARIANTS, run_supernet_study
     from analysis.validation import validation_preset
     from surrogate.errors import ConfigError
 
@@ -186,7 +195,7 @@ def _study(args: argparse.Namespace) -> int:
             f"--seeds must be comma-separated integers; got {args.seeds!r}."
         ) from None
     config = dataclasses.replace(config, n=args.n, seeds=seeds)
-    variants = SUPERNET_VARIANTS
+    variants = {name: SUPERNET_VARIANTS[name] for name in DEFAULT_VARIANTS}
     if args.variants is not None:
         names = [v.strip() for v in args.variants.split(",") if v.strip()]
         unknown = [v for v in names if v not in SUPERNET_VARIANTS]

@@ -28,13 +28,23 @@ from surrogate.errors import ConfigError
 from surrogate.presets import PRESET_NAMES, get_preset
 
 __all__ = [
+    "ARCH_GRADIENTS",
+    "ARCH_SCHEDULES",
     "SupernetConfig",
+    "arch_learning_rate",
     "config_differences",
     "config_from_dict",
     "load_config",
+    "stored_config",
     "supernet_preset",
 ]
 
+ARCH_GRADIENTS = ("straight_through", "score_function")
+ARCH_SCHEDULES = ("joint", "after")
+_DEFAULT_ARCH_LR = {"straight_through": 3e-3, "score_function": 0.05}
+# The values that reproduce a run whose stored config predates a key (stored_config)
+_LEGACY = {"arch_gradient": "straight_through", "arch_schedule": "joint", "arch_target": "loss",
+           "arch_entropy": 0.0}  # fmt: skip
 _DEVICE_RE = re.compile(r"^(auto|cpu|cuda(:\d+)?)$")
 _MAX_VERTICES = 12  # the complete DAG then has 66 edges; larger cells are not a DAG *space*
 
@@ -68,10 +78,36 @@ class SupernetConfig:
     uniformly from the space's distinct cells, so no cell gets the weights' attention because the
     sampler produces it often; with a fixed topology the weight steps sample as ``"learned"``);
     ``edge_lr`` the edge logits' own Adam learning rate (``None``: ``arch_lr``); ``shortcut``
-    ``"learned"`` or ``"frozen"`` (the default: the input -> output edge keeps probability 1/2;
-    shared weights co-adapt to that shortcut, the skip-connection collapse of DARTS, Zela et al.
-    2020, so its logit is not learned). ``weight_sampling="learned", shortcut="learned"`` is
-    the original training.
+    ``"learned"`` (the default) or ``"frozen"`` (the input -> output edge keeps probability 1/2:
+    under the straight-through gradient shared weights co-adapt to that shortcut, the
+    skip-connection collapse of DARTS, Zela et al. 2020; the score-function gradient compares
+    losses and has no such bias, and a frozen edge makes cells that differ only in it tie).
+    ``weight_sampling="learned", shortcut="learned"`` with the straight-through gradient,
+    jointly, is the original training.
+
+    How the multinomials learn (measured with ``dagrank supernet study``; README):
+    ``arch_gradient`` ``"straight_through"`` (GDAS: the gradient reaches a logit through the
+    straight-through one-hot that scales the sampled op's output, i.e. "would more of this
+    output help?") or ``"score_function"`` (REINFORCE, :mod:`surrogate.score_function`:
+    ``arch_samples`` Gumbel-max samples of the exact sampling process per step, each scored by
+    its loss on the same ``arch_batch`` validation examples without gradients, a leave-one-out
+    baseline: unbiased for the expected loss, comparing architectures by their losses);
+    ``arch_entropy`` the weight of the multinomials' entropy in the score-function objective, in
+    units of the spread of the loss (``E[L] - arch_entropy * sigma * H``, ``sigma`` the running
+    standard deviation of the sampled architectures' losses: the factorised fit of the Gibbs
+    distribution ``exp(-L / (arch_entropy * sigma))``, which keeps the ranking of the
+    architectures off the mode, at a temperature that means the same for any scale of loss);
+    ``arch_schedule`` ``"joint"`` (weights and multinomials alternate, every step) or
+    ``"after"`` (the weights train first, ``epochs`` epochs with no architecture update, then
+    the multinomials are fitted on the frozen weights for ``arch_steps`` steps);
+    ``arch_target`` what the multinomials are fitted to: ``"loss"`` (the supernet's
+    validation loss) or the name of a registered estimator (``"snip"``, ...: distillation of
+    that estimator, score-function only; the job resolves the name); ``arch_lr`` the
+    multinomials' Adam learning rate (``None``: 3e-3 with the straight-through gradient, the
+    GDAS setting, 0.05 with the score-function one, see :func:`arch_learning_rate`). The
+    defaults (score-function gradient, after the weights, entropy 0.5, the input -> output edge
+    learned) ranked best among the trainings that learn from the supernet's own loss, on digits
+    and MNIST-1D (``dagrank supernet study``, README).
 
     Run: ``seed`` (data split, weights, batches and samples), ``device`` (``auto``, ``cpu``,
     ``cuda``, ``cuda:N``), ``amp`` (mixed precision, used on CUDA only).
@@ -97,14 +133,21 @@ class SupernetConfig:
     weight_momentum: float = 0.9
     weight_decay: float = 3e-4
     grad_clip: float = 5.0
-    arch_lr: float = 3e-3
+    arch_lr: float | None = None
     arch_weight_decay: float = 1e-3
     tau_start: float = 10.0
     tau_end: float = 0.1
     warmup_epochs: int = 0
     weight_sampling: str = "uniform"
     edge_lr: float | None = None
-    shortcut: str = "frozen"
+    shortcut: str = "learned"
+    arch_gradient: str = "score_function"
+    arch_schedule: str = "after"
+    arch_target: str = "loss"
+    arch_samples: int = 8
+    arch_batch: int = 256
+    arch_steps: int = 400
+    arch_entropy: float = 0.5
     seed: int = 0
     device: str = "auto"
     amp: bool = False
@@ -130,6 +173,9 @@ class SupernetConfig:
             _fail("warmup_epochs", f"an int < epochs ({self.epochs})", self.warmup_epochs)
         if self.weight_lr_min > self.weight_lr:
             _fail("weight_lr_min", f"a float <= weight_lr ({self.weight_lr})", self.weight_lr_min)
+        if self.arch_target != "loss" and self.arch_gradient != "score_function":
+            _fail("arch_target", "'loss' with arch_gradient 'straight_through' (a distilled "
+                  "target has no gradient through the network)", self.arch_target)  # fmt: skip
         if self.topology is not None:
             self._check_topology()
 
@@ -300,7 +346,7 @@ _CHECKS: dict[str, Any] = {
     "weight_momentum": _float(0.0, 1.0, low_open=False, high_open=True),
     "weight_decay": _float(0.0, low_open=False),
     "grad_clip": _float(0.0, low_open=False),
-    "arch_lr": _float(0.0, low_open=True),
+    "arch_lr": _optional(_float(0.0, low_open=True)),
     "arch_weight_decay": _float(0.0, low_open=False),
     "tau_start": _float(0.0, low_open=True),
     "tau_end": _float(0.0, low_open=True),
@@ -308,6 +354,13 @@ _CHECKS: dict[str, Any] = {
     "weight_sampling": _str(("learned", "uniform")),
     "edge_lr": _optional(_float(0.0, low_open=True)),
     "shortcut": _str(("learned", "frozen")),
+    "arch_gradient": _str(ARCH_GRADIENTS),
+    "arch_schedule": _str(ARCH_SCHEDULES),
+    "arch_target": _str(),
+    "arch_samples": _int(2, 4096),
+    "arch_batch": _int(2),
+    "arch_steps": _int(1),
+    "arch_entropy": _float(0.0, low_open=False),
     "seed": _int(0, 2**32 - 1),
     "device": _device,
     "amp": _bool,
@@ -336,6 +389,25 @@ def config_from_dict(data: Mapping[str, Any], base: SupernetConfig | None = None
             _fail("preset", f"one of {sorted(PRESET_NAMES)}", preset)
         base = supernet_preset(preset)
     return (base or SupernetConfig()).replace(**values)
+
+
+def stored_config(data: Mapping[str, Any]) -> SupernetConfig:
+    """The config of a run as stored by :meth:`SupernetConfig.to_dict` (``config.json``, a
+    checkpoint): a key added since it was written takes the value that reproduces what that run
+    did (it trained its multinomials jointly, by the straight-through gradient, on the loss),
+    not today's default."""
+    if not isinstance(data, Mapping):
+        return config_from_dict(data)  # the standard error
+    return config_from_dict({**_LEGACY, **data})
+
+
+def arch_learning_rate(config: SupernetConfig) -> float:
+    """The multinomials' Adam learning rate: ``arch_lr``, or the gradient's own default (3e-3
+    for the straight-through gradient, GDAS's; 0.05 for the score-function one, whose steps
+    follow a normalised estimate of differences between losses)."""
+    if config.arch_lr is not None:
+        return config.arch_lr
+    return _DEFAULT_ARCH_LR[config.arch_gradient]
 
 
 def load_config(path: str | Path, base: SupernetConfig | None = None) -> SupernetConfig:

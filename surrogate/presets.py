@@ -10,7 +10,8 @@ A preset is a set of overrides of each job's defaults, one section per job:
   Bayesian search's options);
 - ``validation``: :class:`~analysis.validation.ValidationConfig` sizes (uniform sample, pool,
   each estimator's top, training seeds);
-- ``demo``: what ``dagrank demo`` changes on top (the space's vertices, a smaller validation).
+- ``demo``: what ``dagrank demo`` changes on top, one section per job (``supernet``,
+  ``candidate``, ``validation``, ``search``): its data and space, its sizes.
 
 This module imports nothing of the toolkit but its errors, so the command line reads the
 names without loading torch; each job turns its section into its own config dataclass.
@@ -64,11 +65,20 @@ _TABLE = (
         "smoke",
         "seconds on a 2-core CPU: tests, and checking that a pipeline runs end to end",
         # the supernet trains in seconds, a candidate in about a second on the digits (8 x 8)
-        supernet={"dataset": "digits", "vertices": 4, "cells": 2, "channels": 8, "epochs": 12},
+        supernet={
+            "dataset": "digits",
+            "vertices": 4,
+            "cells": 2,
+            "channels": 8,
+            "epochs": 12,
+            "arch_steps": 50,
+            "arch_samples": 4,
+            "arch_batch": 64,
+        },
         candidate={"channels": 8, "epochs": 3, "batch_size": 64},
         search={"budget": 16, "epochs": 4, "top_k": 3, "bayes": {"q": 4, "n_init": 6}},
         validation={"n": 6, "pool": 12, "include_top": 1, "seeds": (0, 1)},
-        demo={"vertices": 4},
+        demo={"supernet": {"vertices": 4}},
     ),
     Preset(
         "quick",
@@ -81,7 +91,7 @@ _TABLE = (
         # 150 uniform architectures, 2 seeds: a tau interval of about +/-0.11
         validation={"n": 150, "pool": 300, "include_top": 3, "seeds": (0, 1)},
         # the demo's validation is smaller (to end in minutes); it prints the interval's width
-        demo={"vertices": 6, "validation": {"n": 20, "pool": 40, "include_top": 1}},
+        demo={"supernet": {"vertices": 6}, "validation": {"n": 20, "pool": 40, "include_top": 1}},
     ),
     Preset(
         "paper",
@@ -118,7 +128,7 @@ _TABLE = (
             "bayes": {"q": 8, "n_init": 20},
         },
         validation={"n": 200, "pool": 1000, "include_top": 5, "seeds": (0, 1, 2)},
-        demo={"vertices": 7},
+        demo={"supernet": {"vertices": 7}},
     ),
 )
 

@@ -70,6 +70,7 @@ __all__ = [
     "Ranking",
     "SampleMap",
     "cell_probabilities",
+    "distinct_top_k",
     "joint_top_k",
     "monte_carlo_probabilities",
     "prior_probabilities",
@@ -432,6 +433,44 @@ def joint_top_k(log_probs: Sequence[np.ndarray], k: int) -> list[tuple[float, tu
     return best
 
 
+TIE_DECIMALS = 9
+"""Scores equal to this many decimals are a tie (the same score up to floating-point rounding)."""
+
+
+def distinct_top_k(
+    scores: Sequence[np.ndarray], k: int, prefer: Sequence[np.ndarray]
+) -> list[tuple[float, tuple[int, ...], int]]:
+    """The ``k`` best *distinct scores* of an architecture, exactly, each shown once.
+
+    Cells of one supernet cell whose scores tie (to :data:`TIE_DECIMALS` decimals; e.g. cells
+    that differ only in an edge whose probability was never learned, such as a frozen input ->
+    output edge) form one level, represented by the cell with the highest ``prefer`` value (the
+    untrained prior's log-probability: the cell the sampler produces most often; then the lowest
+    index). The levels are merged as in :func:`joint_top_k`. Returns ``(score, cell indices,
+    ties)`` triples, best first; ``ties`` is how many architectures share that choice of levels
+    (the product of the levels' sizes).
+    """
+    if k < 1:
+        raise ConfigError(f"'k' must be a positive int; got {k!r}.")
+    levels, reps, sizes = [], [], []
+    for cell_scores, cell_prefer in zip(scores, prefer, strict=True):
+        values = np.round(np.asarray(cell_scores, dtype=np.float64), TIE_DECIMALS)
+        order = np.lexsort((np.arange(len(values)), -np.asarray(cell_prefer), -values))
+        ordered = values[order]
+        first = np.r_[0, np.flatnonzero(ordered[1:] != ordered[:-1]) + 1]  # one per level
+        counts = np.diff(np.r_[first, len(ordered)])
+        levels.append(np.asarray(cell_scores, dtype=np.float64)[order[first]])
+        reps.append(order[first])
+        sizes.append(counts)
+    best = joint_top_k(levels, k)
+    out = []
+    for score, idx in best:
+        cells = tuple(int(reps[c][i]) for c, i in enumerate(idx))
+        ties = int(np.prod([sizes[c][i] for c, i in enumerate(idx)], dtype=np.int64))
+        out.append((score, cells, ties))
+    return out
+
+
 def architecture_hash(space: Space, indices: Sequence[int]) -> str:
     """The canonical hash of the architecture made of these space cells."""
     return canonical_hash([space[int(i)] for i in indices])
@@ -503,17 +542,27 @@ class Ranking:
             parts.append(part.sort_values(["rank", "space_index"]))
         return pd.concat(parts, ignore_index=True)
 
+    def top(self, k: int) -> list[tuple[float, tuple[int, ...], int]]:
+        """The ``k`` best distinct scores of an architecture (exact; :func:`distinct_top_k`):
+        architectures that tie are one entry, the one the untrained prior makes most probable,
+        with how many tie."""
+        assert self.prior is not None
+        prefer = [self.prior.log_probability] * len(self.cells)
+        return distinct_top_k(self.cell_scores(), k, prefer)
+
     def top_k(self, k: int) -> pd.DataFrame:
-        """The ``k`` best architectures under the ranking's score (exact), with their cells in
-        NAS-Bench-101 JSON and their raw log-probability beside the score."""
+        """The ``k`` best architectures under the ranking's score (exact, tied architectures
+        once: :meth:`top`), with their cells in NAS-Bench-101 JSON, how many architectures tie
+        with each (``ties``), and their raw log-probability beside the score."""
         rows = []
         logp = [s.log_probability for s in self.cells]
-        for rank, (score, idx) in enumerate(joint_top_k(self.cell_scores(), k), start=1):
+        for rank, (score, idx, ties) in enumerate(self.top(k), start=1):
             cells = [self.space[i] for i in idx]
             rows.append(
                 {
                     "rank": rank,
                     "score": score,
+                    "ties": ties,
                     "score_name": self.score,
                     "log_probability": float(sum(lp[i] for lp, i in zip(logp, idx, strict=True))),
                     "arch_hash": canonical_hash(cells),

@@ -1,12 +1,19 @@
-"""Supernet training: first-order alternating updates of the shared weights and the multinomials.
+"""Supernet training: the shared weights, and the multinomials by one of two gradients, on one of
+two schedules.
 
-Each step (GDAS / first-order DARTS): draw a hard Gumbel-softmax sample and take an SGD step of
-the shared weights on a training batch; draw another and take an Adam step of the architecture
-parameters on a validation batch. The temperature is annealed exponentially over the epochs
-(:func:`temperature`), the weight learning rate by a cosine schedule. Data stay on the device
-as tensors and batches are seeded permutations (no DataLoader). After each epoch the
-multinomials, losses and accuracies are recorded and a checkpoint that resumes the run exactly
-(on the CPU: bit for bit) is written atomically.
+Each step of a ``"joint"`` schedule (GDAS / first-order DARTS): an SGD step of the shared weights
+on a training batch (a hard Gumbel-softmax sample, or a cell drawn uniformly), then an Adam step
+of the architecture parameters on validation data, by the straight-through gradient of a hard
+sample or by the score-function estimate of :mod:`surrogate.score_function` (``arch_samples``
+samples scored by their losses, no gradient through the network). The ``"after"`` schedule
+trains the weights alone for ``epochs`` epochs, then fits the multinomials on the frozen weights
+for ``arch_steps`` steps (their learning rate annealed to 0 by a cosine, :func:`arch_fit_rate`),
+in rounds of :data:`ARCH_ROUND_STEPS` (a row of the history and a checkpoint each). The
+temperature is annealed exponentially over the epochs (:func:`temperature`), the weight learning
+rate by a cosine schedule. Data stay on the device as tensors and batches are seeded
+permutations (no DataLoader). After each epoch (and round) the multinomials, losses and
+accuracies are recorded and a checkpoint that resumes the run exactly (on the CPU: bit for bit)
+is written atomically.
 """
 
 from __future__ import annotations
@@ -28,19 +35,28 @@ from tqdm.auto import tqdm
 
 from dagspace.cell import CellSpec
 from dagspace.io import atomic_write
-from surrogate.config import SupernetConfig, config_differences, config_from_dict
+from surrogate.config import (
+    SupernetConfig,
+    arch_learning_rate,
+    config_differences,
+    stored_config,
+)
 from surrogate.data import Dataset, Split
 from surrogate.device import AmpPolicy, amp_policy, derive_seeds, resolve_device, torch_generator
 from surrogate.errors import ConfigError, DatasetError, TrainingError
 from surrogate.recipe import evaluate_each
-from surrogate.supernet import Supernet
+from surrogate.score_function import score_function_objective
+from surrogate.supernet import ArchitectureSample, Supernet
 
 __all__ = [
+    "ARCH_ROUND_STEPS",
     "CHECKPOINT_FORMAT",
     "HISTORY_COLUMNS",
     "MULTINOMIAL_COLUMNS",
+    "PHASES",
     "EpochRecord",
     "SupernetResult",
+    "arch_fit_rate",
     "build_supernet",
     "evaluate_architecture",
     "extends",
@@ -56,6 +72,7 @@ CHECKPOINT_FORMAT = "dagrank-supernet-checkpoint/1"
 # EpochRecord.epoch is the 0-based index that temperature() takes.
 HISTORY_COLUMNS = (
     "epoch",
+    "phase",
     "temperature",
     "weight_lr",
     "train_loss",
@@ -66,6 +83,26 @@ HISTORY_COLUMNS = (
     "seconds",
 )
 MULTINOMIAL_COLUMNS = ("epoch", "cell", "module", "option", "probability")
+PHASES = ("joint", "weights", "arch")
+"""What a row of the history trained: weights and multinomials (``joint``), the weights alone
+(a warm-up epoch, or an epoch of the ``after`` schedule), or the multinomials alone on frozen
+weights (``arch``: a round of :data:`ARCH_ROUND_STEPS` steps of the ``after`` schedule)."""
+ARCH_ROUND_STEPS = 50
+"""Steps of the ``after`` schedule's multinomial fit per history row and checkpoint."""
+
+SPREAD_DECAY = 0.9
+"""Decay of the running spread of the sampled losses (the entropy term's unit)."""
+
+ArchTarget = Callable[[Sequence[tuple[CellSpec, ...]]], np.ndarray]
+"""A distillation target: architectures (``K`` unpruned cells each) -> ``(S,)`` losses, lower =
+better (:func:`train_supernet`'s ``arch_target``)."""
+
+
+def arch_fit_rate(step: int, steps: int) -> float:
+    """The factor of the multinomials' learning rate at ``step`` (0-based) of the ``after``
+    schedule's ``steps``: a cosine from 1 to 0, so that the fit settles instead of fluctuating
+    with the noise of its last steps' estimates."""
+    return 0.5 * (1.0 + math.cos(math.pi * step / steps))
 
 
 def temperature(epoch: int, epochs: int, start: float = 10.0, end: float = 0.1) -> float:
@@ -91,13 +128,16 @@ def temperature(epoch: int, epochs: int, start: float = 10.0, end: float = 0.1) 
 
 @dataclass(frozen=True, eq=False)
 class EpochRecord:
-    """What one epoch did. Losses and accuracies of ``train`` and ``val`` are averages over the
-    epoch's steps (sampled architectures); ``argmax_val_acc`` is the accuracy of the argmax
+    """What one epoch (or one round of the multinomials' fit, ``phase="arch"``) did. Losses and
+    accuracies of ``train`` and ``val`` are averages over the epoch's steps (sampled
+    architectures; NaN where the phase has none: no training batch in an ``arch`` round, no
+    accuracy for a distilled target); ``argmax_val_acc`` is the accuracy of the argmax
     architecture on the whole validation split after the epoch (NaN when not evaluated).
     ``op_probabilities`` ``(K, V-2, n_ops)`` and ``edge_probabilities`` ``(K, E)`` are the
     multinomials after the epoch (float64, read-only)."""
 
     epoch: int
+    phase: str
     temperature: float
     weight_lr: float
     train_loss: float
@@ -124,7 +164,7 @@ class EpochRecord:
 
     @classmethod
     def from_state(cls, state: dict[str, Any]) -> EpochRecord:
-        values = {c: state[c] for c in HISTORY_COLUMNS}
+        values = {c: state.get(c, "joint") if c == "phase" else state[c] for c in HISTORY_COLUMNS}
         return cls(
             **values,
             op_probabilities=state["op_probabilities"].numpy(),
@@ -215,7 +255,13 @@ def evaluate_architecture(
 class SupernetTrainer:
     """The mutable state of a run (supernet, optimisers, generators, history) and its epoch."""
 
-    def __init__(self, config: SupernetConfig, dataset: Dataset, device: torch.device) -> None:
+    def __init__(
+        self,
+        config: SupernetConfig,
+        dataset: Dataset,
+        device: torch.device,
+        arch_target: ArchTarget | None = None,
+    ) -> None:
         for name in ("train", "val"):
             if len(getattr(dataset, name)) < 2:
                 raise DatasetError(
@@ -234,16 +280,31 @@ class SupernetTrainer:
             momentum=config.weight_momentum,
             weight_decay=config.weight_decay,
         )
-        lrs = [config.arch_lr, config.arch_lr if config.edge_lr is None else config.edge_lr]
+        arch_lr = arch_learning_rate(config)
+        lrs = [arch_lr, arch_lr if config.edge_lr is None else config.edge_lr]
+        self.arch_lrs = lrs[: len(self.arch)]  # each group's rate before the fit's annealing
         self.arch_optimizer = torch.optim.Adam(
             [{"params": [p], "lr": lr} for p, lr in zip(self.arch, lrs, strict=False)],
-            lr=config.arch_lr,
+            lr=arch_lr,
             betas=(0.5, 0.999),
             weight_decay=config.arch_weight_decay,
         )
         uniform = config.weight_sampling == "uniform" and config.learn_topology
         self.uniform_cells = _space_cells(config) if uniform else None
         self.shortcut = config.vertices - 2  # the input -> output edge, triu order
+        num_edges = config.vertices * (config.vertices - 1) // 2
+        self.learned_edges = np.ones(num_edges, dtype=bool)  # the edges whose logits learn
+        if config.shortcut == "frozen":
+            self.learned_edges[self.shortcut] = False
+        if config.arch_target != "loss" and arch_target is None:
+            raise ConfigError(
+                f"The config's arch_target is {config.arch_target!r}: pass its losses as "
+                "train_supernet(arch_target=...) (a job resolves a registered estimator's name)."
+            )
+        self.arch_target = arch_target
+        # the running standard deviation of the sampled architectures' losses: the unit of the
+        # entropy weight, so that arch_entropy means the same for any loss scale
+        self.loss_spread = math.nan
         self.scheduler = torch.optim.lr_scheduler.CosineAnnealingLR(
             self.weight_optimizer, T_max=config.epochs, eta_min=config.weight_lr_min
         )
@@ -287,13 +348,18 @@ class SupernetTrainer:
             file=sys.stderr,
             dynamic_ncols=True,
         )
-        warm = epoch < config.warmup_epochs  # weights only: no architecture update yet
+        phase = self.epoch_phase(epoch)
         for step in bar:
             idx = order[step * batch : (step + 1) * batch]
             loss, correct = self._weight_step(train.x[idx], train.y[idx], tau, epoch, step)
             vidx = val_order[step * val_batch : (step + 1) * val_batch]
-            arch_step = self._val_step if warm else self._arch_step
-            val_loss, val_correct = arch_step(val.x[vidx], val.y[vidx], tau, epoch, step)
+            if phase == "weights":  # a validation loss, no architecture update
+                val_loss, val_correct = self._val_step(val.x[vidx], val.y[vidx], tau, epoch, step)
+            elif config.arch_gradient == "score_function":
+                val_loss, val_acc = self._score_function_step(epoch, step)
+                val_correct = val_acc * val_batch
+            else:
+                val_loss, val_correct = self._arch_step(val.x[vidx], val.y[vidx], tau, epoch, step)
             sums += (loss * batch, correct, val_loss * val_batch, val_correct)
             done_train, done_val = (step + 1) * batch, (step + 1) * val_batch
             bar.set_postfix(
@@ -308,27 +374,150 @@ class SupernetTrainer:
         if epoch < span:
             self.scheduler.step()
 
-        argmax_acc = math.nan
-        if evaluate:
-            argmax = net.argmax_architecture()
-            _, argmax_acc = evaluate_architecture(
-                net, argmax, val, batch_size=max(256, config.batch_size), amp=self.amp
-            )
         record = EpochRecord(
             epoch=epoch,
+            phase=phase,
             temperature=tau,
             weight_lr=lr,
             train_loss=float(sums[0] / (steps * batch)),
             train_acc=float(sums[1] / (steps * batch)),
             val_loss=float(sums[2] / (steps * val_batch)),
             val_acc=float(sums[3] / (steps * val_batch)),
-            argmax_val_acc=float(argmax_acc),
+            argmax_val_acc=self._argmax_accuracy(evaluate),
             seconds=time.perf_counter() - started,
             op_probabilities=net.op_probabilities(),
             edge_probabilities=net.edge_probabilities(),
         )
         self.history.append(record)
         return record
+
+    def epoch_phase(self, epoch: int) -> str:
+        """``"weights"`` for an epoch without architecture updates (a warm-up epoch, every epoch
+        of the ``after`` schedule), else ``"joint"``."""
+        after = self.config.arch_schedule == "after"
+        return "weights" if after or epoch < self.config.warmup_epochs else "joint"
+
+    @property
+    def arch_rounds(self) -> int:
+        """Rows of the multinomials' fit on frozen weights (0 on the ``joint`` schedule)."""
+        if self.config.arch_schedule != "after":
+            return 0
+        return math.ceil(self.config.arch_steps / ARCH_ROUND_STEPS)
+
+    def run_arch_round(self, index: int, *, progress: bool, evaluate: bool = True) -> EpochRecord:
+        """Round ``index`` (0-based) of the ``after`` schedule: up to :data:`ARCH_ROUND_STEPS`
+        steps of the multinomials on the frozen weights; one history row (``phase="arch"``)."""
+        config = self.config
+        started = time.perf_counter()
+        first = index * ARCH_ROUND_STEPS
+        steps = min(ARCH_ROUND_STEPS, config.arch_steps - first)
+        epoch = config.epochs + index
+        bar = tqdm(range(steps), desc=f"multinomials {index + 1}/{self.arch_rounds}",
+                   disable=not progress, file=sys.stderr, dynamic_ncols=True)  # fmt: skip
+        sums = np.zeros(2)
+        for step in bar:
+            factor = arch_fit_rate(first + step, config.arch_steps)
+            for group, lr in zip(self.arch_optimizer.param_groups, self.arch_lrs, strict=True):
+                group["lr"] = lr * factor
+            if config.arch_gradient == "score_function":
+                loss, acc = self._score_function_step(epoch, first + step)
+            else:  # the straight-through gradient at the final temperature
+                x, y = self._arch_batch()
+                loss, correct = self._arch_step(x, y, config.tau_end, epoch, first + step)
+                acc = correct / len(y)
+            sums += (loss, acc)
+            bar.set_postfix(loss=f"{sums[0] / (step + 1):.3f}", refresh=False)
+        bar.close()
+        record = EpochRecord(
+            epoch=epoch,
+            phase="arch",
+            temperature=math.nan if config.arch_gradient == "score_function" else config.tau_end,
+            weight_lr=0.0,
+            train_loss=math.nan,
+            train_acc=math.nan,
+            val_loss=float(sums[0] / steps),
+            val_acc=float(sums[1] / steps),
+            argmax_val_acc=self._argmax_accuracy(evaluate),
+            seconds=time.perf_counter() - started,
+            op_probabilities=self.supernet.op_probabilities(),
+            edge_probabilities=self.supernet.edge_probabilities(),
+        )
+        self.history.append(record)
+        return record
+
+    def _argmax_accuracy(self, evaluate: bool) -> float:
+        """The argmax architecture's accuracy on the whole validation split (NaN: not asked)."""
+        if not evaluate:
+            return math.nan
+        argmax = self.supernet.argmax_architecture()
+        batch_size = max(256, self.config.batch_size)
+        return float(evaluate_architecture(self.supernet, argmax, self.data.val,
+                                           batch_size=batch_size, amp=self.amp)[1])  # fmt: skip
+
+    def _arch_batch(self) -> tuple[torch.Tensor, torch.Tensor]:
+        """``arch_batch`` validation examples drawn without replacement (all when fewer)."""
+        val = self.data.val
+        n = min(self.config.arch_batch, len(val))
+        idx = torch.randperm(len(val), generator=self.data_generator)[:n].to(self.device)
+        return val.x[idx], val.y[idx]
+
+    def _score_function_step(self, epoch: int, step: int) -> tuple[float, float]:
+        """One Adam step of the multinomials by the score-function estimate
+        (:func:`surrogate.score_function.score_function_objective`): ``arch_samples`` draws of
+        the sampling process, each scored on the same validation batch (or by the distillation
+        target) without gradients. Returns the samples' mean loss and accuracy (NaN for a
+        distilled target)."""
+        config, net = self.config, self.supernet
+        samples = [net.sample(self.sample_generator, 1.0, differentiable=False)
+                   for _ in range(config.arch_samples)]  # fmt: skip
+        losses, acc = self._sample_losses(samples)
+        if not np.isfinite(losses).all():
+            raise TrainingError(
+                f"A sampled architecture's loss became {losses.tolist()} at epoch {epoch}, step "
+                f"{step}; the shared weights may have diverged."
+            )
+        spread = float(np.std(losses, ddof=1))
+        old = self.loss_spread
+        self.loss_spread = (
+            spread if math.isnan(old) else SPREAD_DECAY * old + (1 - SPREAD_DECAY) * spread
+        )
+        objective = score_function_objective(
+            net.alpha,
+            net.beta,
+            np.stack([s.op_index for s in samples]),  # (S, K, V-2)
+            np.stack([s.edges for s in samples]),  # (S, K, E)
+            losses,
+            entropy_weight=config.arch_entropy * self.loss_spread,
+            learned_edges=self.learned_edges,
+        )
+        grads = torch.autograd.grad(objective, self.arch, allow_unused=True)
+        self.arch_optimizer.zero_grad(set_to_none=True)
+        for param, grad in zip(self.arch, grads, strict=True):
+            param.grad = grad
+        self.arch_optimizer.step()
+        return float(np.mean(losses)), acc
+
+    def _sample_losses(self, samples: Sequence[ArchitectureSample]) -> tuple[np.ndarray, float]:
+        """``(S,)`` the losses of the sampled architectures, and their mean accuracy: the
+        cross-entropy of each on one validation batch (``arch_target="loss"``), or the
+        distillation target's values."""
+        if self.arch_target is not None:
+            archs = [self.supernet.architecture_of(s) for s in samples]
+            losses = np.asarray(self.arch_target(archs), dtype=np.float64)
+            if losses.shape != (len(samples),):
+                raise TrainingError(
+                    f"The arch_target must return one loss per architecture ({len(samples)},); "
+                    f"got shape {losses.shape}."
+                )
+            return losses, math.nan
+        x, y = self._arch_batch()
+        losses, correct = np.empty(len(samples)), 0
+        for i, sample in enumerate(samples):
+            with torch.no_grad(), self.amp.autocast():
+                logits = self.supernet(x, sample=sample)  # (B, num_classes)
+            losses[i] = float(F.cross_entropy(logits.float(), y))
+            correct += int((logits.argmax(dim=1) == y).sum())
+        return losses, correct / (len(samples) * len(y))
 
     def _loss(
         self, x: torch.Tensor, y: torch.Tensor, tau: float, differentiable: bool
@@ -426,6 +615,7 @@ class SupernetTrainer:
             },
             "history": [record.to_state() for record in self.history],
             "schedule_epochs": self.schedule_epochs,
+            "loss_spread": self.loss_spread,
             "torch_version": str(torch.__version__),
         }
 
@@ -446,7 +636,7 @@ class SupernetTrainer:
                 f"The file {str(path)!r} is not a supernet checkpoint of format "
                 f"{CHECKPOINT_FORMAT!r}."
             )
-        saved = config_from_dict(state["config"]).replace(device=self.config.device)
+        saved = stored_config(state["config"]).replace(device=self.config.device)
         done = len(state["history"])
         if extends(saved, self.config, done):  # a finished run, asked for more epochs
             saved = saved.replace(epochs=self.config.epochs)
@@ -465,15 +655,18 @@ class SupernetTrainer:
         self.sample_generator.set_state(state["generators"]["sample"])
         self.supernet.generator.set_state(state["generators"]["supernet"])
         self.history = [EpochRecord.from_state(r) for r in state["history"]]
-        self.schedule_epochs = int(state.get("schedule_epochs", config_from_dict(
+        self.loss_spread = float(state.get("loss_spread", math.nan))
+        self.schedule_epochs = int(state.get("schedule_epochs", stored_config(
             state["config"]).epochs))  # fmt: skip
 
 
 def extends(saved: SupernetConfig, asked: SupernetConfig, epochs_done: int) -> bool:
     """Whether ``asked`` extends the finished run of ``saved``: the same config but for a
-    larger ``epochs``, and every epoch of ``saved`` done."""
+    larger ``epochs``, and every epoch of ``saved`` done. A run of the ``after`` schedule is never
+    extended (its multinomials were fitted on the weights of its last epoch)."""
     return (
-        asked.epochs > saved.epochs == epochs_done
+        saved.arch_schedule == "joint"
+        and asked.epochs > saved.epochs == epochs_done
         and saved.replace(epochs=asked.epochs, device=asked.device) == asked
     )
 
@@ -506,6 +699,7 @@ def train_supernet(
     progress: bool = True,
     callback: Callable[[EpochRecord], None] | None = None,
     on_checkpoint: Callable[[Sequence[EpochRecord]], None] | None = None,
+    arch_target: ArchTarget | None = None,
 ) -> SupernetResult:
     """Train the supernet that ``config`` describes on ``dataset`` (its train and val splits).
 
@@ -519,6 +713,8 @@ def train_supernet(
         callback: called with each epoch's record after its checkpoint is written.
         on_checkpoint: called with the whole history (resumed epochs included) after each
             checkpoint is written: to write the per-epoch tables with it.
+        arch_target: with ``config.arch_target`` other than ``"loss"``, the distillation
+            target: architectures -> ``(S,)`` losses (lower = better).
 
     Raises:
         ConfigError: the checkpoint belongs to another config, or the device is unavailable.
@@ -530,13 +726,16 @@ def train_supernet(
         raise ConfigError(f"train_supernet needs a SupernetConfig; got {type(config).__name__}.")
     started = time.perf_counter()
     device = resolve_device(config.device)
-    trainer = SupernetTrainer(config, dataset, device)
+    trainer = SupernetTrainer(config, dataset, device, arch_target)
     path = None if checkpoint_path is None else Path(checkpoint_path)
     if path is not None and path.exists():
         trainer.load(path)
     resumed = len(trainer.history)
-    for epoch in range(resumed, config.epochs):
-        record = trainer.run_epoch(epoch, progress=progress)
+    for row in range(resumed, config.epochs + trainer.arch_rounds):
+        if row < config.epochs:
+            record = trainer.run_epoch(row, progress=progress)
+        else:
+            record = trainer.run_arch_round(row - config.epochs, progress=progress)
         if path is not None:
             trainer.save(path)
             if on_checkpoint is not None:

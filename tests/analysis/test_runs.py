@@ -11,7 +11,8 @@ from surrogate.config import SupernetConfig
 
 def _config(epochs: int = 4) -> SupernetConfig:
     return SupernetConfig(dataset="digits", data_limit=200, vertices=4, cells=2, channels=4,
-                          epochs=epochs, batch_size=32, device="cpu", seed=3)  # fmt: skip
+                          epochs=epochs, batch_size=32, device="cpu", seed=3, arch_steps=60,
+                          arch_samples=2, arch_batch=16)  # fmt: skip
 
 
 def test_an_interrupted_run_has_its_history_so_far(tmp_path, monkeypatch):
@@ -35,8 +36,9 @@ def test_an_interrupted_run_has_its_history_so_far(tmp_path, monkeypatch):
     monkeypatch.setattr(training.SupernetTrainer, "run_epoch", run_epoch)
     done = supernet_run(run, _config(), progress=False)  # resumes, and rewrites them whole
     assert done.result.resumed_epochs == 2
-    assert len(pd.read_csv(run / "history.csv")) == 4
-    assert pd.read_csv(run / "multinomials.csv")["epoch"].nunique() == 4
+    history = pd.read_csv(run / "history.csv")  # 4 epochs, then 2 rounds of the fit (50 + 10)
+    assert list(history["phase"]) == ["weights"] * 4 + ["arch"] * 2
+    assert pd.read_csv(run / "multinomials.csv")["epoch"].nunique() == 6
 
 
 def test_summary_json_is_strict_json_and_reads_back_its_nan(tmp_path):
@@ -105,7 +107,9 @@ def _check_threads_recorded(run):
 
     section = read_summary(run / "summary.json")["supernet"]
     assert section["threads"] == CPU_TRAINING_THREADS
-    assert section["sessions"] == [{"epochs": [1, 1], "device": "cpu", "threads": 1,
+    assert section["epochs"] == 1 and section["arch_rounds"] == 2  # 60 steps: rounds of 50 + 10
+    assert section["sessions"] == [{"epochs": [1, 1], "arch_rounds": [1, 2], "device": "cpu",
+                                    "threads": 1,
                                     "seconds": section["sessions"][0]["seconds"]}]  # fmt: skip
 
 

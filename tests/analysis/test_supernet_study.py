@@ -9,7 +9,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from analysis.supernet_study import SUPERNET_VARIANTS, run_supernet_study
+from analysis.supernet_study import DEFAULT_VARIANTS, SUPERNET_VARIANTS, run_supernet_study
 from analysis.validation import ValidationError, validation_preset
 
 
@@ -27,17 +27,39 @@ def tiny_config():
 def test_variants_score_the_same_trained_architectures(tmp_path, tiny_config):
     from surrogate.executors import LocalExecutor
 
-    variants = {"original": {}, "frozen_shortcut": {"shortcut": "frozen"}}
+    variants = {
+        "original": {},
+        "frozen_shortcut": {"shortcut": "frozen"},
+        "distilled": {
+            "arch_gradient": "score_function",
+            "arch_schedule": "after",
+            "arch_steps": 20,
+            "arch_samples": 2,
+            "arch_target": "snip",
+        },
+    }
     with LocalExecutor(workers=1) as executor:
         table = run_supernet_study(tmp_path, tiny_config, variants, executor=executor,
                                    progress=False, n_boot=100)  # fmt: skip
-    assert list(table["variant"]) == ["original"] * 3 + ["frozen_shortcut"] * 3 + ["-"]
+    assert list(table["variant"]) == (["original"] * 3 + ["frozen_shortcut"] * 3
+                                      + ["distilled"] * 3 + ["-", "-"])  # fmt: skip
+    assert list(table["estimator"][-2:]) == ["params", "snip"]
     ref = table[table["variant"] == "original"]
     assert (ref["delta_vs_reference"] == 0).all() and (ref["p_vs_reference"] == 1).all()
+    # the surrogate beside its own supernet's one-shot loss, and a distilled one beside its teacher
+    surrogate = table[table["estimator"] == "surrogate"].set_index("variant")
+    assert surrogate["p_vs_one_shot_loss"].notna().all()
+    assert list(surrogate["teacher"]) == ["", "", "snip"]
+    assert np.isfinite(surrogate.loc["distilled", "ratio_vs_teacher"])
+    snip = table[table["estimator"] == "snip"]["kendall"].iloc[0]
+    assert surrogate.loc["distilled", "ratio_vs_teacher"] == pytest.approx(
+        surrogate.loc["distilled", "kendall"] / snip
+    )
     assert pd.read_csv(tmp_path / "study.csv").shape == table.shape
     report = json.loads((tmp_path / "summary.json").read_text())["supernet_study"]
     assert report["n"] <= 6 and report["seeds"] == [0, 1]
     assert set(report["timing_s"]["variants"]) == set(variants)
+    assert all(t["supernet"] > 0 for t in report["timing_s"]["variants"].values())
     for name in variants:  # one supernet per variant, each with its own run files
         assert (tmp_path / "supernets" / name / "supernet.pt").exists()
     frozen = json.loads((tmp_path / "supernets" / "frozen_shortcut" / "config.json").read_text())
@@ -57,10 +79,18 @@ def test_variants_score_the_same_trained_architectures(tmp_path, tiny_config):
         assert conn.execute("SELECT COUNT(*) FROM evaluations").fetchone()[0] == 14
 
 
-def test_every_default_variant_is_a_valid_config(tiny_config):
+def test_every_variant_is_a_valid_config_whatever_the_defaults(tiny_config):
+    keys = set(SUPERNET_VARIANTS["original"])
     for changes in SUPERNET_VARIANTS.values():
         tiny_config.supernet.replace(epochs=20, **changes)  # raises if a variant is invalid
-    assert next(iter(SUPERNET_VARIANTS)) == "original" and SUPERNET_VARIANTS["original"] == {}
+        assert keys <= set(changes)  # every training key set: the same training for any default
+    assert DEFAULT_VARIANTS[0] == "original"
+    original = tiny_config.supernet.replace(**SUPERNET_VARIANTS["original"])
+    assert (original.arch_gradient, original.weight_sampling, original.shortcut) == (
+        "straight_through",
+        "learned",
+        "learned",
+    )
 
 
 def test_a_study_needs_a_variant(tmp_path, tiny_config):

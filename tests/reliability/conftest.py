@@ -90,6 +90,9 @@ def tiny_config(epochs: int = 2) -> Any:
         batch_size=16,
         device="cpu",
         seed=1,
+        arch_steps=20,  # one round of the multinomials' fit after the weights
+        arch_samples=2,
+        arch_batch=16,
     )
 
 

@@ -62,10 +62,10 @@ def test_a_checkpoint_resumes_on_another_device(tmp_path):
     config = supernet_preset("smoke").replace(epochs=2, data_limit=100, channels=4, device="cpu")
     data = load_dataset("digits", seed=0, limit=100)
     path = tmp_path / "supernet.pt"
-    train_supernet(config.replace(epochs=2), data, checkpoint_path=path, progress=False)
+    first = train_supernet(config.replace(epochs=2), data, checkpoint_path=path, progress=False)
     again = train_supernet(config.replace(device="auto"), data, checkpoint_path=path,
                            progress=False)  # fmt: skip
-    assert again.resumed_epochs == 2
+    assert again.resumed_epochs == len(first.history) == 3  # 2 epochs, 1 round of the fit
 
 
 def test_set_aside_never_deletes(tmp_path):
@@ -125,10 +125,14 @@ def test_every_preset_flag_offers_the_preset_table():
 
 
 def test_a_larger_epochs_extends_a_finished_supernet_run(tmp_path, capsys):
+    """A joint training (weights and multinomials alternate) is extended by more epochs."""
     import pandas as pd
 
     run = tmp_path / "run"
-    base = ["supernet", "train", "--preset", "smoke", "--channels", "4", "--run", str(run)]
+    joint = tmp_path / "joint.toml"
+    joint.write_text('arch_gradient = "straight_through"\narch_schedule = "joint"\n')
+    base = ["supernet", "train", "--preset", "smoke", "--channels", "4", "--run", str(run),
+            "--config", str(joint)]  # fmt: skip
     assert main([*base, "--epochs", "2"]) == 0
     assert main([*base, "--epochs", "3"]) == 0
     assert "resumed at epoch 2" in capsys.readouterr().out
@@ -142,3 +146,18 @@ def test_a_larger_epochs_extends_a_finished_supernet_run(tmp_path, capsys):
     assert json.loads((run / "config.json.epochs-2").read_text())["epochs"] == 2
     assert main([*base, "--epochs", "3", "--seed", "5"]) == 2  # not an extension: refused
     assert "holds a different config" in capsys.readouterr().err
+
+
+def test_a_run_fitted_after_its_weights_is_not_extended(tmp_path, capsys):
+    """The default schedule fits the multinomials on the last epoch's weights: a larger
+    --epochs is refused in one line, and the run is left as it was."""
+    run = tmp_path / "run"
+    base = ["supernet", "train", "--preset", "smoke", "--channels", "4", "--epochs", "2",
+            "--run", str(run), "--no-progress"]  # fmt: skip
+    assert main(base) == 0
+    before = {p.name: p.read_bytes() for p in run.iterdir() if p.is_file()}
+    capsys.readouterr()
+    assert main([*base, "--epochs", "3"]) == 2
+    err = capsys.readouterr().err
+    assert "fitted after its 2 epochs of weights" in err and "--fresh" in err
+    assert {p.name: p.read_bytes() for p in run.iterdir() if p.is_file()} == before

@@ -248,3 +248,37 @@ def test_unknown_score_is_refused():
     space = enumerate_space(4, NASBENCH101_OPS)
     with pytest.raises(ConfigError, match="'score' must be one of"):
         rank_space(space, np.full((1, 2, 3), 1 / 3), np.full((1, 6), 0.5), score="size")
+
+
+@pytest.mark.parametrize("seed", [0, 1])
+def test_tied_architectures_are_listed_once_with_their_count(seed):
+    """A frozen input -> output edge (probability 1/2, its prior) makes cells that differ only
+    in that edge tie; the top-k lists each score once, as the cell the prior prefers, and counts
+    the architectures that share it (checked against the raw k-best over every architecture)."""
+    from surrogate.relative import TIE_DECIMALS, distinct_top_k, rank_space
+
+    space = enumerate_space(4, NASBENCH101_OPS)
+    rng = np.random.default_rng(seed)
+    edge_probs = rng.uniform(0.1, 0.9, (2, 6))
+    edge_probs[:, 2] = 0.5  # the input -> output edge of V = 4, frozen
+    op_probs = rng.dirichlet(np.ones(3), (2, 2))
+    ranking = rank_space(space, op_probs, edge_probs, op_names=NASBENCH101_OPS)
+    raw = joint_top_k(ranking.cell_scores(), 40)
+    raw_scores = np.round([s for s, _ in raw], TIE_DECIMALS)
+    assert len(set(raw_scores)) < len(raw_scores)  # the raw top has ties
+    top = ranking.top(5)
+    scores = [s for s, _, _ in top]
+    assert len(set(np.round(scores, TIE_DECIMALS))) == 5 and scores == sorted(scores)[::-1]
+    per_cell = [np.round(c, TIE_DECIMALS) for c in ranking.cell_scores()]
+    prior = ranking.prior.log_probability
+    for _, idx, ties in top:
+        levels = [per_cell[c][i] for c, i in enumerate(idx)]
+        members = [np.flatnonzero(per_cell[c] == level) for c, level in enumerate(levels)]
+        assert ties == np.prod([len(m) for m in members])  # every architecture of that score
+        for c, i in enumerate(idx):  # the representative: the prior's most probable member
+            assert prior[i] == prior[members[c]].max()
+    assert top[0][0] == pytest.approx(raw[0][0])
+    frame = ranking.top_k(5)
+    assert list(frame["ties"]) == [t for _, _, t in top]
+    with pytest.raises(ConfigError, match="positive int"):
+        distinct_top_k(ranking.cell_scores(), 0, [prior, prior])

@@ -36,7 +36,14 @@ TINY = SupernetConfig(
     batch_size=16,
     device="cpu",
     seed=1,
+    arch_gradient="straight_through",  # the joint (GDAS) training whose remedies are tested here
+    arch_schedule="joint",
+    shortcut="frozen",
 )
+AFTER = SupernetConfig(  # the defaults' training: the multinomials fitted after the weights
+    dataset="random", vertices=4, cells=2, channels=4, epochs=2, batch_size=16, device="cpu",
+    seed=1, arch_steps=60, arch_samples=4, arch_batch=16,
+)  # fmt: skip
 
 
 def random_dataset(n_train: int = 48, n_val: int = 24, seed: int = 0) -> Dataset:
@@ -51,10 +58,11 @@ def random_dataset(n_train: int = 48, n_val: int = 24, seed: int = 0) -> Dataset
 
 
 def numbers(history: tuple[EpochRecord, ...]) -> list[tuple[object, ...]]:
-    """Everything a record holds except its wall time."""
+    """Everything a record holds except its wall time (NaN as "nan": NaN != NaN)."""
+    nan = lambda v: "nan" if isinstance(v, float) and math.isnan(v) else v  # noqa: E731
     return [
         (
-            *(getattr(r, c) for c in HISTORY_COLUMNS if c != "seconds"),
+            *(nan(getattr(r, c)) for c in HISTORY_COLUMNS if c != "seconds"),
             r.op_probabilities.tolist(),
             r.edge_probabilities.tolist(),
         )
@@ -123,7 +131,9 @@ class _Interrupt(Exception):
     pass
 
 
-@pytest.mark.parametrize("config", [TINY, TINY.replace(learn_topology=False, mode="soft")])
+@pytest.mark.parametrize(
+    "config", [TINY, TINY.replace(learn_topology=False, mode="soft"), AFTER], ids=str
+)
 def test_resume_equals_an_uninterrupted_run(tmp_path: Path, config: SupernetConfig) -> None:
     whole = train_supernet(config, random_dataset(), progress=False)
 
@@ -149,7 +159,7 @@ def test_resume_equals_an_uninterrupted_run(tmp_path: Path, config: SupernetConf
     assert sorted(p.name for p in path.parent.iterdir()) == ["supernet.pt"]  # no temp files
 
     again = train_supernet(config, random_dataset(), checkpoint_path=path, progress=False)
-    assert again.resumed_epochs == config.epochs  # finished: nothing left to train
+    assert again.resumed_epochs == len(whole.history)  # finished: nothing left to train
     assert numbers(again.history) == numbers(whole.history)
 
 
@@ -274,8 +284,24 @@ def test_warmup_epochs_leave_the_multinomials_at_their_prior() -> None:
     assert not np.allclose(third.op_probabilities, 1 / 3)  # updates start after the warm-up
 
 
+def test_the_defaults_fit_the_multinomials_after_the_weights() -> None:
+    default = SupernetConfig()
+    assert (default.arch_gradient, default.arch_schedule, default.arch_target) == (
+        "score_function", "after", "loss")  # fmt: skip
+    assert (default.shortcut, default.weight_sampling, default.arch_entropy) == (
+        "learned", "uniform", 0.5)  # fmt: skip
+    result = train_supernet(AFTER, random_dataset(), progress=False)
+    phases = [r.phase for r in result.history]
+    assert phases == ["weights"] * 2 + ["arch"] * 2  # 60 steps: rounds of 50 and 10
+    assert all(np.array_equal(r.op_probabilities, np.full((2, 2, 3), 1 / 3))
+               for r in result.history[:2])  # fmt: skip
+    assert not np.allclose(result.final.op_probabilities, 1 / 3)
+    arch = result.history[-1]
+    assert math.isnan(arch.train_loss) and math.isfinite(arch.val_loss) and arch.weight_lr == 0
+
+
 def test_frozen_shortcut_keeps_the_input_output_edge_at_one_half() -> None:
-    assert TINY.shortcut == "frozen" and TINY.weight_sampling == "uniform"  # the defaults
+    assert TINY.shortcut == "frozen" and TINY.weight_sampling == "uniform"
     result = train_supernet(TINY.replace(shortcut="frozen"), random_dataset(), progress=False)
     learned = train_supernet(TINY.replace(shortcut="learned"), random_dataset(), progress=False)
     assert learned.final.edge_probabilities[0, 2] != 0.5
