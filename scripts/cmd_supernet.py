@@ -168,7 +168,7 @@ def _train(args: argparse.Namespace) -> int:
             f"{ranking.seconds:.2f} s, best architecture {ranking.score} = {best:.3f}"
         )
     rounds = sum(r.phase == "arch" for r in result.history)
-    fitted = f" + {rounds} rounds of the multinomials' fit" if rounds else ""
+    fitted = f" + {rounds} round{'s' * (rounds != 1)} of the multinomials' fit" if rounds else ""
     print(
         f"supernet trained: {args.run} | epochs {len(result.history) - rounds}{fitted}{resumed} "
         f"| val acc {final.val_acc:.3f} (sampled), {final.argmax_val_acc:.3f} (argmax) | "
