@@ -75,18 +75,22 @@ def distillation_target(
     """The ``arch_target`` callable of :func:`surrogate.training.train_supernet` for the
     estimator ``name``: architectures (``K`` unpruned ``CellSpec`` each) -> ``(S,)`` losses,
     minus the quantile of the estimator's score among ``pool`` architectures drawn uniformly
-    (seeded) from ``space`` (a score is computed once per architecture)."""
+    (seeded) from ``space`` (a score is computed once per architecture). The reference pool is
+    scored at the first call, so a run that trains nothing more (a finished one, resumed) pays
+    nothing for it."""
     from analysis.estimators import score_architectures
     from analysis.validation import uniform_architectures
 
     check_arch_target(name)
     context = EstimatorContext(_SpaceOnly(space, num_cells), None, dataset, candidate, seed=seed)
-    picks = uniform_architectures([len(space)] * num_cells, pool, seed=seed)
-    reference = score_architectures(context, picks, [name])[name]
+    reference: list[np.ndarray] = []
 
     def target(architectures: Sequence[tuple[Any, ...]]) -> np.ndarray:
+        if not reference:
+            picks = uniform_architectures([len(space)] * num_cells, pool, seed=seed)
+            reference.append(score_architectures(context, picks, [name])[name])
         indices = np.array([[space.index_of(cell) for cell in arch] for arch in architectures])
         scores = score_architectures(context, indices.reshape(-1, num_cells), [name])[name]
-        return -quantiles(scores, reference)
+        return -quantiles(scores, reference[0])
 
     return target

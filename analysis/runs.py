@@ -243,9 +243,9 @@ def _supernet_section(run: Path, result: Any, threads: int | None) -> dict[str, 
 def _span(phases: list[str], resumed: int, *, arch: bool) -> list[int]:
     """``[first, last]`` (from 1) of the epochs (or arch rounds) among ``phases[resumed:]``;
     ``[]`` when it ran none."""
-    numbers = np.cumsum([(p == "arch") == arch for p in phases])
-    ran = [int(numbers[i]) for i in range(resumed, len(phases)) if (phases[i] == "arch") == arch]
-    return [ran[0], ran[-1]] if ran else []
+    kind = [(p == "arch") == arch for p in phases]
+    before, ran = sum(kind[:resumed]), sum(kind[resumed:])
+    return [before + 1, before + ran] if ran else []
 
 
 def _stored_config(run: Path) -> Any:

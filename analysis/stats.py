@@ -329,7 +329,8 @@ def _top_k_probability(values: np.ndarray, k: int) -> np.ndarray:
 @dataclass(frozen=True)
 class PairedDifference:
     """``value = corr(a, truth) - corr(b, truth)`` on the same items, with a paired bootstrap
-    interval and two-sided p-value (the share of resamples on the other side of 0, doubled)."""
+    interval and two-sided p-value (the share of resamples on the other side of 0, doubled);
+    ``ratio = corr(a, truth) / corr(b, truth)`` on those items (NaN when ``corr(b)`` is 0)."""
 
     value: float
     low: float
@@ -339,6 +340,7 @@ class PairedDifference:
     method: str
     n_boot: int
     reason: str | None = None
+    ratio: float = float("nan")
 
 
 @dataclass(frozen=True)
@@ -380,6 +382,7 @@ def paired_correlation_difference(
                                 reason or "no bootstrap resamples")  # fmt: skip
     ca = rank_correlation(a, y, method=method, n_boot=0).value
     cb = rank_correlation(b, y, method=method, n_boot=0).value
+    ratio = float(ca / cb) if cb else nan
     indices = check_random_state(seed).integers(0, a.size, size=(int(n_boot), a.size))
     diff = _resampled_correlations(a, y, indices, method) - _resampled_correlations(
         b, y, indices, method
@@ -387,11 +390,12 @@ def paired_correlation_difference(
     diff = diff[np.isfinite(diff)]
     if diff.size == 0:
         return PairedDifference(ca - cb, nan, nan, nan, int(a.size), method, int(n_boot),
-                                "every resample was degenerate")  # fmt: skip
+                                "every resample was degenerate", ratio)  # fmt: skip
     low, high = _percentile_interval(diff, ci)
     tail = min(int(np.sum(diff <= 0)), int(np.sum(diff >= 0)))
     p = min(1.0, 2.0 * (tail + 1) / (diff.size + 1))  # never 0 from a finite bootstrap
-    return PairedDifference(float(ca - cb), low, high, float(p), int(a.size), method, int(n_boot))
+    return PairedDifference(float(ca - cb), low, high, float(p), int(a.size), method, int(n_boot),
+                            ratio=ratio)  # fmt: skip
 
 
 def noise_ceiling(

@@ -237,8 +237,7 @@ def _row(variant, estimator, values, truth, params, reference, compare, n_boot, 
         if which == "teacher":
             row["teacher"] = name
         diff = paired_correlation_difference(values, other, truth, n_boot=n_boot, seed=seed)
-        other_tau = rank_correlation(other, truth, n_boot=0, seed=seed).value
         row[f"delta_vs_{which}"] = diff.value
         row[f"p_vs_{which}"] = diff.p_value
-        row[f"ratio_vs_{which}"] = tau.value / other_tau if other_tau else np.nan
+        row[f"ratio_vs_{which}"] = diff.ratio
     return row

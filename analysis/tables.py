@@ -150,10 +150,10 @@ class TabularResults:
     def draw(self, seed: int, repeat: int) -> np.ndarray:
         """``(N,)`` uniform numbers in ``[0, 1)``, one per cell, seeded by ``(seed, repeat)``:
         the repeat that search run ``repeat`` sees of each cell (:meth:`repeat_column`)."""
-        from dagspace.random import check_random_state
+        from dagspace.random import check_random_state, stream_seed
 
-        stream = np.random.SeedSequence([seed, repeat, _DRAW_STREAM]).generate_state(1)[0]
-        return check_random_state(int(stream)).random(len(self.space))
+        stream = stream_seed(seed, repeat, _DRAW_STREAM)
+        return check_random_state(stream).random(len(self.space))
 
     def repeat_column(self, name: str, draw: np.ndarray) -> np.ndarray:
         """``(N,)`` one repeat of metric ``name`` per cell: repeat ``floor(draw * count)`` of

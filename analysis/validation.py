@@ -257,10 +257,9 @@ def summarize_validation(
                 continue
             o = done[SCORE_PREFIX + other].to_numpy(dtype=float)
             diff = paired_correlation_difference(s, o, truth, n_boot=n_boot, seed=seed)
-            ratio = figures["surrogate"].kendall.value / figures[other].kendall.value
-            versus[other] = {"ratio": float(ratio) if np.isfinite(ratio) else float("nan"),
-                             "delta": diff.value, "low": diff.low, "high": diff.high,
-                             "p_value": diff.p_value, "teacher": other == teacher}  # fmt: skip
+            versus[other] = {"ratio": diff.ratio, "delta": diff.value, "low": diff.low,
+                             "high": diff.high, "p_value": diff.p_value,
+                             "teacher": other == teacher}  # fmt: skip
     return ValidationSummary(
         n=len(done), n_uniform=int(uniform.sum()), seeds=tuple(seeds), target=target,
         top_k=k, ceiling=ceiling, estimators=figures, signal_to_noise=signal_to_noise(acc),

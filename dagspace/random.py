@@ -6,7 +6,7 @@ import numpy as np
 
 from dagspace.errors import InvalidSeedError
 
-__all__ = ["SeedLike", "check_random_state"]
+__all__ = ["SeedLike", "check_random_state", "stream_seed"]
 
 SeedLike = int | np.random.Generator | None
 
@@ -28,3 +28,10 @@ def check_random_state(seed: SeedLike) -> np.random.Generator:
     raise InvalidSeedError(
         f"The 'seed' must be an int, a numpy.random.Generator or None; got {type(seed).__name__}."
     )
+
+
+def stream_seed(seed: int, *keys: int) -> int:
+    """An integer seed of its own for the stream ``keys`` of a study seeded ``seed`` (a repeat,
+    a method, a run): independent of every other stream, so adding one leaves the others'
+    numbers as they are (``SeedSequence([seed, *keys])``'s first 32-bit word)."""
+    return int(np.random.SeedSequence([seed, *keys]).generate_state(1)[0])

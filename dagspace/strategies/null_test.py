@@ -26,6 +26,7 @@ import numpy as np
 from scipy.stats import chisquare
 
 from dagspace.features import DEFAULT_FEATURES
+from dagspace.random import stream_seed
 from dagspace.space import Space
 from dagspace.strategies.registry import make_strategy
 
@@ -58,8 +59,7 @@ def null_best_cells(name: str, space: Space, *, budget: int, repeats: int, seed:
     best = []
     for run in range(repeats):
         noise = np.random.default_rng([seed, run, 1]).random(len(space))
-        strategy = make_strategy(name, space, 1, seed=int(
-            np.random.SeedSequence([seed, run, 2]).generate_state(1)[0]), **options)  # fmt: skip
+        strategy = make_strategy(name, space, 1, seed=stream_seed(seed, run, 2), **options)
         while len(strategy.history) < budget:
             archs = strategy.ask(min(batch, budget - len(strategy.history)))
             if not archs:

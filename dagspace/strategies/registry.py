@@ -11,9 +11,7 @@ from __future__ import annotations
 import inspect
 from typing import Any
 
-import numpy as np
-
-from dagspace.random import SeedLike
+from dagspace.random import SeedLike, stream_seed
 from dagspace.space import Space
 from dagspace.strategies.base import Strategy, StrategyError
 from dagspace.strategies.bayes import BayesianSearch
@@ -73,7 +71,7 @@ def strategy_seed(seed: int, repeat: int, name: str) -> int:
     """
     strategy_class(name)
     stream = STRATEGIES.index(name)
-    return int(np.random.SeedSequence([seed, repeat, stream]).generate_state(1)[0])
+    return stream_seed(seed, repeat, stream)
 
 
 def make_strategy(

@@ -295,6 +295,7 @@ def test_paired_difference_recovers_a_planted_better_ranking():
     tau_good = scipy_stats.kendalltau(good, truth).statistic
     tau_bad = scipy_stats.kendalltau(bad, truth).statistic
     assert d.value == pytest.approx(tau_good - tau_bad)
+    assert d.ratio == pytest.approx(tau_good / tau_bad)
     assert d.low > 0 and d.p_value < 0.01
     again = paired_correlation_difference(good, bad, truth, n_boot=1000, seed=0)
     assert again == d

@@ -694,3 +694,13 @@ def test_new_strategies_reject_bad_options(space4):
         make_strategy("evolution", space4, 1, seed=0, tournament="x")
     with pytest.raises(StrategyError, match=r"Unknown option\(s\) \['q'\] for the 'local'"):
         make_strategy("local", space4, 1, seed=0, q=3)
+
+
+def test_stream_seeds_are_independent_words_of_one_seed_sequence():
+    """One stream per key tuple: the registry's, the null test's and the tables' draws."""
+    from dagspace.random import stream_seed
+    from dagspace.strategies.registry import STRATEGIES, strategy_seed
+
+    assert stream_seed(0, 1, 2) == int(np.random.SeedSequence([0, 1, 2]).generate_state(1)[0])
+    assert strategy_seed(7, 3, STRATEGIES[1]) == stream_seed(7, 3, 1)
+    assert len({stream_seed(0, r, s) for r in range(10) for s in range(5)}) == 50
