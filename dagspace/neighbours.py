@@ -15,7 +15,15 @@ Algorithm (vectorised over a batch of cells of equal size ``v``, no per-cell Pyt
 
 A flip in the pruned form cannot add a vertex (a new vertex needs an in- and an out-edge), so
 neighbours have at most as many vertices as their cell; this is the neighbourhood of the
-benchmark's pruned cells, as local search on NAS-Bench-101 uses it.
+benchmark's pruned cells, as local search on NAS-Bench-101 uses it. It is not symmetric (a flip
+that prunes a vertex has no flip back), and a walk on it drifts to smaller cells.
+
+The *symmetric* neighbourhood (:func:`symmetric_neighbours`) adds the way back: ``b`` is a
+neighbour of ``a`` when either is a one-step variant of the other. The search strategies walk it
+with a Metropolis-Hastings correction (:func:`metropolis_neighbour`, :func:`thinned_neighbours`):
+a neighbour ``b`` of ``a`` (degree ``d(a)``) is kept with probability ``min(1, d(a) / d(b))``, so
+a walk from a uniformly random cell stays uniformly distributed over the space's cells: with no
+information it prefers no cell (the null test of :mod:`dagspace.strategies.null_test`).
 
 Results are memoised per space (a space is immutable), so repeated searches over one space
 compute each cell's neighbourhood once.
@@ -24,7 +32,7 @@ compute each cell's neighbourhood once.
 from __future__ import annotations
 
 import weakref
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 
 import numpy as np
 
@@ -33,9 +41,20 @@ from dagspace.enumeration import canonical_codes
 from dagspace.hashing import form_hash, interior_permutations
 from dagspace.space import Space
 
-__all__ = ["canonical_hashes", "cell_neighbours", "neighbour_counts"]
+__all__ = [
+    "canonical_hashes",
+    "cell_neighbours",
+    "metropolis_neighbour",
+    "neighbour_counts",
+    "symmetric_neighbours",
+    "thinned_neighbours",
+]
 
 _MEMO: weakref.WeakKeyDictionary[Space, dict[int, np.ndarray]] = weakref.WeakKeyDictionary()
+_SYMMETRIC: weakref.WeakKeyDictionary[Space, tuple[np.ndarray, np.ndarray]] = (
+    weakref.WeakKeyDictionary()
+)
+_METROPOLIS_TRIES = 64  # proposals before a walk step gives up
 _BATCH = 4096  # cells expanded at once
 
 
@@ -156,3 +175,56 @@ def neighbour_counts(space: Space, cells: Sequence[int] | None = None) -> np.nda
     if len(todo):
         memo.update(_compute(space, todo))
     return np.asarray([len(memo[c]) for c in cells.tolist()], dtype=np.int64)
+
+
+def _symmetric_graph(space: Space) -> tuple[np.ndarray, np.ndarray]:
+    """``(N + 1,)`` row offsets and the concatenated ascending neighbour lists of the symmetric
+    neighbourhood of every cell (computed for the whole space once, memoised)."""
+    graph = _SYMMETRIC.get(space)
+    if graph is None:
+        neighbour_counts(space)  # every cell's one-step variants, memoised
+        memo, n = _MEMO[space], len(space)
+        out = [memo[c] for c in range(n)]
+        source = np.repeat(np.arange(n), [len(o) for o in out])
+        target = np.concatenate(out) if n else np.zeros(0, dtype=np.int64)
+        pairs = np.unique(np.r_[source * n + target, target * n + source])
+        offsets = np.searchsorted(pairs // n, np.arange(n + 1)) if n else np.zeros(1, np.int64)
+        graph = (offsets.astype(np.int64), (pairs % n).astype(np.int64))
+        _SYMMETRIC[space] = graph
+    return graph
+
+
+def symmetric_neighbours(space: Space, cell: int | None = None) -> np.ndarray:
+    """The symmetric neighbourhood (see the module docstring): the ascending space indices of
+    the cells that are one step from ``cell`` or from which ``cell`` is one step; with ``cell``
+    ``None``, ``(N,)`` every cell's number of them (its degree)."""
+    offsets, targets = _symmetric_graph(space)
+    if cell is None:
+        return np.diff(offsets)
+    return targets[offsets[cell] : offsets[cell + 1]]
+
+
+def metropolis_neighbour(space: Space, cell: int, rng: np.random.Generator,
+                         accept: Callable[[int], bool] = lambda _: True) -> int | None:  # fmt: skip
+    """One Metropolis-Hastings step of the uniform walk on the symmetric neighbourhood: a
+    neighbour ``b`` of ``cell`` drawn uniformly and kept with probability
+    ``min(1, d(cell) / d(b))``; drawn again (at most 64 times) while refused or while
+    ``accept(b)`` is false (a cell already evaluated). ``None``: none was found."""
+    around = symmetric_neighbours(space, cell)
+    if not len(around):
+        return None
+    degree = symmetric_neighbours(space)
+    for _ in range(_METROPOLIS_TRIES):
+        b = int(around[rng.integers(len(around))])
+        if rng.random() * degree[b] < degree[cell] and accept(b):
+            return b
+    return None
+
+
+def thinned_neighbours(space: Space, cell: int, rng: np.random.Generator) -> np.ndarray:
+    """The symmetric neighbours of ``cell``, each kept with probability
+    ``min(1, d(cell) / d(b))`` (ascending): a neighbourhood that, evaluated whole from a
+    uniformly random cell, samples every cell of the space about equally often."""
+    around = symmetric_neighbours(space, cell)
+    degree = symmetric_neighbours(space)
+    return around[rng.random(len(around)) * degree[around] < degree[cell]]

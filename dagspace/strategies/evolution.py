@@ -6,12 +6,15 @@ the order told (so the oldest leaves when a child is told: ageing, not culling t
 Until ``population`` architectures are told or pending, proposals are uniformly random. Then
 each proposal samples ``tournament`` members of the population uniformly without replacement,
 takes the best (lowest value; the earliest told on ties) as the parent, and mutates it: one
-supernet cell, chosen uniformly, becomes one of its one-edge / one-operation neighbours inside
-the space (:func:`dagspace.neighbours.cell_neighbours`), chosen uniformly among those whose
-architecture is neither told nor pending. If the chosen cell has no such neighbour, the
-proposal is a uniformly random unseen architecture instead (so is it with an empty population,
-e.g. when every value told diverged). Diverged values never enter the population; their
-architectures are not proposed again.
+supernet cell, chosen uniformly, takes one Metropolis-Hastings step on the symmetric one-edge /
+one-operation neighbourhood of the space (:func:`dagspace.neighbours.metropolis_neighbour`: a
+neighbour drawn uniformly, kept with probability ``min(1, d(a) / d(b))`` of the degrees), drawn
+again while its architecture is told or pending. The mutation therefore leaves the uniform
+distribution over cells as it is: with no information the population does not drift (the
+one-way neighbourhood of pruned cells drifted to smaller cells, as a flip can prune a vertex
+but never add one). If no such child is found, the proposal is a uniformly random unseen
+architecture instead (so is it with an empty population, e.g. when every value told diverged).
+Diverged values never enter the population; their architectures are not proposed again.
 
 The population is a function of the history, so the state needs nothing beyond the common one.
 """
@@ -21,7 +24,7 @@ from __future__ import annotations
 import math
 
 from dagspace.checks import check_int
-from dagspace.neighbours import cell_neighbours
+from dagspace.neighbours import metropolis_neighbour
 from dagspace.random import SeedLike
 from dagspace.space import Space
 from dagspace.strategies.base import Architecture, Strategy, StrategyError
@@ -77,14 +80,13 @@ class RegularizedEvolution(Strategy):
 
     def _mutate(self, parent: Architecture) -> Architecture | None:
         position = int(self.rng.integers(self.num_cells))
-        children = [
-            (*parent[:position], int(c), *parent[position + 1 :])
-            for c in cell_neighbours(self.space, parent[position])
-        ]
-        free = [a for a in children if not self._is_seen(a)]
-        if not free:
-            return None
-        return free[int(self.rng.integers(len(free)))]
+
+        def child(cell: int) -> Architecture:
+            return (*parent[:position], cell, *parent[position + 1 :])
+
+        cell = metropolis_neighbour(self.space, parent[position], self.rng,
+                                    lambda c: not self._is_seen(child(c)))  # fmt: skip
+        return None if cell is None else child(cell)
 
     def _config(self) -> dict:
         return {**super()._config(), "population": self.population,

@@ -665,26 +665,91 @@ def test_neighbours_equal_the_brute_force_oracle(labelled, space5_labelled, spac
     assert neighbour_counts(part).tolist() == [len(cell_neighbours(part, i)) for i in range(60)]
 
 
+def test_the_symmetric_neighbourhood_adds_the_way_back(space5_labelled):
+    """b neighbours a when either is a one-step variant of the other: a symmetric relation that
+    holds the one-way neighbourhood; a cell pruned to by a flip has the flip's source back."""
+    from dagspace.neighbours import cell_neighbours, symmetric_neighbours
+
+    space = space5_labelled
+    degree = symmetric_neighbours(space)
+    pairs = {(a, int(b)) for a in range(len(space)) for b in symmetric_neighbours(space, a)}
+    assert all((b, a) in pairs for a, b in pairs) and all(a != b for a, b in pairs)
+    assert degree.tolist() == [len(symmetric_neighbours(space, a)) for a in range(len(space))]
+    one_way = [(a, int(b)) for a in range(len(space)) for b in cell_neighbours(space, a)]
+    assert set(one_way) <= pairs and len(pairs) > len(one_way)
+    sizes = space.num_vertices
+    assert any(sizes[b] > sizes[a] for a, b in pairs)  # the way back adds a vertex
+    assert not any(sizes[b] > sizes[a] for a, b in one_way)
+
+
+def test_metropolis_steps_keep_the_uniform_distribution(space5_labelled):
+    """From a uniformly random cell, a Metropolis-Hastings step (or a thinned neighbourhood)
+    lands on cells of about the space's mean size, where a one-way step drifts to smaller cells.
+    (Not exactly: a refused proposal is drawn again rather than staying, which weighs a cell by
+    its acceptance; at 4,000 steps that shows as 0.01 vertices.)"""
+    from dagspace.neighbours import metropolis_neighbour, thinned_neighbours
+    from dagspace.strategies.null_test import goodness_of_fit
+
+    space, rng = space5_labelled, np.random.default_rng(0)
+    starts = rng.integers(len(space), size=4000)
+    steps = np.asarray([metropolis_neighbour(space, int(a), rng) for a in starts])
+    thinned = np.concatenate([thinned_neighbours(space, int(a), rng) for a in starts[:1000]])
+    one_way = np.fromiter(_one_way_steps(space, starts, rng), dtype=np.int64)
+    for statistic in (space.num_vertices, np.asarray(space.feature("num_edges"))):
+        drift = statistic.mean() - statistic[one_way].mean()
+        assert drift > 0.15 and goodness_of_fit(statistic[one_way], statistic) < 1e-6
+        for sample in (steps, thinned):
+            assert abs(statistic[sample].mean() - statistic.mean()) < drift / 5
+    assert metropolis_neighbour(space, 0, rng, lambda c: False) is None
+
+
+def _one_way_steps(space, starts, rng):
+    from dagspace.neighbours import cell_neighbours
+
+    for a in starts.tolist():
+        around = cell_neighbours(space, a)
+        if len(around):
+            yield int(around[rng.integers(len(around))])
+
+
 def test_evolution_mutates_the_tournament_winner(space6):
     strategy = make_strategy("evolution", space6, 1, seed=0, population=4, tournament=4)
     strategy.tell([(c,) for c in (500, 600, 700, 800)], [float(c) for c in (500, 600, 700, 800)])
-    from dagspace.neighbours import cell_neighbours
+    from dagspace.neighbours import symmetric_neighbours
 
     (child,) = strategy.ask(1)
-    assert child[0] in set(cell_neighbours(space6, 500).tolist())  # the best of all four
+    assert child[0] in set(symmetric_neighbours(space6, 500).tolist())  # the best of all four
     strategy.tell([child], [-1.0])
     assert [a for a, _ in strategy.members()] == [(600,), (700,), (800,), child]  # oldest out
 
 
 def test_local_search_climbs_to_a_local_optimum_then_restarts(space6):
-    from dagspace.neighbours import cell_neighbours
+    """Each climb step evaluates a drawn neighbourhood whole, then moves to its best member if
+    that beats the current architecture, else restarts (a local optimum)."""
+    from dagspace.neighbours import symmetric_neighbours
 
     f = lambda a: -float(space6.features[a[0], 2])  # noqa: E731  (more edges is better)
     strategy = make_strategy("local", space6, 1, seed=0)
-    run(strategy, f, 200, batch=50)
-    assert strategy.restarts >= 1
-    best, value = strategy.best()
-    assert all(f((c,)) >= value for c in cell_neighbours(space6, best[0]))
+    moves = 0
+    while len(strategy.history) < 300:
+        current, restarts = strategy.current, strategy.restarts
+        around = strategy.state_dict()["extra"]["around"]
+        archs = strategy.ask(1000)  # the whole neighbourhood at once
+        strategy.tell(archs, [f(a) for a in archs])
+        if current is None or not around:
+            continue
+        around = [tuple(a) for a in around]
+        assert {a[0] for a in around} <= set(symmetric_neighbours(space6, current[0]).tolist())
+        best = min(around, key=f)
+        if f(best) < f(current):  # moved there (and on, when its neighbourhood was all told)
+            now = strategy.current
+            assert now == best or (now is None and strategy.restarts == restarts + 1) or (
+                now is not None and f(now) < f(best)
+            )
+            moves += 1
+        else:
+            assert strategy.current is None and strategy.restarts == restarts + 1
+    assert moves >= 3 and strategy.restarts >= 1
 
 
 def test_new_strategies_reject_bad_options(space4):
