@@ -743,8 +743,10 @@ def test_local_search_climbs_to_a_local_optimum_then_restarts(space6):
         best = min(around, key=f)
         if f(best) < f(current):  # moved there (and on, when its neighbourhood was all told)
             now = strategy.current
-            assert now == best or (now is None and strategy.restarts == restarts + 1) or (
-                now is not None and f(now) < f(best)
+            assert (
+                now == best
+                or (now is None and strategy.restarts == restarts + 1)
+                or (now is not None and f(now) < f(best))
             )
             moves += 1
         else:
