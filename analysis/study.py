@@ -387,7 +387,8 @@ _COMMENTS: dict[str, dict[str, str]] = {
         "top_k": "architectures per method trained from scratch",
         "seed": "seed of the strategies",
         "pseudo_steps": "mini-batches the pseudo environment trains per descent step",
-        "fd": "options of FiniteDifferenceDescent (probes, walkers, h, patience, restart, init)",
+        "fd": "options of FiniteDifferenceDescent (probes, evidence_alpha, walkers, h, patience, "
+        "restart, init)",
         "bayes": "options of BayesianSearch (q, n_init, prefilter, max_candidates, mc_samples, "
         "refit_growth)",
     },

@@ -22,8 +22,10 @@ The *symmetric* neighbourhood (:func:`symmetric_neighbours`) adds the way back: 
 neighbour of ``a`` when either is a one-step variant of the other. The search strategies walk it
 with a Metropolis-Hastings correction (:func:`metropolis_neighbour`, :func:`thinned_neighbours`):
 a neighbour ``b`` of ``a`` (degree ``d(a)``) is kept with probability ``min(1, d(a) / d(b))``, so
-a walk from a uniformly random cell stays uniformly distributed over the space's cells: with no
-information it prefers no cell (the null test of :mod:`dagspace.strategies.null_test`).
+a walk from a uniformly random cell stays about uniformly distributed over the space's cells
+(not exactly: a refused proposal is drawn again rather than staying, which weighs a cell by its
+acceptance); with no information it prefers no cell that the null test of
+:mod:`dagspace.strategies.null_test` can see.
 
 Results are memoised per space (a space is immutable), so repeated searches over one space
 compute each cell's neighbourhood once.

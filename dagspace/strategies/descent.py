@@ -16,6 +16,15 @@ units: it never leaves its point); and when all its probes are known it stands s
 lattice rule takes differences between *distinct neighbouring points*, divided by their actual
 displacement, moves at most one neighbour spacing per step whatever the objective's units, and
 spends every query on a new architecture.
+
+Why its probes are ``"auto"`` by default. A probe at the nearest feature point (``"points"``)
+reaches a rare optimum, but with no information it samples rare points (a few cells each: small
+or unusual cells) far more often than their share of the space, so the cells it reports as best
+are smaller than the space's (its null test fails; on the NAS-Bench-101 slice that same prior is
+part of why it beats random search). A probe drawn by cells (``"cells"``) prefers nothing but
+seldom reaches a rare optimum. ``"auto"`` probes by cells until the values told show that the
+objective depends on the feature points (a test at level ``evidence_alpha``), then by points:
+no preference without information, a rare optimum reached once there is a trend to follow.
 """
 
 from __future__ import annotations
@@ -26,6 +35,8 @@ from typing import Any
 
 import numpy as np
 from scipy.optimize import nnls
+from scipy.stats import f as f_distribution
+from scipy.stats import kruskal
 
 from dagspace.checks import check_float, check_int, fail
 from dagspace.features import DEFAULT_FEATURES
@@ -50,9 +61,9 @@ __all__ = [
 ]
 
 _MAX_IDLE_STEPS = 100  # the seed's rule: consecutive steps without a new evaluation, then it stops
-RESTARTS = ("random", "best")
+RESTARTS = ("best", "random", "points")
 _MAYBE_NAN = ("objective", "estimate")  # trajectory fields that may hold a non-finite value
-PROBES = ("points", "cells")
+PROBES = ("auto", "points", "cells")
 
 
 def project_to_hull(points: np.ndarray, x: np.ndarray) -> np.ndarray:
@@ -82,6 +93,35 @@ def rank_scores(values: Sequence[float]) -> np.ndarray:
     upto = np.searchsorted(ordered, values, side="right")
     scores = (below + upto - 1) / 2 / max(len(ordered) - 1, 1)
     return np.where(finite, scores, 1.0)
+
+
+def _trend_p(x: np.ndarray, y: np.ndarray) -> float:
+    """The F-test p-value of the least-squares linear trend of ``y`` ``(n,)`` over ``x``
+    ``(n, k)`` (1 with fewer than ``k + 3`` values)."""
+    n, k = x.shape
+    if n < k + 3:
+        return 1.0
+    design = np.column_stack([np.ones(n), x])
+    coef, *_ = np.linalg.lstsq(design, y, rcond=None)
+    rank = np.linalg.matrix_rank(design) - 1
+    rss, tss = float(((y - design @ coef) ** 2).sum()), float(((y - y.mean()) ** 2).sum())
+    if rank < 1 or tss - rss <= 1e-12 * tss:
+        return 1.0
+    if rss <= 1e-12 * tss:
+        return 0.0  # an exact trend
+    return float(f_distribution.sf((tss - rss) / rank / (rss / (n - rank - 1)), rank, n - rank - 1))
+
+
+def _points_p(cells: np.ndarray, y: np.ndarray, strategy: EmbeddedStrategy) -> float:
+    """The Kruskal-Wallis p-value of ``y`` ``(n,)`` across the joint points of ``cells``
+    ``(n, K)`` told at least twice (1 with fewer than two such points)."""
+    points = strategy.embedding.point_of_cell_[cells]  # (n, K)
+    _, group = np.unique(points, axis=0, return_inverse=True)
+    groups = [y[group.ravel() == g] for g in range(group.max() + 1)]
+    groups = [g for g in groups if len(g) >= 2]
+    if len(groups) < 2 or np.ptp(np.concatenate(groups)) == 0:
+        return 1.0
+    return float(kruskal(*groups).pvalue)
 
 
 class _Descent(EmbeddedStrategy):
@@ -244,7 +284,13 @@ class FiniteDifferenceDescent(_Descent):
     in all other dimensions together, ``|Δ_d| >= ||Δ_others||``, when there is such a point).
     Which one, ``probes``:
 
-    - ``"points"`` (default): the point nearest to ``x ± h e_d`` (none at a border). Every walk
+    - ``"auto"`` (default): ``"points"`` once the values told show that the objective depends on
+      the feature points, ``"cells"`` until then (decided at the start of every step, see
+      *Evidence* below). With no information it stays with ``"cells"`` (but for a chance
+      ``evidence_alpha`` of the steps), so it prefers no cell (its null test passes); under a
+      planted trend it switches within a few steps and then reaches a rare optimum as
+      ``"points"`` does (its planted test).
+    - ``"points"``: the point nearest to ``x ± h e_d`` (none at a border). Every walk
       visits points whatever their number of cells, so with no information it samples rare
       feature points (few cells each: small or unusual cells) more often than their share of
       the space; its null test fails, as Bayesian search's does (the ``random-points`` strategy
@@ -256,6 +302,12 @@ class FiniteDifferenceDescent(_Descent):
       otherwise the probe is another cell of ``p`` (so is it at a border). With no information it
       samples cells as random search does (its null test passes), but it seldom probes a point
       of few cells, so it finds a rare optimum no sooner than random search.
+
+    *Evidence* (:meth:`evidence`): the p-value that the values told depend on where their cells
+    lie, the smaller (Bonferroni, times 2) of two tests on the rank scores of every finite value
+    told: the F-test of their least-squares linear trend over the standardised features (of
+    every supernet cell), and the Kruskal-Wallis test across the joint points told at least
+    twice. ``"auto"`` probes by points while it is below ``evidence_alpha`` (default 0.01).
 
     A point's *estimate* is the mean, over every architecture told at it so far (by any walker),
     of the value's rank score (:func:`rank_scores`: its mid-rank among every finite value told,
@@ -272,16 +324,24 @@ class FiniteDifferenceDescent(_Descent):
 
     Restarts. A step *improves* when one of its values beats the walker's best since its
     (re)start. After ``patience`` steps without improvement, or at once after a step with no new
-    architecture to evaluate, the walker restarts: ``"random"`` at a uniformly random free
-    architecture (a cell-uniform start, as random search draws); ``"best"`` at the joint point
-    of the best architecture told so far (its probes then perturb it). The walkers step
+    architecture to evaluate, the walker restarts: ``"best"`` (default) at the joint point of
+    the best architecture told so far, evaluating another of its cells (its probes then perturb
+    it: an iterated local search; a random start as ``"random"`` when that point has nothing
+    new); ``"random"`` at a uniformly random free architecture (a cell-uniform start, as random
+    search draws); ``"points"`` at a uniformly random feature point (the prior of
+    ``random-points``: rare points as often as common ones, which fails the null test). With no
+    information the best is a uniformly random cell, so ``"best"`` prefers none. A population
+    whose walkers all restart at the one best point loses its spread: give it ``"random"``. The
+    walkers step
     together; every query is a new architecture, and :meth:`ask` returns ``[]`` only when
     ``max_epochs`` steps are done or every architecture is told.
 
     Args:
         features: the embedding's feature names (default: eccentricity variance, degree
             variance, edge count).
-        probes: ``"points"`` (default) or ``"cells"`` (see above).
+        probes: ``"auto"`` (default), ``"points"`` or ``"cells"`` (see above).
+        evidence_alpha: the level of the evidence that switches ``"auto"`` to point probes
+            (default 0.01).
         walkers: the population size (default 1). The walkers step together, so one step is a
             batch of ``walkers * (1 + 2 K d)`` queries (7 for one cell in three features): use
             several when that many evaluations run at once. For sequential queries one walker
@@ -290,14 +350,15 @@ class FiniteDifferenceDescent(_Descent):
         h: the probes' scale in standardised units (default 1: one standard deviation of each
             feature over the space, the seed's probe offset).
         patience: steps without improvement before a walker restarts (default 2).
-        restart: ``"random"`` (default) or ``"best"`` (see above).
+        restart: ``"best"`` (default), ``"random"`` or ``"points"`` (see above).
         init: ``"random"`` or an architecture (walker 0 starts there; the others at random).
         max_epochs: stop after this many completed steps (``None``: never).
 
     The trajectory has one row per completed step, walker, supernet cell and dimension:
     ``epoch``, ``walker``, ``restart`` (how often that walker restarted before: one descent is
-    one ``(walker, restart)``), ``cell``, ``dimension``, ``value`` / ``value_raw`` (the walker's
-    point, standardised / in feature units), ``gradient``, ``estimate`` (the rank estimate of
+    one ``(walker, restart)``), ``probes`` (the step's probes: ``"points"`` or ``"cells"``),
+    ``cell``, ``dimension``, ``value`` / ``value_raw`` (the walker's point, standardised / in
+    feature units), ``gradient``, ``estimate`` (the rank estimate of
     its point), ``objective`` (the raw value of its centre; ``nan`` when there was none),
     ``cell_index`` and ``cell_hash`` (the centre's cell; ``-1`` and ``""`` without one).
     """
@@ -311,16 +372,19 @@ class FiniteDifferenceDescent(_Descent):
         seed: SeedLike,
         *,
         features: Sequence[str] = DEFAULT_FEATURES,
-        probes: str = "points",
+        probes: str = "auto",
         walkers: int = 1,
         h: float = 1.0,
         patience: int = 2,
-        restart: str = "random",
+        restart: str = "best",
+        evidence_alpha: float = 0.01,
         init: str | Sequence[int] = "random",
         max_epochs: int | None = None,
     ) -> None:
         super().__init__(space, num_cells, seed, features, init, max_epochs)
         owner = type(self).__name__
+        self.evidence_alpha = check_float(owner, "evidence_alpha", evidence_alpha, 0.0, 1.0,
+                                          StrategyError)  # fmt: skip
         if probes not in PROBES:
             fail(StrategyError, owner, "probes", f"one of {list(PROBES)}", probes)
         self.probes = probes
@@ -390,9 +454,25 @@ class FiniteDifferenceDescent(_Descent):
     def _region_cells(self, point: int, d: int, side: int) -> int:
         return int(self._cells_per_point[self.region(point, d, side)].sum())
 
-    def _probe_point(self, point: int, d: int, side: int) -> int:
+    def evidence(self) -> float:
+        """The p-value that the values told so far depend on the feature points (*Evidence* in
+        the class docstring); 1 while there are too few values to tell."""
+        told = [(a, v) for a, v in self._told.items() if math.isfinite(v)]
+        scores = rank_scores([v for _, v in told])
+        if len(told) < 2 or np.ptp(scores) == 0:
+            return 1.0
+        cells = np.asarray([a for a, _ in told], dtype=np.int64)  # (n, K)
+        x = self.embedding.cell_points_[cells].reshape(len(told), -1)  # (n, K d)
+        return min(1.0, 2 * min(_trend_p(x, scores), _points_p(cells, scores, self)))
+
+    def _step_probes(self) -> str:
+        if self.probes != "auto":
+            return self.probes
+        return "points" if self.evidence() < self.evidence_alpha else "cells"
+
+    def _probe_point(self, point: int, d: int, side: int, probes: str) -> int:
         """The point that probes ``point`` along ``d`` (side 0: below, 1: above)."""
-        if self.probes == "points":
+        if probes == "points":
             along, cone = self._geometry(point)
             pool = cone[d, side] if cone[d, side].any() else along[d, side] > 0
             if not pool.any():
@@ -411,6 +491,8 @@ class FiniteDifferenceDescent(_Descent):
 
     # -- the steps ------------------------------------------------------------------------------
     def _draw_start(self, reserved: set[Architecture]) -> Architecture | None:
+        if self.restart == "points":
+            return self._draw_point(reserved)
         for _ in range(64):
             arch = self._draw_uniform()
             if arch is None or arch not in reserved:
@@ -426,7 +508,7 @@ class FiniteDifferenceDescent(_Descent):
             reserved.add(arch)
             return list(arch)
 
-        rows = []
+        rows, probes = [], self._step_probes()
         for w, walker in enumerate(self._walkers):
             center = None
             if walker["point"] is None:
@@ -444,12 +526,12 @@ class FiniteDifferenceDescent(_Descent):
                 for d in range(self.embedding.dim):
                     probe = [i, d]
                     for side in (0, 1):
-                        q = self._probe_point(key[i], d, side)
+                        q = self._probe_point(key[i], d, side, probes)
                         moved = (*key[:i], q, *key[i + 1 :])
                         probe += [q, take(self._pick_at(moved, reserved))]
                     row["probes"].append(probe)
             rows.append(row)
-        return {"walkers": rows} if rows else None
+        return {"walkers": rows, "probes": probes} if rows else None
 
     def _step_architectures(self, step: dict[str, Any]) -> list[Architecture]:
         archs = []
@@ -489,6 +571,7 @@ class FiniteDifferenceDescent(_Descent):
                 "epoch": self._epoch,
                 "walker": row["walker"],
                 "restart": walker["restart"],
+                "probes": step.get("probes", self.probes),  # (a step stored before "auto")
                 "estimate": math.nan if centre_estimate is None else centre_estimate,
                 "objective": math.nan if center is None else self._told[center],
             }
@@ -513,7 +596,8 @@ class FiniteDifferenceDescent(_Descent):
     # -- persistence ----------------------------------------------------------------------------
     def _config(self) -> dict[str, Any]:
         return {**super()._config(), "probes": self.probes, "walkers": self.walkers,
-                "h": self.h, "patience": self.patience, "restart": self.restart}  # fmt: skip
+                "h": self.h, "patience": self.patience, "restart": self.restart,
+                "evidence_alpha": self.evidence_alpha}  # fmt: skip
 
     def _extra_state(self) -> dict[str, Any]:
         walkers = [{**w, "best": encode_value(w["best"])} for w in self._walkers]

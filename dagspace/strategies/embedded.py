@@ -26,6 +26,7 @@ __all__ = ["EmbeddedStrategy", "JointPoint"]
 
 JointPoint = tuple[int, ...]
 _REJECTIONS = 64  # random picks at a joint point before its free architectures are listed
+_POINT_DRAWS = 256  # random joint points tried before the free ones are listed
 
 
 class EmbeddedStrategy(Strategy):
@@ -88,3 +89,17 @@ class EmbeddedStrategy(Strategy):
             if not self._is_seen(a) and a not in reserved
         ]
         return free[int(self.rng.integers(len(free)))] if free else None
+
+    def _draw_point(self, reserved: Collection[Architecture] = ()) -> Architecture | None:
+        """A uniformly random joint point among those with a free architecture (neither told,
+        pending nor in ``reserved``), then a uniformly random free architecture there."""
+        m = len(self.embedding.points_)
+        for _ in range(_POINT_DRAWS):
+            key = tuple(int(p) for p in self.rng.integers(m, size=self.num_cells))
+            if not self._is_exhausted(key) and (arch := self._pick_at(key, reserved)):
+                return arch
+        if m**self.num_cells > 10**6:
+            return self._draw_uniform()  # nearly exhausted and too many joint points to list
+        free = [k for k in itertools.product(range(m), repeat=self.num_cells)
+                if not self._is_exhausted(k)]  # fmt: skip
+        return self._pick_at(free[int(self.rng.integers(len(free)))], reserved) if free else None

@@ -4,7 +4,6 @@ search the embedding)."""
 
 from __future__ import annotations
 
-import itertools
 from collections.abc import Sequence
 
 from dagspace.features import DEFAULT_FEATURES
@@ -14,8 +13,6 @@ from dagspace.strategies.base import Architecture, Strategy
 from dagspace.strategies.embedded import EmbeddedStrategy
 
 __all__ = ["RandomPointSearch", "RandomSearch"]
-
-_REJECTIONS = 256  # random joint points tried before the free ones are listed
 
 
 class RandomSearch(Strategy):
@@ -55,18 +52,6 @@ class RandomPointSearch(EmbeddedStrategy):
 
     def _propose(self, n: int) -> list[Architecture]:
         return self._propose_each(n, self._draw_point)
-
-    def _draw_point(self) -> Architecture | None:
-        m = len(self.embedding.points_)
-        for _ in range(_REJECTIONS):
-            key = tuple(int(p) for p in self.rng.integers(m, size=self.num_cells))
-            if not self._is_exhausted(key):
-                return self._pick_at(key)
-        if m**self.num_cells > 10**6:
-            return self._draw_uniform()  # nearly exhausted and too many joint points to list
-        free = [k for k in itertools.product(range(m), repeat=self.num_cells)
-                if not self._is_exhausted(k)]  # fmt: skip
-        return self._pick_at(free[int(self.rng.integers(len(free)))]) if free else None
 
     def _config(self) -> dict:
         return {**super()._config(), "features": list(self.embedding.feature_names)}

@@ -215,8 +215,9 @@ def test_make_strategy_rejects_unknown_names_and_options(space4):
         ("fd", {"h": -1.0}, r"'h' parameter of FiniteDifferenceDescent must be a float in \(0.0"),
         ("fd", {"walkers": 0}, "'walkers' parameter of FiniteDifferenceDescent must be an int"),
         ("fd", {"patience": 0}, "'patience' .* an int >= 1; got 0"),
-        ("fd", {"restart": "home"}, r"'restart' .* one of \['random', 'best'\]; got 'home'"),
-        ("fd", {"probes": "edges"}, r"'probes' .* one of \['points', 'cells'\]; got 'edges'"),
+        ("fd", {"restart": "home"}, r"'restart' .* \['best', 'random', 'points'\]; got 'home'"),
+        ("fd", {"probes": "edges"}, r"'probes' .* \['auto', 'points', 'cells'\]; got 'edges'"),
+        ("fd", {"evidence_alpha": 1.5}, r"'evidence_alpha' .* a float in \(0.0, 1.0\); got 1.5"),
         ("fd", {"max_epochs": 0}, "'max_epochs' .* an int >= 1; got 0"),
         ("fd", {"init": (99,)}, r"ints in \[0, 13\) \(the space's cells\); got \(99,\)"),
         ("bayes", {"refit_growth": 0.5}, r"'refit_growth' .* a float in \[1.0, inf\); got 0.5"),
@@ -284,7 +285,8 @@ def _probe_by_brute_force(embedding, point, d, side, h):
 
 def test_fd_points_probes_are_the_nearest_points_to_x_plus_minus_h(space6, embedding6):
     for cell in np.random.default_rng(0).choice(len(space6), size=12, replace=False):
-        fd = FiniteDifferenceDescent(space6, 1, seed=0, init=(int(cell),), h=0.7, max_epochs=1)
+        fd = FiniteDifferenceDescent(space6, 1, seed=0, init=(int(cell),), h=0.7, max_epochs=1,
+                                     probes="points")  # fmt: skip
         (row,) = _step_of(fd)["walkers"]
         point = int(embedding6.point_of_cell_[cell])
         assert row["point"] == [point] and row["center"] == [int(cell)]
@@ -328,8 +330,8 @@ def test_fd_cells_probes_keep_the_space_distribution_of_cells_exactly(space5_lab
     point = int(np.argmax(counts))
     draws = np.zeros(len(counts))
     for _ in range(4000):
-        draws[fd._probe_point(point, 2, 0)] += 1
-        draws[fd._probe_point(point, 2, 1)] += 1
+        draws[fd._probe_point(point, 2, 0, "cells")] += 1
+        draws[fd._probe_point(point, 2, 1, "cells")] += 1
     expected = kernels[2][point] * 8000
     seen = expected > 0
     assert draws[~seen].sum() == 0
@@ -384,7 +386,7 @@ def test_fd_steps_follow_the_lattice_rule(space6, embedding6):
 def test_fd_spends_every_query_on_a_new_architecture_and_restarts(space4):
     """A flat objective: no step improves after the first, so every `patience` steps the walker
     restarts; it never stands still and asks until every architecture is told."""
-    fd = FiniteDifferenceDescent(space4, 1, seed=0, patience=2)
+    fd = FiniteDifferenceDescent(space4, 1, seed=0, patience=2, probes="points")
     asked = run(fd, lambda a: 1.0, 10_000, batch=100)
     assert sorted(asked) == [(c,) for c in range(13)] and fd.finished and fd.ask(1) == []
     restarts = [r["restart"] for r in fd.trajectory if r["dimension"] == "num_edges"]
@@ -427,6 +429,48 @@ def test_fd_more_epochs_continue_a_finished_descent(space6):
     run(part, f, 10_000, batch=100)
     assert longer.epoch == part.epoch == whole.epoch == 5
     assert longer.history == part.history == whole.history
+
+
+def test_fd_evidence_holds_its_level_under_noise_and_sees_a_trend(space6, embedding6):
+    """The evidence that the objective depends on the feature points: under i.i.d. noise it
+    falls below 0.01 in at most about 1% of draws (Bonferroni over two valid tests); under an
+    exact linear trend it is below 0.01 from a dozen values on (ranks: not exactly linear); with too
+    few or equal values it is 1."""
+    rng = np.random.default_rng(0)
+    fd = FiniteDifferenceDescent(space6, 1, seed=0)
+    assert fd.evidence() == 1.0
+    below = 0
+    for _ in range(300):
+        fd = FiniteDifferenceDescent(space6, 1, seed=0)
+        cells = rng.choice(len(space6), size=40, replace=False)
+        cells = np.r_[cells, cells[:10]]  # some points told twice or more
+        fd.tell([(int(c),) for c in np.unique(cells)], rng.random(len(np.unique(cells))).tolist())
+        below += fd.evidence() < 0.01
+    assert below <= 9  # 300 draws at 1%: 3 expected, P(> 9) < 0.001
+    trend = embedding6.cell_points_ @ np.array([1.0, -1.0, 0.5])
+    fd = FiniteDifferenceDescent(space6, 1, seed=0)
+    cells = rng.choice(len(space6), size=30, replace=False)
+    fd.tell([(int(c),) for c in cells[:12]], trend[cells[:12]].tolist())
+    assert fd.evidence() < 0.01
+    fd.tell([(int(c),) for c in cells[12:]], trend[cells[12:]].tolist())
+    assert fd.evidence() < 1e-6
+    flat = FiniteDifferenceDescent(space6, 1, seed=0)
+    flat.tell([(int(c),) for c in cells], [1.0] * len(cells))
+    assert flat.evidence() == 1.0
+
+
+def test_fd_auto_probes_switch_to_points_on_evidence_only(space6, embedding6):
+    """Probes "auto": by cells while the values show nothing, point probes once they show a trend;
+    the trajectory says which each step used."""
+    trend = embedding6.cell_points_ @ np.array([1.0, 1.0, 1.0])
+    noise = np.random.default_rng(1).random(len(space6))
+    used = {}
+    for name, values in (("trend", trend), ("noise", noise)):
+        fd = FiniteDifferenceDescent(space6, 1, seed=0, max_epochs=12)
+        run(fd, lambda a, v=values: float(v[a[0]]), 10_000, batch=100)
+        used[name] = [r["probes"] for r in fd.trajectory if r["dimension"] == "num_edges"]
+    assert used["trend"][0] == "cells" and set(used["trend"][2:]) == {"points"}
+    assert used["noise"].count("cells") >= 11
 
 
 @pytest.mark.parametrize("weights", [(1.0, 1.0, 1.0), (0.0, -1.0, -1.0), (1.0, -1.0, 0.3)])
