@@ -23,8 +23,12 @@ then the best repeat of any cell), ``COLUMN`` or ``COLUMN@mean`` takes the mean 
 convention). The methods are every registered strategy, random search first; beside the
 default descent, the seed's rule (``fd-seed``) and random search over the embedding's feature
 points (``random-points``: the prior of a search that moves between feature points, with no
-learning). A table that covers fewer cells of the space than ``budget`` (every query is a new
-cell) is refused before anything is looked up. It writes:
+learning). *Variants* run beside them: a label, a strategy and its options
+(``variants={"fd-points": {"strategy": "fd", "probes": "points"}}``; ``--variant
+fd-points=fd:probes=points``), with the strategy's seeds (so paired with it, repeat by repeat)
+and a line, a row and a test of their own. A table that covers fewer cells of the space than
+``budget`` (every query is a new cell) is refused before anything is looked up, and so is a
+variant whose options its strategy refuses. It writes:
 
 - ``tabular_curves.csv``: per method, repeat and query: the accuracy found, the best so far,
   its regret (the table's best accuracy minus it) and the cumulative training time that the
@@ -61,7 +65,7 @@ from analysis.tables import TableError, TabularResults, load_table, split_column
 from dagspace import DEFAULT_FEATURES, NASBENCH101_OPS, Space, enumerate_space
 from dagspace.hashing import form_hash
 from dagspace.io import atomic_write
-from dagspace.strategies.registry import STRATEGIES, are_strategy_names
+from dagspace.strategies.registry import STRATEGIES, are_strategy_names, check_options
 
 __all__ = [
     "TabularCompareResult",
@@ -84,6 +88,7 @@ EMBEDDED_METHODS = (
     "fd-seed",
     "random-points",
 )  # the strategies that take --features
+_OPTION_FIELDS = ("fd", "bayes", "evolution", "local")  # the config's strategy options
 DEFAULT_COLUMN = "108_final_validation_accuracy"
 DEFAULT_COST = "final_training_time"
 
@@ -128,7 +133,8 @@ class TabularConfig:
     belong to, or ``space`` a saved space file (read, never written); ``features`` the
     embedding of finite-difference descent and Bayesian search (``None``: their default, the
     seed's three graph features); ``fd``, ``bayes``, ``evolution``, ``local``: strategy
-    options.
+    options; ``variants``: label -> ``{"strategy": name, **options}``, run after ``methods``
+    (the options on top of the strategy's own mapping above).
     """
 
     table: str
@@ -149,6 +155,7 @@ class TabularConfig:
     bayes: dict[str, Any] = field(default_factory=lambda: {"q": 10, "n_init": 10})
     evolution: dict[str, Any] = field(default_factory=dict)
     local: dict[str, Any] = field(default_factory=dict)
+    variants: dict[str, dict[str, Any]] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
         def fail(name: str, expected: str) -> None:
@@ -165,14 +172,55 @@ class TabularConfig:
                 fail(name, f"an integer >= {low}")
         if not all(isinstance(c, int) and c >= 1 for c in self.checkpoints):
             fail("checkpoints", "positive integers")
-        for name in ("fd", "bayes", "evolution", "local"):
+        for name in _OPTION_FIELDS:
             if not isinstance(getattr(self, name), dict):
                 fail(name, "a mapping of strategy options")
+        self._check_variants()
+
+    def _check_variants(self) -> None:
+        if not isinstance(self.variants, dict):
+            raise TabularConfigError(
+                f"The tabular config's 'variants' must map labels to {{'strategy': NAME, "
+                f"**options}}; got {self.variants!r}."
+            )
+        for label, spec in self.variants.items():
+            where = f"The tabular config's variant {label!r}"
+            if not isinstance(label, str) or not label or "," in label or label in STRATEGIES:
+                raise TabularConfigError(
+                    f"{where} needs a label of its own (a non-empty name without commas, not a "
+                    f"strategy's: {list(STRATEGIES)})."
+                )
+            if not isinstance(spec, dict) or spec.get("strategy") not in STRATEGIES:
+                raise TabularConfigError(
+                    f"{where} must be {{'strategy': one of {list(STRATEGIES)}, **options}}; "
+                    f"got {spec!r}."
+                )
+            options = {k: v for k, v in spec.items() if k != "strategy"}
+            try:
+                check_options(spec["strategy"], options)
+            except ValueError as error:  # StrategyError: an option the strategy does not take
+                raise TabularConfigError(f"{where}: {error}") from None
+
+    @property
+    def labels(self) -> tuple[str, ...]:
+        """Every line of the comparison: the methods, then the variants."""
+        return (*self.methods, *self.variants)
+
+    def strategy_of(self, label: str) -> tuple[str, dict[str, Any]]:
+        """The strategy name and options of a method or variant ``label``."""
+        spec = self.variants.get(label)
+        name = label if spec is None else spec["strategy"]
+        options = dict(getattr(self, name)) if name in _OPTION_FIELDS else {}
+        if spec is not None:
+            options.update({k: v for k, v in spec.items() if k != "strategy"})
+        return name, options
 
     def to_dict(self) -> dict[str, Any]:
         out = {f.name: getattr(self, f.name) for f in fields(self)}
         for name in ("methods", "checkpoints", "features"):
             out[name] = None if out[name] is None else list(out[name])
+        if not out["variants"]:  # as a config written before variants reads
+            del out["variants"]
         return out
 
 
@@ -340,13 +388,16 @@ class _Job:
         return self.objective.results.space
 
     def strategy(self, method: str, repeat: int, **extra: Any) -> Any:
+        """The strategy of method or variant ``method`` in ``repeat`` (a variant has its
+        strategy's seeds: paired with it)."""
         from dagspace.strategies import make_strategy, strategy_seed
 
-        options = {**dict(getattr(self.config, method, {}) or {}), **extra}
-        if method in EMBEDDED_METHODS and self.config.features is not None:
+        name, options = self.config.strategy_of(method)
+        options.update(extra)
+        if name in EMBEDDED_METHODS and self.config.features is not None:
             options.setdefault("features", tuple(self.config.features))
-        seed = strategy_seed(self.config.seed, repeat, method)  # the supernet jobs' streams
-        return make_strategy(method, self.space, 1, seed=seed, **options)
+        seed = strategy_seed(self.config.seed, repeat, name)  # the supernet jobs' streams
+        return make_strategy(name, self.space, 1, seed=seed, **options)
 
     def record(self, archs: list[tuple[int, ...]], values: list[float], method: str,
                objective: TabularObjective | None = None) -> None:  # fmt: skip
@@ -378,7 +429,7 @@ class _Job:
         saved = self.store.get_state(state_name)
         if saved is not None:
             strategy.load_state_dict(json.loads(saved)["strategy"])
-        want = ask_batch(method, self.config.bayes)
+        want = ask_batch(self.config.strategy_of(method)[0], self.config.bayes)
         objective = self.objective.for_repeat(repeat)
         while True:
             done = len(strategy.history)
@@ -411,9 +462,15 @@ def _open_job(run: str | os.PathLike, config: TabularConfig, name: str, *, need:
             f"({config.space or f'{config.vertices} vertices, NAS-Bench-101 operations'}); "
             f"{why} needs at least {need}: check the table and --space / --vertices."
         )
-    store = SQLiteStore(run / "results.sqlite", synchronous="NORMAL")
-    register_job(store, name, config.to_dict(), ignore=ignore)
-    return _Job(run, config, objective, store, name)
+    opened = _Job(run, config, objective, None, name)
+    for label in config.variants:  # a variant's option values, checked before anything is stored
+        try:
+            opened.strategy(label, 0)
+        except ValueError as error:  # StrategyError
+            raise TabularConfigError(f"The variant {label!r}: {error}") from None
+    opened.store = SQLiteStore(run / "results.sqlite", synchronous="NORMAL")
+    register_job(opened.store, name, config.to_dict(), ignore=ignore)
+    return opened
 
 
 # -- the comparison -------------------------------------------------------------------------------
@@ -471,8 +528,8 @@ def _regret_table(curves: pd.DataFrame, methods: tuple[str, ...], checkpoints: t
 @job("dagrank compare")
 def run_tabular_compare(run: str | os.PathLike, config: TabularConfig, *,
                         progress: bool = True) -> TabularCompareResult:  # fmt: skip
-    """Every method of ``config.methods``, ``config.repeats`` times, ``config.budget`` lookups
-    each (see the module docstring for what is written)."""
+    """Every method and variant of ``config.labels``, ``config.repeats`` times,
+    ``config.budget`` lookups each (see the module docstring for what is written)."""
     from tqdm.auto import tqdm
 
     from analysis.tabular_plots import plot_tabular_compare
@@ -483,9 +540,9 @@ def run_tabular_compare(run: str | os.PathLike, config: TabularConfig, *,
     job = _open_job(run, config, "tabular-compare", need=config.budget, why=why)
     try:
         parts, seconds, evaluations = [], {}, {}
-        bar = tqdm(total=len(config.methods) * config.repeats, desc="tabular compare",
+        bar = tqdm(total=len(config.labels) * config.repeats, desc="tabular compare",
                    unit="run", disable=not progress)  # fmt: skip
-        for method in config.methods:
+        for method in config.labels:
             began = time.perf_counter()
             for repeat in range(config.repeats):
                 strategy = job.drive(method, repeat, budget=config.budget)
@@ -499,7 +556,7 @@ def run_tabular_compare(run: str | os.PathLike, config: TabularConfig, *,
         objective = job.objective
         checkpoints = tuple(sorted({*(c for c in config.checkpoints if c <= config.budget),
                                     config.budget}))  # fmt: skip
-        regret = _regret_table(curves, config.methods, checkpoints, objective.best_value,
+        regret = _regret_table(curves, config.labels, checkpoints, objective.best_value,
                                objective.maximise)  # fmt: skip
         with atomic_write(job.run / "tabular_curves.csv", newline="") as handle:
             curves.to_csv(handle, index=False)
@@ -518,15 +575,15 @@ def _compare_report(job: _Job, curves: pd.DataFrame, regret: pd.DataFrame, secon
                     evaluations: dict, start: float) -> dict[str, Any]:  # fmt: skip
     config, objective = job.config, job.objective
     final = {m: best_at(curves[curves["method"] == m], config.budget).to_numpy(dtype=float)
-             for m in config.methods}  # fmt: skip
+             for m in config.labels}  # fmt: skip
     tests = {}
-    for i, a in enumerate(config.methods):
-        for b in config.methods[i + 1 :]:
+    for i, a in enumerate(config.labels):
+        for b in config.labels[i + 1 :]:
             t = mann_whitney(final[a], final[b])
             tests[f"{a} vs {b}"] = {"u": t.u, "p_value": t.p_value, "n_a": t.n_a, "n_b": t.n_b,
                                     "effect_size": t.effect_size, "reason": t.reason}  # fmt: skip
     methods = {}
-    for method in config.methods:
+    for method in config.labels:
         rows = regret[regret["method"] == method]
         methods[method] = {
             "median_best": {int(r.queries): float(r.median_best) for r in rows.itertuples()},

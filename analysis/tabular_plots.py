@@ -21,6 +21,8 @@ from analysis.search_plots import METHOD_COLORS
 
 __all__ = ["bootstrap_band", "plot_premise", "plot_tabular_compare"]
 
+_VARIANT_COLORS = ["tab:cyan", "tab:olive", "tab:pink", "navy", "darkred", "black"]
+
 
 def bootstrap_band(curves: np.ndarray, *, resamples: int = 1000, seed: int = 0,
                    statistic: str = "mean") -> np.ndarray:  # fmt: skip
@@ -64,11 +66,14 @@ def plot_tabular_compare(curves: pd.DataFrame, path: str | os.PathLike,
         first = curves.loc[curves["query"] == 1, "cumulative_cost"]
         grid = np.geomspace(max(first.max(), 1e-9), max(total.max(), first.max() * 1.01), 200)
     floor = _regret_floor(curves)
+    spare = iter(_VARIANT_COLORS * len(curves["method"].unique()))
     for method in dict.fromkeys(curves["method"]):
         part = curves[curves["method"] == method]
-        color, label = METHOD_COLORS.get(method, "k"), METHOD_LABELS.get(method, method)
+        variant = method not in METHOD_COLORS  # a variant: a colour of its own, dashed
+        color = next(spare) if variant else METHOD_COLORS[method]
+        label, style = METHOD_LABELS.get(method, method), "--" if variant else "-"
         middle, low, high = bootstrap_band(_by_queries(part, budget), statistic="median")
-        axes[0].plot(x, np.maximum(middle, floor), color=color, lw=1.4, label=label)
+        axes[0].plot(x, np.maximum(middle, floor), color=color, lw=1.4, ls=style, label=label)
         axes[0].fill_between(x, np.maximum(low, floor), np.maximum(high, floor), color=color,
                              alpha=0.15, lw=0)  # fmt: skip
         if has_cost:
@@ -77,7 +82,7 @@ def plot_tabular_compare(curves: pd.DataFrame, path: str | os.PathLike,
             if keep.any():
                 middle, low, high = bootstrap_band(values[:, keep], statistic="median")
                 axes[1].plot(grid[keep], np.maximum(middle, floor), color=color, lw=1.4,
-                             label=label)  # fmt: skip
+                             ls=style, label=label)  # fmt: skip
                 axes[1].fill_between(grid[keep], np.maximum(low, floor),
                                      np.maximum(high, floor), color=color, alpha=0.15,
                                      lw=0)  # fmt: skip

@@ -67,6 +67,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--repeats", type=int, help="seeds per method")
     p.add_argument("--top-k", type=int, dest="top_k", help="architectures trained per method")
     p.add_argument("--methods", help="comma-separated subset of fd,random,bayes,evolution,local")
+    p.add_argument("--variant", action="append", dest="variants", metavar="LABEL=STRATEGY:K=V,...",
+                   help="tabular objectives: a strategy with options run beside the methods "
+                   "under its own label, e.g. fd-points=fd:probes=points (repeatable)")  # fmt: skip
     add_executor_arguments(p)
     p.set_defaults(handler=run_compare_command)
 
@@ -80,7 +83,8 @@ def search_config(args: argparse.Namespace) -> Any:
     """The :class:`analysis.search.SearchConfig` of the study the arguments resolve to."""
     from surrogate.errors import ConfigError
 
-    given = [flag for flag, dest in (("--features", "features"), ("--space", "space_file"))
+    given = [flag for flag, dest in (("--features", "features"), ("--space", "space_file"),
+                                     ("--variant", "variants"))
              if getattr(args, dest, None) is not None]  # fmt: skip
     if given:
         raise ConfigError(

@@ -4,9 +4,15 @@
 from __future__ import annotations
 
 import argparse
+import json
 from typing import Any
 
-__all__ = ["run_tabular_compare_command", "run_tabular_trajectory_command", "tabular_config"]
+__all__ = [
+    "parse_variant",
+    "run_tabular_compare_command",
+    "run_tabular_trajectory_command",
+    "tabular_config",
+]
 
 
 def _split(text: str | None) -> tuple[str, ...] | None:
@@ -34,12 +40,45 @@ def tabular_config(args: argparse.Namespace) -> Any:
     if getattr(args, "space_file", None) is not None:
         changes["space"] = str(args.space_file)
         _check_space_vertices(args.space_file, args.vertices)
+    if getattr(args, "variants", None):
+        changes["variants"] = dict(parse_variant(text) for text in args.variants)
     from scripts.study_args import flags_named
 
     flags = {name: f"--{name}" for name in ("methods", "budget", "repeats", "epochs", "seed",
                                             "vertices")}  # fmt: skip
     with flags_named(flags):
         return TabularConfig(**changes)
+
+
+def parse_variant(text: str) -> tuple[str, dict[str, Any]]:
+    """``LABEL=STRATEGY[:KEY=VALUE,...]`` to ``(LABEL, {"strategy": STRATEGY, KEY: VALUE})``;
+    a value reads as JSON where it can (numbers, ``true``, ``null``), else as a string.
+
+    Raises:
+        TabularConfigError: not of that form (the message shows the form and the text).
+    """
+    from analysis.tabular import TabularConfigError
+
+    def bad() -> TabularConfigError:
+        return TabularConfigError(
+            f"--variant is LABEL=STRATEGY[:KEY=VALUE,...], e.g. fd-points=fd:probes=points; "
+            f"got {text!r}."
+        )
+
+    label, sep, rest = text.partition("=")
+    strategy, _, options = rest.partition(":")
+    if not sep or not label.strip() or not strategy.strip():
+        raise bad()
+    spec: dict[str, Any] = {"strategy": strategy.strip()}
+    for item in filter(None, (o.strip() for o in options.split(","))):
+        key, sep, value = item.partition("=")
+        if not sep or not key.strip():
+            raise bad()
+        try:
+            spec[key.strip()] = json.loads(value)
+        except ValueError:
+            spec[key.strip()] = value.strip()
+    return label.strip(), spec
 
 
 def _check_space_vertices(path: Any, vertices: int | None) -> None:

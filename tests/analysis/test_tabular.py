@@ -111,3 +111,54 @@ def test_trajectory_descends_the_table(table, tmp_path):
     report = result.report
     assert 1 <= report["epochs"] <= 5 and report["objective_best"] <= report["objective_first"]
     assert (tmp_path / "trajectory.png").exists() and len(result.frame) == report["epochs"] * 3
+
+
+def test_variants_run_beside_the_methods_paired_with_their_strategy(table, tmp_path):
+    """A variant is a labelled strategy with options: its own line, row and tests; the seeds
+    of its strategy (the same options give the same runs, repeat by repeat)."""
+    path, _, _ = table
+    variants = {"fd-copy": {"strategy": "fd"}, "fd-points": {"strategy": "fd", "probes": "points"}}
+    config = TabularConfig(str(path), vertices=5, max_edges=None, budget=20, repeats=3,
+                           methods=("random", "fd"), fd={"patience": 3},
+                           variants=variants)  # fmt: skip
+    assert config.labels == ("random", "fd", "fd-copy", "fd-points")
+    assert config.strategy_of("fd-points") == ("fd", {"patience": 3, "probes": "points"})
+    result = run_tabular_compare(tmp_path, config, progress=False)
+    curves, report = result.curves, result.report
+    assert list(dict.fromkeys(curves["method"])) == list(config.labels)
+    same = [curves[curves["method"] == m].drop(columns="method").reset_index(drop=True)
+            for m in ("fd", "fd-copy")]  # fmt: skip
+    pd.testing.assert_frame_equal(*same)
+    assert set(report["methods"]) == set(config.labels)
+    assert report["mann_whitney"]["fd vs fd-copy"]["p_value"] == pytest.approx(1.0)
+    assert "fd vs fd-points" in report["mann_whitney"]
+    assert set(result.regret["method"]) == set(config.labels)
+
+
+def test_bad_variants_are_refused_before_anything_is_stored(table, tmp_path):
+    from scripts.cmd_tabular import parse_variant
+
+    path, _, _ = table
+    for variants, match in [
+        ({"fd": {"strategy": "fd"}}, "needs a label of its own"),
+        ({"a,b": {"strategy": "fd"}}, "needs a label of its own"),
+        ({"x": {"probes": "cells"}}, r"must be \{'strategy': one of"),
+        ({"x": {"strategy": "sgd"}}, r"must be \{'strategy': one of"),
+        ({"x": {"strategy": "fd", "zzz": 1}}, r"Unknown option\(s\) \['zzz'\] for the 'fd'"),
+    ]:
+        with pytest.raises(TabularConfigError, match=match):
+            TabularConfig(str(path), variants=variants)
+    config = TabularConfig(str(path), vertices=5, max_edges=None, budget=20, repeats=2,
+                           methods=("random",),
+                           variants={"x": {"strategy": "fd", "probes": "nope"}})  # fmt: skip
+    run = tmp_path / "run"
+    with pytest.raises(TabularConfigError, match="The variant 'x': The 'probes' parameter"):
+        run_tabular_compare(run, config, progress=False)
+    assert not (run / "results.sqlite").exists() and not (run / "summary.json").exists()
+    assert parse_variant("fd-p=fd:probes=points,h=0.5,walkers=2,init=random") == (
+        "fd-p", {"strategy": "fd", "probes": "points", "h": 0.5, "walkers": 2, "init": "random"}
+    )
+    assert parse_variant(" b = bayes ") == ("b", {"strategy": "bayes"})
+    for text in ("fd", "=fd", "x=", "x=fd:probes"):
+        with pytest.raises(TabularConfigError, match="--variant is LABEL=STRATEGY"):
+            parse_variant(text)

@@ -61,6 +61,14 @@ def test_tabular_flags_outside_a_tabular_objective_are_refused(tmp_path, capsys,
         assert main([command, "--preset", "smoke", "--run", str(tmp_path / "r"), *flags]) == 2
         line = _error_line(capsys, command)
         assert f"{named} applies to tabular objectives only (--objective tabular:FILE)" in line
+
+
+def test_a_variant_outside_a_tabular_objective_is_refused(tmp_path, capsys):
+    flags = ["--preset", "smoke", "--run", str(tmp_path / "r"), "--variant", "x=fd:probes=cells"]
+    assert main(["compare", *flags]) == 2
+    line = _error_line(capsys, "compare")
+    assert "--variant applies to tabular objectives only (--objective tabular:FILE)" in line
+    assert not (tmp_path / "r").exists()
     assert not (tmp_path / "r").exists()
 
 
