@@ -156,7 +156,8 @@ def test_bad_variants_are_refused_before_anything_is_stored(table, tmp_path):
         run_tabular_compare(run, config, progress=False)
     assert not (run / "results.sqlite").exists() and not (run / "summary.json").exists()
     assert parse_variant("fd-p=fd:probes=points,h=0.5,walkers=2,init=random") == (
-        "fd-p", {"strategy": "fd", "probes": "points", "h": 0.5, "walkers": 2, "init": "random"}
+        "fd-p",
+        {"strategy": "fd", "probes": "points", "h": 0.5, "walkers": 2, "init": "random"},
     )
     assert parse_variant(" b = bayes ") == ("b", {"strategy": "bayes"})
     for text in ("fd", "=fd", "x=", "x=fd:probes"):
