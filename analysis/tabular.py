@@ -429,7 +429,7 @@ class _Job:
         saved = self.store.get_state(state_name)
         if saved is not None:
             strategy.load_state_dict(json.loads(saved)["strategy"])
-        want = ask_batch(self.config.strategy_of(method)[0], self.config.bayes)
+        want = ask_batch(*self.config.strategy_of(method))  # a Bayesian variant: its own q
         objective = self.objective.for_repeat(repeat)
         while True:
             done = len(strategy.history)

@@ -332,9 +332,8 @@ class FiniteDifferenceDescent(_Descent):
     ``random-points``: rare points as often as common ones, which fails the null test). With no
     information the best is a uniformly random cell, so ``"best"`` prefers none. A population
     whose walkers all restart at the one best point loses its spread: give it ``"random"``. The
-    walkers step
-    together; every query is a new architecture, and :meth:`ask` returns ``[]`` only when
-    ``max_epochs`` steps are done or every architecture is told.
+    walkers step together; every query is a new architecture, and :meth:`ask` returns ``[]``
+    only when ``max_epochs`` steps are done or every architecture is told.
 
     Args:
         features: the embedding's feature names (default: eccentricity variance, degree
@@ -358,9 +357,9 @@ class FiniteDifferenceDescent(_Descent):
     ``epoch``, ``walker``, ``restart`` (how often that walker restarted before: one descent is
     one ``(walker, restart)``), ``probes`` (the step's probes: ``"points"`` or ``"cells"``),
     ``cell``, ``dimension``, ``value`` / ``value_raw`` (the walker's point, standardised / in
-    feature units), ``gradient``, ``estimate`` (the rank estimate of
-    its point), ``objective`` (the raw value of its centre; ``nan`` when there was none),
-    ``cell_index`` and ``cell_hash`` (the centre's cell; ``-1`` and ``""`` without one).
+    feature units), ``gradient``, ``estimate`` (the rank estimate of its point), ``objective``
+    (the raw value of its centre; ``nan`` when there was none), ``cell_index`` and
+    ``cell_hash`` (the centre's cell; ``-1`` and ``""`` without one).
     """
 
     name = "fd"
