@@ -54,7 +54,7 @@ class LocalSearch(Strategy):
         """The architecture the climb is at (``None`` before a start is told)."""
         return self._current
 
-    def neighbours(self, arch: Architecture) -> list[Architecture]:
+    def _draw_neighbourhood(self, arch: Architecture) -> list[Architecture]:
         """A drawn neighbourhood of ``arch`` (step 2 of the module docstring), shuffled."""
         around = [
             (*arch[:k], int(c), *arch[k + 1 :])
@@ -64,7 +64,7 @@ class LocalSearch(Strategy):
         return [around[i] for i in self.rng.permutation(len(around)).tolist()]
 
     def _climb_to(self, arch: Architecture) -> None:
-        self._current, self._around = arch, self.neighbours(arch)
+        self._current, self._around = arch, self._draw_neighbourhood(arch)
 
     def _propose(self, n: int) -> list[Architecture]:
         if self._current is None:
@@ -77,7 +77,7 @@ class LocalSearch(Strategy):
             self._add_pending(arch)
             return [arch]
         if self._around is None:  # a state written before the neighbourhood was drawn
-            self._around = self.neighbours(self._current)
+            self._around = self._draw_neighbourhood(self._current)
         out = [a for a in self._around if not self._is_seen(a)][:n]
         for arch in out:
             self._add_pending(arch)
@@ -94,7 +94,7 @@ class LocalSearch(Strategy):
                     return
                 self._climb_to(start)
             if self._around is None:  # a state written before the neighbourhood was drawn
-                self._around = self.neighbours(self._current)
+                self._around = self._draw_neighbourhood(self._current)
             around = self._around
             if any(a not in self._told for a in around):
                 return
