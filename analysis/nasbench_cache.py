@@ -510,6 +510,10 @@ class _Repeats:
         _, budget = self.table.locate(name)
         return self.table.counts[self.rows, budget].astype(np.int64)
 
+    def subset(self, cells: np.ndarray) -> _Repeats:
+        """The repeats of the cells ``cells`` (indices into this one's), in that order."""
+        return _Repeats(self.table, self.rows[cells])
+
 
 def _rows_in(table: NasbenchTable, space: Space) -> np.ndarray:
     """Each cache row's index in ``space`` (``-1``: not in it): the stored index where the

@@ -39,7 +39,7 @@ from __future__ import annotations
 import importlib.util
 import json
 import os
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
@@ -146,6 +146,17 @@ class TabularResults:
                 "(.tfrecord, or its cache) has."
             )
         return values
+
+    def part(self, k: int, n: int, seed: int) -> TabularResults:
+        """Part ``k`` (1 to ``n``) of the table's cells split into ``n`` near-equal parts by the
+        permutation ``np.random.default_rng(seed).permutation(N)``, in the space's order: a
+        smaller benchmark of the same kind, to check that a comparison holds beyond one slice."""
+        order = np.random.default_rng(seed).permutation(len(self.space))
+        cells = np.sort(np.array_split(order, n)[k - 1])
+        repeats = None if self.repeats is None else self.repeats.subset(cells)
+        return replace(self, space=self.space.subset(cells),
+                       frame=self.frame.iloc[cells].reset_index(drop=True),
+                       repeats=repeats)  # fmt: skip
 
     def draw(self, seed: int, repeat: int) -> np.ndarray:
         """``(N,)`` uniform numbers in ``[0, 1)``, one per cell, seeded by ``(seed, repeat)``:

@@ -28,7 +28,10 @@ learning). *Variants* run beside them: a label, a strategy and its options
 fd-points=fd:probes=points``), with the strategy's seeds (so paired with it, repeat by repeat)
 and a line, a row and a test of their own. A table that covers fewer cells of the space than
 ``budget`` (every query is a new cell) is refused before anything is looked up, and so is a
-variant whose options its strategy refuses. It writes:
+variant whose options its strategy refuses. ``part=(K, N, SEED)`` (``--part K/N@SEED``) runs
+it all on part ``K`` of ``N`` of the table's cells (a seeded split,
+:meth:`analysis.tables.TabularResults.part`), the regret measured against that part's best: the
+same comparison on smaller benchmarks, to see whether it holds beyond one slice. It writes:
 
 - ``tabular_curves.csv``: per method, repeat and query: the accuracy found, the best so far,
   its regret (the table's best accuracy minus it) and the cumulative training time that the
@@ -156,6 +159,7 @@ class TabularConfig:
     evolution: dict[str, Any] = field(default_factory=dict)
     local: dict[str, Any] = field(default_factory=dict)
     variants: dict[str, dict[str, Any]] = field(default_factory=dict)
+    part: tuple[int, int, int] | None = None
 
     def __post_init__(self) -> None:
         def fail(name: str, expected: str) -> None:
@@ -176,6 +180,17 @@ class TabularConfig:
             if not isinstance(getattr(self, name), dict):
                 fail(name, "a mapping of strategy options")
         self._check_variants()
+        if self.part is not None:
+            part = self.part
+            ok = (
+                isinstance(part, (tuple, list))
+                and len(part) == 3
+                and all(isinstance(v, int) and not isinstance(v, bool) for v in part)
+            )
+            if not ok or not (1 <= part[0] <= part[1] and part[1] >= 2 and part[2] >= 0):
+                fail("part", "(K, N, SEED): part K of N >= 2 of the table's cells, 1 <= K <= N, "
+                     "SEED >= 0")  # fmt: skip
+            object.__setattr__(self, "part", tuple(self.part))
 
     def _check_variants(self) -> None:
         if not isinstance(self.variants, dict):
@@ -219,8 +234,11 @@ class TabularConfig:
         out = {f.name: getattr(self, f.name) for f in fields(self)}
         for name in ("methods", "checkpoints", "features"):
             out[name] = None if out[name] is None else list(out[name])
-        if not out["variants"]:  # as a config written before variants reads
-            del out["variants"]
+        for name in ("variants", "part"):  # unset: as a config written before them reads
+            if not out[name]:
+                del out[name]
+        if "part" in out:
+            out["part"] = list(out["part"])
         return out
 
 
@@ -358,13 +376,16 @@ def _nb101_ops(space: Space) -> bool:
 
 
 def open_table(run: Path, config: TabularConfig) -> tuple[Space, TabularObjective]:
-    """The table joined to its space (restricted to the table's cells), and the objective."""
+    """The table joined to its space (restricted to the table's cells, and to ``config.part``
+    of them when it is set), and the objective."""
     from analysis.nasbench_cache import is_nasbench_file
 
     run.mkdir(parents=True, exist_ok=True)
     space = tabular_space(run, config.vertices, config.max_edges, config.space,
                           hashes=not is_nasbench_file(config.table))  # fmt: skip
     results = load_table(config.table, space, key=config.key, missing="subset")
+    if config.part is not None:
+        results = results.part(*config.part)
     return space, TabularObjective(results, config.column, config.cost_column, config.seed)
 
 
@@ -529,7 +550,8 @@ def _regret_table(curves: pd.DataFrame, methods: tuple[str, ...], checkpoints: t
 def run_tabular_compare(run: str | os.PathLike, config: TabularConfig, *,
                         progress: bool = True) -> TabularCompareResult:  # fmt: skip
     """Every method and variant of ``config.labels``, ``config.repeats`` times,
-    ``config.budget`` lookups each (see the module docstring for what is written)."""
+    ``config.budget`` lookups each (see the module docstring for what is written); on
+    ``config.part`` of the table's cells when it is set."""
     from tqdm.auto import tqdm
 
     from analysis.tabular_plots import plot_tabular_compare

@@ -70,6 +70,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--variant", action="append", dest="variants", metavar="LABEL=STRATEGY:K=V,...",
                    help="tabular objectives: a strategy with options run beside the methods "
                    "under its own label, e.g. fd-points=fd:probes=points (repeatable)")  # fmt: skip
+    p.add_argument("--part", metavar="K/N@SEED",
+                   help="tabular objectives: run on part K of N of the table's cells, split by "
+                   "a permutation seeded SEED (e.g. 1/2@101: one random half)")  # fmt: skip
     add_executor_arguments(p)
     p.set_defaults(handler=run_compare_command)
 
@@ -84,7 +87,7 @@ def search_config(args: argparse.Namespace) -> Any:
     from surrogate.errors import ConfigError
 
     given = [flag for flag, dest in (("--features", "features"), ("--space", "space_file"),
-                                     ("--variant", "variants"))
+                                     ("--variant", "variants"), ("--part", "part"))
              if getattr(args, dest, None) is not None]  # fmt: skip
     if given:
         raise ConfigError(

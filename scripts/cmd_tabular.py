@@ -8,6 +8,7 @@ import json
 from typing import Any
 
 __all__ = [
+    "parse_part",
     "parse_variant",
     "run_tabular_compare_command",
     "run_tabular_trajectory_command",
@@ -42,10 +43,12 @@ def tabular_config(args: argparse.Namespace) -> Any:
         _check_space_vertices(args.space_file, args.vertices)
     if getattr(args, "variants", None):
         changes["variants"] = dict(parse_variant(text) for text in args.variants)
+    if getattr(args, "part", None) is not None:
+        changes["part"] = parse_part(args.part)
     from scripts.study_args import flags_named
 
     flags = {name: f"--{name}" for name in ("methods", "budget", "repeats", "epochs", "seed",
-                                            "vertices")}  # fmt: skip
+                                            "part", "vertices")}  # fmt: skip
     with flags_named(flags):
         return TabularConfig(**changes)
 
@@ -79,6 +82,27 @@ def parse_variant(text: str) -> tuple[str, dict[str, Any]]:
         except ValueError:
             spec[key.strip()] = value.strip()
     return label.strip(), spec
+
+
+def parse_part(text: str) -> tuple[int, int, int]:
+    """``K/N@SEED`` to ``(K, N, SEED)`` (the ranges are the config's to check).
+
+    Raises:
+        TabularConfigError: not of that form.
+    """
+    from analysis.tabular import TabularConfigError
+
+    fraction, at, seed = text.partition("@")
+    k, slash, n = fraction.partition("/")
+    try:
+        if not at or not slash:
+            raise ValueError
+        return int(k), int(n), int(seed)
+    except ValueError:
+        raise TabularConfigError(
+            f"--part is K/N@SEED (part K of N of the table's cells, split by a permutation "
+            f"seeded SEED), e.g. 1/2@101; got {text!r}."
+        ) from None
 
 
 def _check_space_vertices(path: Any, vertices: int | None) -> None:

@@ -19,7 +19,13 @@ from analysis.tables import (
     load_table,
     split_column,
 )
-from analysis.tabular import TabularConfig, TabularObjective, open_table, run_tabular_compare
+from analysis.tabular import (
+    TabularConfig,
+    TabularConfigError,
+    TabularObjective,
+    open_table,
+    run_tabular_compare,
+)
 from tests.analysis.conftest import slice_values
 
 VAL108 = "108_final_validation_accuracy"
@@ -188,3 +194,29 @@ def test_a_complete_file_is_searched_and_measured_on_the_whole_space(nb101_file5
     space, objective = open_table(tmp_path / "run", config)  # (the job made the run directory)
     assert objective.results.space is space and len(space) == len(space5)  # no subset: the
     assert objective.column == f"{VAL108}@mean"  # strategies' neighbours are the whole space's
+
+
+def test_a_part_of_a_file_keeps_its_repeats_and_equals_that_part_of_the_json(nb101_file5, tmp_path):
+    """``part=(K, N, SEED)``: the parts split the cells; a part of the file keeps each cell's
+    repeats; the comparison on a part of the file and of the JSON table is the same."""
+    built, json_table = nb101_file5
+    _, objective = open_table(tmp_path / "whole", _config(built.path))
+    whole = objective.results
+    parts = [whole.part(k, 3, 7) for k in (1, 2, 3)]
+    hashes = [set(p.space.hashes.tolist()) for p in parts]
+    assert sum(len(h) for h in hashes) == len(whole.space) and len(set.union(*hashes)) == len(
+        whole.space
+    )
+    index = {h: i for i, h in enumerate(whole.space.hashes.tolist())}
+    rows = np.asarray([index[h] for h in parts[1].space.hashes.tolist()])
+    assert np.all(np.diff(rows) > 0)  # the space's order
+    np.testing.assert_array_equal(parts[1].repeat_values(VAL108), whole.repeat_values(VAL108)[rows])
+    config = {"part": (2, 3, 7), "methods": ("random", "fd")}
+    from_file = run_tabular_compare(tmp_path / "f", _config(built.path, **config), progress=False)
+    from_json = run_tabular_compare(tmp_path / "j", _config(json_table, **config), progress=False)
+    assert from_file.report["cells"] == len(parts[1].space) < len(whole.space)
+    pd.testing.assert_frame_equal(from_file.curves, from_json.curves)
+    assert from_file.report["optimum"] == parts[1].column(VAL108).max()
+    assert set(from_file.curves["cell"]) <= set(range(len(parts[1].space)))
+    with pytest.raises(TabularConfigError, match=r"'part' must be \(K, N, SEED\)"):
+        _config(built.path, part=(1, 1, 0))

@@ -63,11 +63,14 @@ def test_tabular_flags_outside_a_tabular_objective_are_refused(tmp_path, capsys,
         assert f"{named} applies to tabular objectives only (--objective tabular:FILE)" in line
 
 
-def test_a_variant_outside_a_tabular_objective_is_refused(tmp_path, capsys):
-    flags = ["--preset", "smoke", "--run", str(tmp_path / "r"), "--variant", "x=fd:probes=cells"]
-    assert main(["compare", *flags]) == 2
+@pytest.mark.parametrize(
+    ("flags", "named"),
+    [(["--variant", "x=fd:probes=cells"], "--variant"), (["--part", "1/2@0"], "--part")],
+)
+def test_compare_flags_outside_a_tabular_objective_are_refused(tmp_path, capsys, flags, named):
+    assert main(["compare", "--preset", "smoke", "--run", str(tmp_path / "r"), *flags]) == 2
     line = _error_line(capsys, "compare")
-    assert "--variant applies to tabular objectives only (--objective tabular:FILE)" in line
+    assert f"{named} applies to tabular objectives only (--objective tabular:FILE)" in line
     assert not (tmp_path / "r").exists()
     assert not (tmp_path / "r").exists()
 
