@@ -53,7 +53,7 @@ __all__ = [
 ]
 
 _MEMO: weakref.WeakKeyDictionary[Space, dict[int, np.ndarray]] = weakref.WeakKeyDictionary()
-_SYMMETRIC: weakref.WeakKeyDictionary[Space, tuple[np.ndarray, np.ndarray]] = (
+_SYMMETRIC: weakref.WeakKeyDictionary[Space, tuple[np.ndarray, np.ndarray, np.ndarray]] = (
     weakref.WeakKeyDictionary()
 )
 _METROPOLIS_TRIES = 64  # proposals before a walk step gives up
@@ -179,9 +179,10 @@ def neighbour_counts(space: Space, cells: Sequence[int] | None = None) -> np.nda
     return np.asarray([len(memo[c]) for c in cells.tolist()], dtype=np.int64)
 
 
-def _symmetric_graph(space: Space) -> tuple[np.ndarray, np.ndarray]:
-    """``(N + 1,)`` row offsets and the concatenated ascending neighbour lists of the symmetric
-    neighbourhood of every cell (computed for the whole space once, memoised)."""
+def _symmetric_graph(space: Space) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """``(N + 1,)`` row offsets, the concatenated ascending neighbour lists and ``(N,)`` the
+    degrees of the symmetric neighbourhood of every cell (computed for the whole space once,
+    memoised: a walk step reads them, it never recomputes them)."""
     graph = _SYMMETRIC.get(space)
     if graph is None:
         neighbour_counts(space)  # every cell's one-step variants, memoised
@@ -191,7 +192,10 @@ def _symmetric_graph(space: Space) -> tuple[np.ndarray, np.ndarray]:
         target = np.concatenate(out) if n else np.zeros(0, dtype=np.int64)
         pairs = np.unique(np.r_[source * n + target, target * n + source])
         offsets = np.searchsorted(pairs // n, np.arange(n + 1)) if n else np.zeros(1, np.int64)
-        graph = (offsets.astype(np.int64), (pairs % n).astype(np.int64))
+        offsets = offsets.astype(np.int64)
+        graph = (offsets, (pairs % n).astype(np.int64), np.diff(offsets))
+        for array in graph:  # shared by every caller: read-only
+            array.flags.writeable = False
         _SYMMETRIC[space] = graph
     return graph
 
@@ -200,9 +204,9 @@ def symmetric_neighbours(space: Space, cell: int | None = None) -> np.ndarray:
     """The symmetric neighbourhood (see the module docstring): the ascending space indices of
     the cells that are one step from ``cell`` or from which ``cell`` is one step; with ``cell``
     ``None``, ``(N,)`` every cell's number of them (its degree)."""
-    offsets, targets = _symmetric_graph(space)
+    offsets, targets, degrees = _symmetric_graph(space)
     if cell is None:
-        return np.diff(offsets)
+        return degrees
     return targets[offsets[cell] : offsets[cell + 1]]
 
 
